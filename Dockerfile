@@ -1,0 +1,33 @@
+# Thresher: the app and the CPU workers in one image.
+#   docker build -t thresher .
+#   docker run -p 8501:8501 -v thresher-data:/data thresher              # the digits demo
+#   docker run -p 8501:8501 -v /my/ws:/data/ws thresher thresher app --workspace /data/ws
+FROM python:3.11-slim
+
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONUNBUFFERED=1 \
+    THRESHER_DATA=/data \
+    STREAMLIT_SERVER_ADDRESS=0.0.0.0 \
+    STREAMLIT_SERVER_PORT=8501 \
+    STREAMLIT_SERVER_HEADLESS=true \
+    STREAMLIT_BROWSER_GATHER_USAGE_STATS=false
+
+WORKDIR /opt/thresher
+
+# CPU PyTorch first, from PyTorch's CPU index (PyPI's Linux wheels are CUDA builds of several GB);
+# constraints.txt then holds those versions while the rest resolves from PyPI.
+COPY constraints.txt ./
+RUN pip install --index-url https://download.pytorch.org/whl/cpu -c constraints.txt torch torchvision
+
+COPY pyproject.toml README.md ./
+COPY backend ./backend
+COPY app ./app
+RUN pip install -c constraints.txt . \
+    && useradd --create-home --uid 1000 thresher \
+    && mkdir -p /data && chown thresher /data
+
+USER thresher
+VOLUME ["/data"]
+EXPOSE 8501
+CMD ["thresher", "demo"]

@@ -1,0 +1,38 @@
+# Thresher: `make demo` sets up and starts the demo; `make test` sets up and runs every test.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.thresher-installed
+
+.PHONY: setup demo test test-fast lint browser-deps bench clean
+
+setup: $(STAMP)
+
+# The constraints file pins the CPU PyTorch wheels; without it open-clip-torch pulls a CUDA torch.
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev]"
+	@touch $(STAMP)
+
+demo: setup
+	$(BIN)/thresher demo
+
+browser-deps:
+	@bash scripts/install-browser.sh
+
+lint: setup
+	$(BIN)/ruff check backend app tests bench
+	$(BIN)/lint-imports
+
+test: setup browser-deps lint
+	$(BIN)/python -m pytest -q
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not browser and not slow"
+
+bench: setup
+	$(BIN)/python bench/label_noise.py
+	$(BIN)/python bench/pruning.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache test-artifacts

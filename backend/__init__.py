@@ -1,0 +1,1 @@
+"""Thresher: image-dataset curation. The backend computes; the app shows."""

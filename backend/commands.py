@@ -1,0 +1,195 @@
+"""What each ``thresher`` subcommand does; :mod:`backend.cli` only parses arguments."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from backend.config import EmbedSettings, ProjectionSettings
+from backend.storage import Workspace
+
+log = logging.getLogger("thresher")
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Errors that mean "the input or the request is wrong": printed as one line, exit code 2."""
+    from backend.embed import EmbedderError
+    from backend.ingest.folder import SourceError
+    from backend.storage.errors import StorageError
+
+    return (StorageError, SourceError, EmbedderError, ValueError, FileNotFoundError)
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from backend.jobs.ingest_job import ingest
+
+    if args.embeddings is None and not args.source:
+        raise ValueError("give a SOURCE (image folder, .csv/.parquet manifest, or 'demo') or --embeddings FILE")
+    if args.embeddings is not None and args.source:
+        raise ValueError("give either SOURCE or --embeddings FILE, not both")
+    ws = Workspace.open(args.workspace, create=True)
+    if args.embeddings is not None:
+        result = ingest(ws, args.embeddings, embeddings=True, embedding_key=args.embedding_key)
+    else:
+        result = ingest(ws, args.source)
+    print(f"ingested {result.n_ingested} samples ({result.n_new} new, {result.n_updated} updated) into {ws.root}")
+    if result.embedding_key:
+        print(f"stored their embeddings as {result.embedding_key!r}")
+    print(f"skipped {result.n_skipped}" + (": " + ", ".join(f"{n} {why}" for why, n in result.reasons.items())
+                                           if result.reasons else ""))
+    for line in result.report.lines()[:20]:
+        print(f"  {line}")
+    if len(result.report.problems) > 20:
+        print(f"  ... {len(result.report.problems) - 20} more")
+    print(f"report: {result.report_path}")
+    return 0
+
+
+def _embed_settings(args: argparse.Namespace) -> EmbedSettings:
+    return EmbedSettings(model=args.model, pretrained=args.pretrained, batch_size=args.batch_size,
+                         num_workers=args.num_workers, device=args.device)
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    from backend.jobs.embed_job import embed
+
+    ws = Workspace.open(args.workspace)
+    result = embed(ws, _embed_settings(args))
+    print(f"embedded {result.n_embedded} images with {result.embedding_key} in {result.seconds:.1f} s "
+          f"({result.n_already} already stored, {result.n_failed} failed)")
+    return 0
+
+
+def cmd_project(args: argparse.Namespace) -> int:
+    from backend.jobs.project_job import project
+
+    ws = Workspace.open(args.workspace)
+    settings = ProjectionSettings(method=args.method, n_neighbors=args.n_neighbors, min_dist=args.min_dist,
+                                  seed=args.seed, fit_sample=args.fit_sample)
+    result = project(ws, settings, embedding_key=args.embedding)
+    print(f"projected {result.n_points} points of {result.embedding_key} in {result.seconds:.1f} s "
+          f"(run {result.run_id})")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from backend.storage.export import export_manifest
+
+    ws = Workspace.open(args.workspace)
+    n = export_manifest(ws, args.format, args.out, subset=args.subset)
+    print(f"wrote {n} rows to {args.out}")
+    return 0
+
+
+def app_command(workspace: Path) -> tuple[list[str], dict[str, str]]:
+    """The ``streamlit run`` command line and environment for the app on ``workspace``."""
+    spec = importlib.util.find_spec("app")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("the 'app' package is not installed next to 'backend'; reinstall thresher")
+    main_py = Path(list(spec.submodule_search_locations)[0]) / "main.py"
+    env = dict(os.environ)
+    env["THRESHER_WORKSPACE"] = str(Path(workspace).expanduser().resolve())
+    env.setdefault("STREAMLIT_SERVER_HEADLESS", "true")
+    env.setdefault("STREAMLIT_BROWSER_GATHER_USAGE_STATS", "false")
+    return [sys.executable, "-m", "streamlit", "run", str(main_py)], env
+
+
+def app_url(env: dict[str, str]) -> str:
+    address = env.get("STREAMLIT_SERVER_ADDRESS") or "localhost"
+    port = env.get("STREAMLIT_SERVER_PORT") or "8501"
+    return f"http://{address}:{port}"
+
+
+def run_app(workspace: Path) -> int:
+    Workspace.open(workspace)  # fail early, with the message, if it is not a workspace
+    cmd, env = app_command(workspace)
+    print(f"Thresher app on {workspace}: {app_url(env)}  (Ctrl-C stops it)", flush=True)
+    try:
+        return subprocess.call(cmd, env=env)
+    except KeyboardInterrupt:
+        return 0
+
+
+def cmd_app(args: argparse.Namespace) -> int:
+    return run_app(args.workspace)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from backend.jobs.embed_job import embed
+    from backend.jobs.ingest_job import ingest
+    from backend.jobs.project_job import project
+    from backend.storage import runs
+
+    ws = Workspace.open(args.workspace, create=True)
+    result = ingest(ws, "demo")
+    print(f"ingested {result.n_ingested} digits into {ws.root}")
+    embedded = embed(ws, EmbedSettings(model="pixels"))
+    print(f"embedded {embedded.n_embedded} new images ({embedded.n_already} already stored) as {embedded.embedding_key}")
+    projections = runs.list_runs(ws, "project")
+    done = projections[(projections["status"] == "done") & (projections["embedding_key"] == embedded.embedding_key)]
+    if done.empty or embedded.n_embedded:
+        projected = project(ws, ProjectionSettings(), embedding_key=embedded.embedding_key)
+        print(f"projected {projected.n_points} points with UMAP in {projected.seconds:.1f} s")
+    else:
+        print(f"projection {done.iloc[0]['run_id']} is up to date")
+    if args.no_app:
+        print(f"demo workspace ready: {ws.root}\nstart the app with: thresher app --workspace {ws.root}")
+        return 0
+    return run_app(ws.root)
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from backend.storage import runs
+
+    ws = Workspace.open(args.workspace)
+    if args.delete:
+        runs.delete_run(ws, args.delete)
+        print(f"deleted run {args.delete}")
+        return 0
+    table = runs.list_runs(ws, args.kind)
+    if table.empty:
+        print("no runs yet")
+        return 0
+    cols = ["run_id", "kind", "status", "embedding_key", "created_at", "summary_json"]
+    print(table[cols].to_string(index=False, max_colwidth=60))
+    return 0
+
+
+def cmd_subsets(args: argparse.Namespace) -> int:
+    from backend.storage import subsets
+
+    ws = Workspace.open(args.workspace)
+    if args.delete:
+        n = subsets.delete_subset(ws, args.delete)
+        print(f"deleted subset {args.delete!r} ({n} ids)")
+        return 0
+    table = subsets.list_subsets(ws)
+    print("no subsets yet" if table.empty else table.to_string(index=False))
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from backend.jobs.search_job import text_search
+
+    ws = Workspace.open(args.workspace)
+    hits = text_search(ws, args.text, embedding_key=args.embedding, top=args.top)
+    print(hits.to_string(index=False))
+    return 0
+
+
+COMMANDS = {
+    "ingest": cmd_ingest,
+    "embed": cmd_embed,
+    "project": cmd_project,
+    "app": cmd_app,
+    "export": cmd_export,
+    "demo": cmd_demo,
+    "runs": cmd_runs,
+    "subsets": cmd_subsets,
+    "search": cmd_search,
+}

@@ -1,0 +1,58 @@
+"""The ingest report: one line per skipped file, row or column, saying what to do about it."""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something that was not ingested (or was ingested with a caveat)."""
+
+    source: str  # the folder or manifest being read
+    row: int | None  # 1-based data row of a manifest; None for folders and whole-file problems
+    path: str  # the file concerned ("" for a column problem)
+    problem: str  # what is wrong, in words
+    action: str  # what happened: "skipped" | "ignored column" | ...
+
+
+@dataclass
+class IngestReport:
+    problems: list[Problem] = field(default_factory=list)
+
+    def add(self, source: str | os.PathLike, problem: str, *, row: int | None = None,
+            path: str | os.PathLike = "", action: str = "skipped") -> None:
+        self.problems.append(Problem(str(source), row, str(path), problem, action))
+
+    @property
+    def skipped(self) -> list[Problem]:
+        return [p for p in self.problems if p.action == "skipped"]
+
+    def reasons(self) -> dict[str, int]:
+        """How many samples were skipped for each kind of problem (the text before any ':')."""
+        counts: dict[str, int] = {}
+        for p in self.skipped:
+            key = p.problem.split(":")[0]
+            counts[key] = counts.get(key, 0) + 1
+        return counts
+
+    def lines(self) -> list[str]:
+        out = []
+        for p in self.problems:
+            where = p.path or p.source
+            if p.row is not None:
+                where = f"{p.source} row {p.row}" + (f" ({p.path})" if p.path else "")
+            out.append(f"{where}: {p.problem} [{p.action}]")
+        return out
+
+    def write_csv(self, path: Path) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=["source", "row", "path", "problem", "action"])
+            writer.writeheader()
+            for p in self.problems:
+                writer.writerow(asdict(p))
+        return path

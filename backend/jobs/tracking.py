@@ -1,0 +1,38 @@
+"""Running a job body as a recorded run: ``running`` on start, ``done`` with a summary, or
+``failed`` with the error (also on Ctrl-C), so the app never shows a run that silently died."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import traceback
+from collections.abc import Iterator
+from typing import Any
+
+from backend.storage import runs
+from backend.storage.workspace import Workspace
+
+log = logging.getLogger(__name__)
+
+
+class RunHandle:
+    def __init__(self, ws: Workspace, run_id: str):
+        self.ws = ws
+        self.run_id = run_id
+        self.summary: dict[str, Any] = {}
+
+
+@contextlib.contextmanager
+def recorded_run(ws: Workspace, kind: str, config: dict[str, Any], *, embedding_key: str | None = None,
+                 seed: int | None = None) -> Iterator[RunHandle]:
+    run_id = runs.start_run(ws, kind, config, embedding_key=embedding_key, seed=seed)
+    handle = RunHandle(ws, run_id)
+    try:
+        yield handle
+    except KeyboardInterrupt:
+        runs.fail_run(ws, run_id, "interrupted (Ctrl-C); rerun the same command to resume")
+        raise
+    except Exception as exc:
+        runs.fail_run(ws, run_id, f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}")
+        raise
+    runs.finish_run(ws, run_id, handle.summary)

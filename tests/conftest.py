@@ -1,0 +1,38 @@
+"""Shared fixtures: tmp workspaces and tiny image folders written with PIL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from backend.storage import Workspace
+
+
+def write_png(path: Path, value: int, size: tuple[int, int] = (6, 5)) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pixels = np.full((size[1], size[0]), value, dtype=np.uint8)
+    pixels[0, 0] = 255 - value  # make content differ between values
+    Image.fromarray(pixels, mode="L").save(path)
+    return path
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Workspace:
+    return Workspace.open(tmp_path / "ws", create=True)
+
+
+@pytest.fixture
+def image_folder(tmp_path: Path) -> Path:
+    """root/train/{cat,dog}/ and root/test/{cat,dog}/ with 3 images each, plus one corrupt file
+    and one non-image file."""
+    root = tmp_path / "images"
+    for split in ("train", "test"):
+        for k, label in enumerate(("cat", "dog")):
+            for i in range(3):
+                write_png(root / split / label / f"{label}{i}.png", 40 * k + 10 * i + (5 if split == "test" else 0))
+    (root / "train" / "cat" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not an image")
+    (root / "train" / "dog" / "notes.txt").write_text("not an image")
+    return root
