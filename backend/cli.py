@@ -41,7 +41,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--embeddings", type=Path, metavar="FILE",
                    help="ingest precomputed embeddings instead: .parquet or .npz with id, label, embedding "
                    "(optional path, split)")
-    p.add_argument("--embedding-key", help="name to store imported embeddings under (default imported-<file stem>)")
+    p.add_argument("--embedding-key", help="name to store imported embeddings under (default imported-<file stem>); "
+                   "with --classifier: the embedding the classifier reads")
+    p.add_argument("--logits", type=Path, metavar="FILE",
+                   help="import your own training dynamics: .parquet with id, epoch, logits (one row per sample "
+                   "per epoch); scorers can then use them instead of Thresher's probes")
+    p.add_argument("--classifier", type=Path, metavar="FILE",
+                   help="import your model's linear classifier: .npz with weights (C, D) [, bias (C,), classes (C,)] "
+                   "over the features given by --embedding-key (for neural-collapse NC3/NC4)")
+    p.add_argument("--name", help="name for imported --logits or --classifier (default: the file stem)")
 
     p = sub.add_parser("embed", help="compute L2-normalised embeddings for every image (resumable)",
                        description="Encode every sample's image with an open_clip model or the 'pixels' embedder "

@@ -28,10 +28,12 @@ def user_errors() -> tuple[type[BaseException], ...]:
 def cmd_ingest(args: argparse.Namespace) -> int:
     from backend.jobs.ingest_job import ingest
 
-    if args.embeddings is None and not args.source:
-        raise ValueError("give a SOURCE (image folder, .csv/.parquet manifest, or 'demo') or --embeddings FILE")
-    if args.embeddings is not None and args.source:
-        raise ValueError("give either SOURCE or --embeddings FILE, not both")
+    given = [x for x in (args.source, args.embeddings, args.logits, args.classifier) if x]
+    if len(given) != 1:
+        raise ValueError("give exactly one of SOURCE (image folder, .csv/.parquet manifest, or 'demo'), "
+                         "--embeddings FILE, --logits FILE, --classifier FILE")
+    if args.logits or args.classifier:
+        return _ingest_model_outputs(args)
     ws = Workspace.open(args.workspace, create=True)
     if args.embeddings is not None:
         result = ingest(ws, args.embeddings, embeddings=True, embedding_key=args.embedding_key)
@@ -47,6 +49,21 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     if len(result.report.problems) > 20:
         print(f"  ... {len(result.report.problems) - 20} more")
     print(f"report: {result.report_path}")
+    return 0
+
+
+def _ingest_model_outputs(args: argparse.Namespace) -> int:
+    from backend.jobs.ingest_job import ingest_classifier, ingest_logits
+
+    ws = Workspace.open(args.workspace)
+    if args.logits:
+        name, n_samples, n_epochs, report = ingest_logits(ws, args.logits, name=args.name)
+        print(f"stored logits {name!r}: {n_samples} samples x {n_epochs} epochs; skipped {len(report.problems)} rows")
+        for line in report.lines()[:20]:
+            print(f"  {line}")
+    else:
+        name, shape = ingest_classifier(ws, args.classifier, name=args.name, embedding_key=args.embedding_key)
+        print(f"stored classifier {name!r} with weights {shape[0]} x {shape[1]}")
     return 0
 
 
@@ -96,6 +113,7 @@ def app_command(workspace: Path) -> tuple[list[str], dict[str, str]]:
     env["THRESHER_WORKSPACE"] = str(Path(workspace).expanduser().resolve())
     env.setdefault("STREAMLIT_SERVER_HEADLESS", "true")
     env.setdefault("STREAMLIT_BROWSER_GATHER_USAGE_STATS", "false")
+    env.setdefault("STREAMLIT_CLIENT_TOOLBAR_MODE", "viewer")  # no "Deploy" button in a local tool
     return [sys.executable, "-m", "streamlit", "run", str(main_py)], env
 
 

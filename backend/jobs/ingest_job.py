@@ -13,10 +13,11 @@ from backend.ingest.demo import write_digits
 from backend.ingest.embeddings_file import read_embeddings_file
 from backend.ingest.folder import SourceError, read_image_folder
 from backend.ingest.manifest import read_manifest
+from backend.ingest.model_outputs import read_classifier_file, read_logits_file
 from backend.ingest.report import IngestReport
 from backend.jobs.embed_job import normalise_rows
 from backend.jobs.tracking import recorded_run
-from backend.storage import schemas
+from backend.storage import model_outputs, schemas
 from backend.storage.workspace import Workspace, utcnow
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,33 @@ def ingest(ws: Workspace, source: str | Path, *, embeddings: bool = False,
                        "n_skipped": len(report.skipped), "reasons": report.reasons(),
                        "report": str(report_path), "embedding_key": key}
     return IngestResult(run.run_id, len(rows), n_new, n_updated, report, report_path, key, report.reasons())
+
+
+def ingest_logits(ws: Workspace, path: str | Path, *, name: str | None = None) -> tuple[str, int, int, IngestReport]:
+    """Store a user's per-epoch logits; returns (name, samples, epochs, report)."""
+    report = IngestReport()
+    name = name or _imported_key(Path(path)).removeprefix("imported-")
+    imported = read_logits_file(path, report, known_ids=ws.sample_ids())
+    if not imported.ids:
+        raise SourceError(f"{path}: no sample has logits for every epoch; see:\n  " + "\n  ".join(report.lines()[:10]))
+    model_outputs.write_logits(ws, name, imported.ids, imported.epochs, imported.logits)
+    return name, len(imported.ids), len(imported.epochs), report
+
+
+def ingest_classifier(ws: Workspace, path: str | Path, *, name: str | None = None,
+                      embedding_key: str | None = None) -> tuple[str, tuple[int, int]]:
+    """Store a user's linear classifier over one stored embedding; returns (name, weights shape)."""
+    if not embedding_key:
+        raise SourceError("--classifier needs --embedding-key: the imported features the classifier reads")
+    classifier = read_classifier_file(path)
+    _, vectors, _ = ws.load_embeddings(embedding_key)
+    if vectors.shape[1] != classifier.weights.shape[1]:
+        raise SourceError(f"{path}: weights have {classifier.weights.shape[1]} columns but {embedding_key!r} "
+                          f"vectors have {vectors.shape[1]} dimensions")
+    name = name or _imported_key(Path(path)).removeprefix("imported-")
+    model_outputs.write_classifier(ws, name, embedding_key=embedding_key, classes=classifier.classes,
+                                   weights=classifier.weights, bias=classifier.bias)
+    return name, classifier.weights.shape
 
 
 def _imported_key(path: Path) -> str:

@@ -150,8 +150,38 @@ COLLAPSE = TableSpec(
     key=("run_id", "source", "epoch", "metric", "class_label"),
 )
 
+IMPORTED_LOGITS = TableSpec(
+    "imported_logits",
+    pa.schema(
+        [
+            pa.field("name", pa.string(), nullable=False),  # what the user called this training run
+            pa.field("id", pa.string(), nullable=False),
+            pa.field("epoch", pa.int32(), nullable=False),
+            pa.field("logits", pa.list_(pa.float32())),
+        ]
+    ),
+    key=("name", "id", "epoch"),
+)
+
+CLASSIFIERS = TableSpec(
+    "classifiers",
+    pa.schema(
+        [
+            pa.field("name", pa.string(), nullable=False),
+            pa.field("embedding_key", pa.string()),  # the features the classifier reads
+            pa.field("classes_json", pa.string()),  # label names, in row order of the weights
+            pa.field("weights", pa.list_(pa.float32())),  # (C * D,) row-major
+            pa.field("bias", pa.list_(pa.float32())),  # (C,)
+            pa.field("dim", pa.int32()),
+        ]
+    ),
+    key=("name",),
+)
+
 FIXED_TABLES: dict[str, TableSpec] = {
-    spec.name: spec for spec in (SAMPLES, RUNS, PROJECTIONS, SUBSETS, DECISIONS, SCORES, LABEL_ISSUES, COLLAPSE)
+    spec.name: spec
+    for spec in (SAMPLES, RUNS, PROJECTIONS, SUBSETS, DECISIONS, SCORES, LABEL_ISSUES, COLLAPSE,
+                 IMPORTED_LOGITS, CLASSIFIERS)
 }
 
 EMBEDDING_PREFIX = "embeddings__"

@@ -118,6 +118,13 @@ class Workspace:
                 raise NotFoundError(f"workspace {self.root} has no table {name!r}")
         return lance.dataset(str(self.lance_dir / f"{name}.lance"))
 
+    def table_version(self, name: str) -> int:
+        """The latest committed version of table ``name`` (0 when it does not exist yet): a cheap
+        cache key that changes with every write."""
+        if not self.has_table(name):
+            return 0
+        return self.dataset(name).version
+
     def read(self, name: str, *, columns: list[str] | None = None, where: str | None = None) -> pd.DataFrame:
         return self.dataset(name).to_table(columns=columns, filter=where).to_pandas()
 

@@ -1,0 +1,50 @@
+"""The Overview page's panels: headline counts and the tables of runs and subsets."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import streamlit as st
+
+from app.data import OverviewCounts
+
+RUN_COLUMNS = ["run_id", "status", "embedding_key", "created_at", "finished_at", "summary", "error"]
+
+
+def metrics_row(counts: OverviewCounts) -> None:
+    cells = [
+        ("Samples", counts.samples),
+        ("Classes", counts.classes),
+        ("Splits", counts.splits),
+        ("Embedding models", counts.embedding_models),
+        ("Vectors", counts.vectors),
+        ("Projection runs", counts.projection_runs),
+        ("Subsets", counts.subsets),
+    ]
+    for column, (label, value) in zip(st.columns(len(cells)), cells, strict=True):
+        column.metric(label, f"{value:,}")
+
+
+def runs_frame(runs: pd.DataFrame) -> pd.DataFrame:
+    """The columns of a ``runs.list_runs`` frame worth showing, with the summary as short text."""
+    if runs.empty:
+        return pd.DataFrame(columns=RUN_COLUMNS)
+    shown = runs.assign(summary=[json.dumps(s, default=str)[:200] for s in runs["summary"]])
+    return shown[RUN_COLUMNS]
+
+
+def runs_table(title: str, runs: pd.DataFrame, *, empty_hint: str) -> None:
+    st.markdown(f"**{title}**")
+    if runs.empty:
+        st.caption(empty_hint)
+    else:
+        st.dataframe(runs_frame(runs), hide_index=True)
+
+
+def table_or_hint(title: str, frame: pd.DataFrame, *, empty_hint: str) -> None:
+    st.markdown(f"**{title}**")
+    if frame.empty:
+        st.caption(empty_hint)
+    else:
+        st.dataframe(frame, hide_index=True)

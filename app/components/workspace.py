@@ -1,0 +1,71 @@
+"""The shared sidebar (which workspace is shown) and the guard every page starts with."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from app import data, state
+from backend.storage import StorageError, Workspace
+
+SETUP_HINT = (
+    "Create one with `thresher demo --workspace {root}` (the handwritten-digits demo) or "
+    "`thresher ingest --workspace {root} SOURCE` (an image folder or a CSV/Parquet manifest), "
+    "then start the app with `thresher app --workspace {root}`."
+)
+
+
+def not_a_workspace_message(root: str) -> str:
+    return f"`{root}` is not a Thresher workspace. " + SETUP_HINT.format(root=root)
+
+
+def _switch_workspace() -> None:
+    """Sidebar callback: accept the typed folder only when it is a workspace."""
+    typed = (st.session_state.get(state.WORKSPACE_INPUT) or "").strip()
+    if not typed:
+        state.set_workspace_error(None)
+        return
+    root = str(Path(typed).expanduser().resolve())
+    if Workspace.exists(root):
+        state.set_workspace_root(root)
+        state.set_workspace_error(None)
+    else:
+        state.set_workspace_error(
+            not_a_workspace_message(root) + f" Still showing `{state.workspace_root()}`."
+        )
+
+
+def workspace_sidebar() -> str:
+    """Show the current workspace and a box to open another; returns the current folder."""
+    root = state.workspace_root()
+    if state.WORKSPACE_INPUT not in st.session_state:
+        st.session_state[state.WORKSPACE_INPUT] = root
+    with st.sidebar:
+        st.caption("Workspace")
+        st.text_input(
+            "Workspace folder",
+            key=state.WORKSPACE_INPUT,
+            on_change=_switch_workspace,
+            help="A folder made by `thresher ingest` or `thresher demo`. Press Enter to open it.",
+            label_visibility="collapsed",
+        )
+        error = state.workspace_error()
+        if error:
+            st.error(error)
+        elif Workspace.exists(root):
+            st.caption(f"Showing `{Path(root).name}`")
+    return root
+
+
+def require_workspace() -> tuple[str, Workspace]:
+    """The current workspace folder and handle; otherwise explain how to make one and stop the page."""
+    root = state.workspace_root()
+    if not Workspace.exists(root):
+        st.info(not_a_workspace_message(root))
+        st.stop()
+    try:
+        return root, data.open_workspace(root)
+    except StorageError as exc:
+        st.error(f"Cannot open workspace `{root}`: {exc}")
+        st.stop()

@@ -1,0 +1,251 @@
+"""The app's data access: the only module with ``st.cache_resource`` and ``st.cache_data``.
+
+Handles (the :class:`Workspace` and the DuckDB :class:`QueryEngine`) are cached per workspace
+folder. Query results are cached under the Lance versions of the tables they read, so a
+commit by a worker or by another page changes the cache key and the next rerun reads fresh
+rows; no page ever shows a stale table for longer than one rerun. Writes made by the app
+(saving a subset) also clear the caches they affect.
+
+Pages call the public functions here with the workspace folder as a string; the private
+``_cached_*`` functions take the table versions as an extra argument, ``versions``, which is
+only there to be part of the cache key (Streamlit does not hash arguments whose names start
+with an underscore, so it must not start with one).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+from PIL import Image
+
+from backend.storage import Workspace, export, queries, runs, subsets
+from backend.storage.queries import QueryEngine
+from backend.storage.schemas import embedding_table_name
+
+Versions = tuple[tuple[str, int | None], ...]
+
+
+# --------------------------------------------------------------------------- handles
+@st.cache_resource(show_spinner=False)
+def open_workspace(root: str) -> Workspace:
+    """The workspace at ``root``; raises ``StorageError`` (not cached) when it is not one."""
+    return Workspace.open(root)
+
+
+@dataclass
+class _SharedEngine:
+    """One in-memory DuckDB connection per workspace, shared by all sessions.
+
+    A DuckDB connection is not safe to use from two threads at once, and Streamlit runs each
+    browser session in its own thread, so every query takes the lock.
+    """
+
+    engine: QueryEngine
+    lock: threading.Lock
+
+
+@st.cache_resource(show_spinner=False)
+def _shared_engine(root: str) -> _SharedEngine:
+    return _SharedEngine(QueryEngine(open_workspace(root)), threading.Lock())
+
+
+def table_versions(root: str, names: tuple[str, ...]) -> Versions:
+    """The latest committed Lance version of each table (0 while it does not exist)."""
+    ws = open_workspace(root)
+    return tuple((name, ws.table_version(name)) for name in names)
+
+
+def _embedding_tables(root: str) -> tuple[str, ...]:
+    return tuple(embedding_table_name(key) for key in open_workspace(root).embedding_keys())
+
+
+# --------------------------------------------------------------------------- overview
+@dataclass(frozen=True)
+class OverviewCounts:
+    samples: int
+    classes: int
+    splits: int
+    embedding_models: int
+    vectors: int
+    projection_runs: int
+    subsets: int
+
+
+def overview_counts(root: str) -> OverviewCounts:
+    tables = ("samples", "runs", "subsets", *_embedding_tables(root))
+    return _cached_overview_counts(root, table_versions(root, tables))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _cached_overview_counts(root: str, versions: Versions) -> OverviewCounts:
+    shared = _shared_engine(root)
+    with shared.lock:
+        classes = queries.class_counts(shared.engine)
+        splits = queries.split_counts(shared.engine)
+        embeddings = queries.embedding_counts(shared.engine)
+    ws = open_workspace(root)
+    projection_runs = runs.list_runs(ws, "project")
+    return OverviewCounts(
+        samples=int(classes["n"].sum()),
+        classes=len(classes),
+        splits=len(splits),
+        embedding_models=len(embeddings),
+        vectors=int(embeddings["vectors"].sum()) if len(embeddings) else 0,
+        projection_runs=int((projection_runs["status"] == "done").sum()),
+        subsets=len(subsets.subset_names(ws)),
+    )
+
+
+def label_split_counts(root: str) -> pd.DataFrame:
+    """Columns label, split, n: one row per (label, split) pair."""
+    return _cached_sample_query(root, "label_by_split", table_versions(root, ("samples",)))
+
+
+def split_counts(root: str) -> pd.DataFrame:
+    """Columns split, n."""
+    return _cached_sample_query(root, "split_counts", table_versions(root, ("samples",)))
+
+
+_SAMPLE_QUERIES = {"label_by_split": queries.label_by_split, "split_counts": queries.split_counts}
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _cached_sample_query(root: str, query: str, versions: Versions) -> pd.DataFrame:
+    shared = _shared_engine(root)
+    with shared.lock:
+        return _SAMPLE_QUERIES[query](shared.engine)
+
+
+def embedding_counts(root: str) -> pd.DataFrame:
+    """Columns model, dim, vectors: one row per stored embedding."""
+    return _cached_embedding_counts(root, table_versions(root, _embedding_tables(root)))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _cached_embedding_counts(root: str, versions: Versions) -> pd.DataFrame:
+    shared = _shared_engine(root)
+    with shared.lock:
+        return queries.embedding_counts(shared.engine)
+
+
+def run_list(root: str, kind: str) -> pd.DataFrame:
+    """Runs of one kind, newest first (``runs.list_runs``)."""
+    return _cached_run_list(root, kind, table_versions(root, ("runs",)))
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _cached_run_list(root: str, kind: str, versions: Versions) -> pd.DataFrame:
+    return runs.list_runs(open_workspace(root), kind)
+
+
+def projection_runs(root: str) -> pd.DataFrame:
+    """Finished projection runs, newest first."""
+    project_runs = run_list(root, "project")
+    return project_runs[project_runs["status"] == "done"].reset_index(drop=True)
+
+
+def subset_list(root: str) -> pd.DataFrame:
+    """Saved subsets, newest first: name, n, origin, run_id, created_at."""
+    return _cached_subset_list(root, table_versions(root, ("subsets",)))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _cached_subset_list(root: str, versions: Versions) -> pd.DataFrame:
+    return subsets.list_subsets(open_workspace(root))
+
+
+# --------------------------------------------------------------------------- explore
+def projection_points(root: str, run_id: str) -> pd.DataFrame:
+    """Columns id, x, y, label, split, path of one projection run."""
+    return _cached_points(root, run_id, table_versions(root, ("projections", "samples")))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _cached_points(root: str, run_id: str, versions: Versions) -> pd.DataFrame:
+    shared = _shared_engine(root)
+    with shared.lock:
+        return queries.projection_points(shared.engine, run_id)
+
+
+def thumbnail(path: str, size: int) -> np.ndarray | None:
+    """An RGB thumbnail that fits in ``size`` x ``size``; ``None`` when the file cannot be read.
+
+    Small images (the 8x8 digits) are enlarged with nearest-neighbour so their pixels stay sharp;
+    large ones are reduced. Cached per file and modification time.
+    """
+    try:
+        modified = os.stat(path).st_mtime_ns
+    except OSError:
+        return None
+    return _cached_thumbnail(path, size, modified)
+
+
+@st.cache_data(show_spinner=False, max_entries=5000)
+def _cached_thumbnail(path: str, size: int, modified: int) -> np.ndarray | None:
+    try:
+        with Image.open(path) as img:
+            img = img.convert("RGB")
+            scale = size / max(img.size)
+            new_size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+            resample = Image.Resampling.NEAREST if scale >= 1 else Image.Resampling.BILINEAR
+            return np.asarray(img.resize(new_size, resample))
+    except (OSError, Image.DecompressionBombError):
+        return None
+
+
+@dataclass(frozen=True)
+class SavedSubset:
+    name: str
+    n: int
+    replaced: bool
+
+
+def save_selection(
+    root: str, name: str, ids: list[str], *, run_id: str | None, overwrite: bool
+) -> SavedSubset:
+    """Save hand-selected ids as a subset; raises ``ConflictError`` / ``StorageError`` unchanged."""
+    ws = open_workspace(root)
+    name = subsets.check_subset_name(name)
+    existed = name in subsets.subset_names(ws)
+    n = subsets.save_subset(ws, name, ids, origin="selection", run_id=run_id, overwrite=overwrite)
+    forget_subsets()
+    return SavedSubset(name, n, replaced=existed)
+
+
+def forget_subsets() -> None:
+    """Drop every cached result that depends on the subsets table."""
+    _cached_subset_list.clear()
+    _cached_overview_counts.clear()
+    _cached_manifest.clear()
+    _cached_export_bytes.clear()
+
+
+# --------------------------------------------------------------------------- export
+def manifest(root: str, subset: str | None) -> pd.DataFrame:
+    """The export rows of the whole dataset (``subset=None``) or of one saved subset."""
+    return _cached_manifest(root, subset, table_versions(root, ("samples", "subsets")))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _cached_manifest(root: str, subset: str | None, versions: Versions) -> pd.DataFrame:
+    return export.manifest_frame(open_workspace(root), subset=subset)
+
+
+def export_bytes(root: str, subset: str | None, fmt: str) -> bytes:
+    return _cached_export_bytes(root, subset, fmt, table_versions(root, ("samples", "subsets")))
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _cached_export_bytes(root: str, subset: str | None, fmt: str, versions: Versions) -> bytes:
+    return export.to_bytes(manifest(root, subset), fmt)
+
+
+def write_manifest(root: str, subset: str | None, fmt: str, out: str) -> Path:
+    """Write the manifest to ``out``; raises ``StorageError`` / ``OSError`` with the reason."""
+    return export.write_export(manifest(root, subset), fmt, out)

@@ -1,0 +1,20 @@
+"""Thresher's Streamlit entry point: the router and the shared sidebar, nothing else.
+
+``thresher app --workspace W`` starts ``streamlit run app/main.py`` with ``THRESHER_WORKSPACE=W``.
+"""
+
+import streamlit as st
+
+from app.components.workspace import workspace_sidebar
+
+st.set_page_config(layout="wide", page_title="Thresher")
+
+PAGES = [
+    st.Page("views/overview.py", title="Overview", icon=":material/dashboard:", default=True),
+    st.Page("views/explore.py", title="Explore", icon=":material/scatter_plot:"),
+    st.Page("views/export.py", title="Export", icon=":material/download:"),
+]
+
+page = st.navigation(PAGES)
+workspace_sidebar()
+page.run()

@@ -1,0 +1,29 @@
+"""Export: the whole dataset or a saved subset as CSV, Parquet or JSONL."""
+
+import streamlit as st
+
+from app import data
+from app.components import export_panel
+from app.components.workspace import require_workspace
+from backend.storage import NotFoundError
+
+root, ws = require_workspace()
+st.title("Export")
+source_column, format_column = st.columns([2, 1])
+with source_column:
+    subset = export_panel.choose_source(data.subset_list(root)["name"].tolist())
+with format_column:
+    fmt = export_panel.choose_format()
+try:
+    frame = data.manifest(root, subset)
+except NotFoundError as exc:
+    st.error(f"{exc}. Pick another subset.")
+    st.stop()
+if frame.empty:
+    st.info(
+        f"Nothing to export: the workspace has no samples yet. Run `thresher ingest --workspace {ws.root}`."
+    )
+    st.stop()
+export_panel.preview(frame)
+export_panel.download(root, subset, fmt)
+export_panel.write_to_path(root, ws.root, subset, fmt)

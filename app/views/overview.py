@@ -1,0 +1,41 @@
+"""Overview: what the workspace holds."""
+
+import streamlit as st
+
+from app import data, state
+from app.components import charts, overview
+from app.components.workspace import require_workspace
+
+root, ws = require_workspace()
+st.title("Overview")
+st.caption(f"Workspace `{ws.root}`")
+counts = data.overview_counts(root)
+overview.metrics_row(counts)
+if counts.samples == 0:
+    st.info(
+        f"This workspace has no samples yet: run `thresher ingest --workspace {ws.root} SOURCE`."
+    )
+    st.stop()
+
+stacked = st.toggle("Stack by split", value=True, key=state.OVERVIEW_STACK_BY_SPLIT)
+st.plotly_chart(charts.class_histogram(data.label_split_counts(root), stack_by_split=stacked))
+left, right = st.columns(2)
+with left:
+    overview.table_or_hint("Splits", data.split_counts(root), empty_hint="No splits.")
+with right:
+    overview.table_or_hint(
+        "Embeddings",
+        data.embedding_counts(root),
+        empty_hint=f"No embeddings yet: run `thresher embed --workspace {ws.root}`.",
+    )
+overview.runs_table("Embedding runs", data.run_list(root, "embed"), empty_hint="No embed runs yet.")
+overview.runs_table(
+    "Projection runs",
+    data.run_list(root, "project"),
+    empty_hint=f"No projections yet: run `thresher project --workspace {ws.root}`.",
+)
+overview.table_or_hint(
+    "Saved subsets",
+    data.subset_list(root),
+    empty_hint="No subsets yet: select points on the Explore page and save them.",
+)

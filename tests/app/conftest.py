@@ -1,0 +1,42 @@
+"""Fixtures for the app tests (the workspace they share is built by :mod:`app_testkit`)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from backend.storage import Workspace
+from tests.app.app_testkit import APP_TIMEOUT_S, MAIN_SCRIPT, build_workspace
+
+
+@pytest.fixture(scope="session")
+def app_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A read-only (by convention) workspace shared by the whole session."""
+    base = tmp_path_factory.mktemp("app-ws")
+    return build_workspace(base / "workspace", base / "images")
+
+
+@pytest.fixture
+def writable_workspace(app_workspace: Path, tmp_path: Path) -> Path:
+    """A private copy of the session workspace for tests that write to it."""
+    return Path(shutil.copytree(app_workspace, tmp_path / "workspace"))
+
+
+@pytest.fixture
+def empty_workspace(tmp_path: Path) -> Path:
+    return Workspace.open(tmp_path / "empty", create=True).root
+
+
+@pytest.fixture
+def app_on(monkeypatch: pytest.MonkeyPatch) -> Callable[[Path], AppTest]:
+    """``app_on(workspace)``: the whole app (router and sidebar) opened on ``workspace``, run once."""
+
+    def make(workspace: Path) -> AppTest:
+        monkeypatch.setenv("THRESHER_WORKSPACE", str(workspace))
+        return AppTest.from_file(MAIN_SCRIPT, default_timeout=APP_TIMEOUT_S).run()
+
+    return make

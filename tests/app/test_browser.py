@@ -1,0 +1,175 @@
+"""One real-browser test: ``thresher app`` on the digits, driven by Playwright in Debian's Chromium.
+
+It checks what AppTest cannot: the WebGL map renders, a box dragged across it comes back to
+Python as a selection, the thumbnail grid appears, and saving keeps the selection on screen.
+The screenshot lands in ``test-artifacts/explore-selection.png``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from backend.storage import Workspace, subsets
+from tests.app.app_testkit import build_digits_workspace
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+REPO = Path(__file__).resolve().parents[2]
+SCREENSHOT = REPO / "test-artifacts" / "explore-selection.png"
+SERVER_START_TIMEOUT_S = 90
+UI_TIMEOUT_MS = 60_000
+SELECTED = re.compile(r"^\d+ selected$")
+#: True once every thumbnail inside the viewport has decoded (the ones below it may load lazily).
+VISIBLE_THUMBNAILS_LOADED = """() => [...document.querySelectorAll('[data-testid="stImage"] img')]
+    .filter(img => img.getBoundingClientRect().top < window.innerHeight)
+    .every(img => img.complete && img.naturalWidth > 0)"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_healthy(url: str, server: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(
+                f"`thresher app` exited with {server.returncode}:\n{log.read_text()[-3000:]}"
+            )
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
+                if reply.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass  # not listening yet
+        time.sleep(0.5)
+    pytest.fail(
+        f"`thresher app` did not answer within {SERVER_START_TIMEOUT_S} s:\n{log.read_text()[-3000:]}"
+    )
+
+
+def stop(server: subprocess.Popen) -> None:
+    """End the server's process group (``thresher app`` runs Streamlit as a child process)."""
+    if server.poll() is None:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=15)
+
+
+@pytest.fixture(scope="module")
+def digits_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_digits_workspace(tmp_path_factory.mktemp("browser") / "digits")
+
+
+@pytest.fixture
+def app_url(digits_workspace: Path, tmp_path: Path) -> Iterator[str]:
+    """``thresher app --workspace W`` on a free port, stopped when the test ends (also on failure)."""
+    port = free_port()
+    env = dict(
+        os.environ,
+        STREAMLIT_SERVER_PORT=str(port),
+        STREAMLIT_SERVER_ADDRESS="127.0.0.1",
+        STREAMLIT_SERVER_HEADLESS="true",
+        STREAMLIT_BROWSER_GATHER_USAGE_STATS="false",
+    )
+    log = tmp_path / "server.log"
+    command = [sys.executable, "-m", "backend.cli", "app", "--workspace", str(digits_workspace)]
+    with log.open("w") as log_file:
+        server = subprocess.Popen(
+            command,
+            env=env,
+            cwd=REPO,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until_healthy(url, server, log)
+        yield url
+    finally:
+        stop(server)
+
+
+@pytest.mark.skipif(
+    not CHROMIUM.exists(),
+    reason="needs Debian's Chromium: apt-get install -y chromium chromium-driver",
+)
+def test_box_selection_shows_thumbnails_and_saves(app_url: str, digits_workspace: Path) -> None:
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="needs the playwright package (pip install playwright)"
+    )
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1900})
+            page.set_default_timeout(UI_TIMEOUT_MS)
+            page.goto(f"{app_url}/explore")
+
+            chart = page.locator('[data-testid="stPlotlyChart"]')
+            chart.wait_for()
+            plot_area = chart.locator(".nsewdrag").first  # plotly's drag layer over the axes
+            plot_area.wait_for()
+            chart.hover()  # the modebar shows on hover
+            chart.locator('.modebar-btn[data-title="Box Select"]').click()
+            box = plot_area.bounding_box()
+            assert box is not None
+            # A box over the upper middle of the map (the 0s, and parts of 4, 6, 9 on the digits).
+            page.mouse.move(box["x"] + box["width"] * 0.25, box["y"] + box["height"] * 0.02)
+            page.mouse.down()
+            page.mouse.move(
+                box["x"] + box["width"] * 0.75, box["y"] + box["height"] * 0.45, steps=15
+            )
+            page.mouse.up()
+
+            count = page.get_by_text(SELECTED)
+            count.wait_for()
+            n_selected = int(count.inner_text().split()[0])
+            thumbnails = page.locator('[data-testid="stImage"] img')
+            thumbnails.first.wait_for()
+            assert n_selected > 0
+            assert thumbnails.count() == min(n_selected, 60)
+
+            page.get_by_label("Save the selection as subset").fill("browser-box")
+            page.get_by_role("button", name=re.compile(r"^Save \d+ samples$")).click()
+            page.get_by_text("Saved subset 'browser-box'").wait_for()
+            assert (
+                page.get_by_text(SELECTED).inner_text() == f"{n_selected} selected"
+            )  # selection kept
+            thumbnails.first.wait_for()
+            page.wait_for_function(VISIBLE_THUMBNAILS_LOADED)
+
+            SCREENSHOT.parent.mkdir(exist_ok=True)
+            page.screenshot(path=str(SCREENSHOT))
+        finally:
+            browser.close()
+    saved = subsets.subset_ids(Workspace.open(digits_workspace), "browser-box")
+    assert len(saved) == n_selected

@@ -1,0 +1,89 @@
+"""AppTest: the router, the shared sidebar and the Overview page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from backend.config import ProjectionSettings
+from backend.jobs.project_job import project
+from backend.storage import Workspace
+from tests.app.app_testkit import CLASSES, EMBEDDING_KEY, N_SAMPLES, metric_values
+
+PAGES = ("views/overview.py", "views/explore.py", "views/export.py")
+
+
+def test_overview_shows_counts_chart_and_tables(app_on, app_workspace: Path) -> None:
+    at = app_on(app_workspace)
+    assert not at.exception
+    assert at.title[0].value == "Overview"
+    assert metric_values(at) == {
+        "Samples": f"{N_SAMPLES}",
+        "Classes": f"{len(CLASSES)}",
+        "Splits": "2",
+        "Embedding models": "1",
+        "Vectors": f"{N_SAMPLES}",
+        "Projection runs": "1",
+        "Subsets": "0",
+    }
+    assert len(at.get("plotly_chart")) == 1  # the class histogram
+    splits = at.dataframe[0].value
+    assert dict(zip(splits["split"], splits["n"], strict=True)) == {"test": 12, "train": 24}
+    assert "No subsets yet" in " ".join(c.value for c in at.caption)
+
+    at.toggle[0].set_value(False).run()  # unstacked histogram
+    assert not at.exception
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_explains_a_missing_workspace(app_on, tmp_path: Path, page: str) -> None:
+    at = app_on(tmp_path / "nowhere")
+    at.switch_page(page).run()
+    assert not at.exception
+    message = at.info[0].value
+    assert "is not a Thresher workspace" in message and "thresher demo" in message
+
+
+@pytest.mark.parametrize(
+    ("page", "hint"),
+    [
+        ("views/overview.py", "no samples yet"),
+        ("views/explore.py", "No projection yet"),
+        ("views/export.py", "Nothing to export"),
+    ],
+)
+def test_every_page_explains_an_empty_workspace(
+    app_on, empty_workspace: Path, page: str, hint: str
+) -> None:
+    at = app_on(empty_workspace)
+    at.switch_page(page).run()
+    assert not at.exception
+    assert hint in at.info[0].value
+
+
+def test_sidebar_opens_another_workspace_only_when_it_is_one(
+    app_on, app_workspace: Path, empty_workspace: Path, tmp_path: Path
+) -> None:
+    at = app_on(empty_workspace)
+    assert metric_values(at)["Samples"] == "0"
+
+    at.sidebar.text_input[0].input(str(tmp_path / "not-here")).run()
+    assert not at.exception
+    assert "is not a Thresher workspace" in at.sidebar.error[0].value
+    assert metric_values(at)["Samples"] == "0"  # still the previous workspace
+
+    at.sidebar.text_input[0].input(str(app_workspace)).run()
+    assert not at.sidebar.error
+    assert metric_values(at)["Samples"] == f"{N_SAMPLES}"
+
+
+def test_overview_shows_a_workers_new_run_on_the_next_rerun(
+    app_on, writable_workspace: Path
+) -> None:
+    at = app_on(writable_workspace)
+    assert metric_values(at)["Projection runs"] == "1"
+    ws = Workspace.open(writable_workspace)  # as a worker process would
+    project(ws, ProjectionSettings(method="pca", seed=3), embedding_key=EMBEDDING_KEY)
+    at.run()
+    assert metric_values(at)["Projection runs"] == "2"
