@@ -31,7 +31,7 @@ def check_images(candidates: list[Candidate], *, source: str, report: IngestRepo
     """Decode each candidate's image; bad files go to the report, good ones become sample rows."""
     infos = inspect_images([c.path for c in candidates])
     rows = []
-    for cand, info in zip(candidates, infos):
+    for cand, info in zip(candidates, infos, strict=True):
         if isinstance(info, ImageProblem):
             report.add(source, str(info), row=cand.row, path=cand.path or "")
             continue

@@ -49,7 +49,7 @@ def read_logits_file(path: str | Path, report: IngestReport, *, known_ids: set[s
         raise SourceError(f"{path} lacks the column(s) {', '.join(missing)} (need id, epoch, logits)")
     n_classes: int | None = None
     values: dict[tuple[str, int], np.ndarray] = {}
-    for row, (sample_id, epoch, logits) in enumerate(zip(frame["id"], frame["epoch"], frame["logits"]), start=1):
+    for row, (sample_id, epoch, logits) in enumerate(zip(frame["id"], frame["epoch"], frame["logits"], strict=True), start=1):
         sample_id = str(sample_id)
         if sample_id not in known_ids:
             report.add(path, f"unknown id {sample_id!r}: ingest the sample first", row=row)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,16 +38,17 @@ def normalise_rows(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return unit.astype(np.float32), norms.astype(np.float32)
 
 
-def embed(ws: Workspace, settings: EmbedSettings = EmbedSettings(), *, show_progress: bool = True) -> EmbedResult:
+def embed(ws: Workspace, settings: EmbedSettings | None = None, *, show_progress: bool = True) -> EmbedResult:
     """Embed the workspace's images with ``settings.model``; returns counts and the model key."""
     from backend.embed import get_embedder
 
+    settings = settings or EmbedSettings()
     embedder = get_embedder(settings.model, settings.pretrained, device=settings.device)
     samples = ws.samples(columns=["id", "path"])
     with_image = samples[samples["path"].notna() & (samples["path"] != "")]
     done = ws.embedded_ids(embedder.key)
     todo = with_image[~with_image["id"].isin(done)].reset_index(drop=True)
-    config = {"model": settings.model, "pretrained": settings.pretrained, "batch_size": settings.batch_size,
+    config = {"model": embedder.model, "pretrained": embedder.pretrained, "batch_size": settings.batch_size,
               "num_workers": settings.num_workers, "device": embedder.device, "dim": embedder.dim}
     ids = todo["id"].to_numpy(dtype=object)
     paths = todo["path"].tolist()
@@ -54,15 +56,20 @@ def embed(ws: Workspace, settings: EmbedSettings = EmbedSettings(), *, show_prog
     start = time.perf_counter()
     with recorded_run(ws, "embed", config, embedding_key=embedder.key) as run:
         bar = _progress_bar(len(paths), f"embed {embedder.key}", show_progress)
-        for batch in embedder.iter_batches(paths, batch_size=settings.batch_size, num_workers=settings.num_workers):
-            for position, reason in batch.failed:
-                log.warning("could not embed %s: %s", paths[position], reason)
-            n_failed += len(batch.failed)
-            if len(batch.positions):
-                unit, norms = normalise_rows(batch.vectors)
-                ws.append_embeddings(embedder.key, ids[batch.positions], unit, norms)
-            if bar is not None:
-                bar.update(len(batch.positions) + len(batch.failed))
+        with warnings.catch_warnings():
+            # DataLoader workers only decode images with PIL; they never touch the Lance handles
+            # that lance/lancedb warn about when a process that imported them forks.
+            warnings.filterwarnings("ignore", message=".*fork.*")
+            for batch in embedder.iter_batches(paths, batch_size=settings.batch_size,
+                                               num_workers=settings.num_workers):
+                for position, reason in batch.failed:
+                    log.warning("could not embed %s: %s", paths[position], reason)
+                n_failed += len(batch.failed)
+                if len(batch.positions):
+                    unit, norms = normalise_rows(batch.vectors)
+                    ws.append_embeddings(embedder.key, ids[batch.positions], unit, norms)
+                if bar is not None:
+                    bar.update(len(batch.positions) + len(batch.failed))
         if bar is not None:
             bar.close()
         ws.compact(f"embeddings__{embedder.key}")

@@ -36,8 +36,9 @@ def default_embedding_key(ws: Workspace) -> str:
     return keys[0]
 
 
-def project(ws: Workspace, settings: ProjectionSettings = ProjectionSettings(), *,
+def project(ws: Workspace, settings: ProjectionSettings | None = None, *,
             embedding_key: str | None = None) -> ProjectResult:
+    settings = settings or ProjectionSettings()
     key = embedding_key or default_embedding_key(ws)
     ids, vectors, _ = ws.load_embeddings(key)
     start = time.perf_counter()

@@ -49,7 +49,7 @@ def read_logits(ws: Workspace, name: str) -> tuple[list[str], list[int], np.ndar
     epos = {e: k for k, e in enumerate(epochs)}
     c = len(frame["logits"].iloc[0])
     out = np.zeros((len(epochs), len(ids), c), np.float32)
-    for sample_id, epoch, vec in zip(frame["id"], frame["epoch"], frame["logits"]):
+    for sample_id, epoch, vec in zip(frame["id"], frame["epoch"], frame["logits"], strict=True):
         out[epos[int(epoch)], pos[sample_id]] = vec
     return ids, epochs, out
 

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from backend.ingest.embeddings_file import read_embeddings_file
 from backend.ingest.folder import SourceError, read_image_folder
 from backend.ingest.images import ImageProblem, inspect_image, sample_id_for_path
 from backend.ingest.manifest import read_manifest
-from backend.ingest.embeddings_file import read_embeddings_file
 from backend.ingest.report import IngestReport
 from tests.conftest import write_png
 

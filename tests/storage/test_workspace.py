@@ -8,7 +8,16 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from backend.storage import ConflictError, NotFoundError, StorageError, Workspace, export, queries, runs, subsets
+from backend.storage import (
+    ConflictError,
+    NotFoundError,
+    StorageError,
+    Workspace,
+    export,
+    queries,
+    runs,
+    subsets,
+)
 from backend.storage.schemas import SAMPLES, embedding_table_name
 from backend.storage.workspace import utcnow
 
