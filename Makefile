@@ -25,7 +25,7 @@ lint: setup
 	$(BIN)/lint-imports
 
 test: setup browser-deps lint
-	$(BIN)/python -m pytest -q
+	THRESHER_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -q
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not browser and not slow"
@@ -33,6 +33,7 @@ test-fast: setup
 bench: setup
 	$(BIN)/python bench/label_noise.py
 	$(BIN)/python bench/pruning.py
+	$(BIN)/python bench/scale.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts

@@ -6,6 +6,8 @@ commit by a worker or by another page changes the cache key and the next rerun r
 rows; no page ever shows a stale table for longer than one rerun. Writes made by the app
 (saving a subset) also clear the caches they affect.
 
+``app/prune_data.py`` holds the Prune page's share (it follows the same rules).
+
 Pages call the public functions here with the workspace folder as a string; the private
 ``_cached_*`` functions take the table versions as an extra argument, ``versions``, which is
 only there to be part of the cache key (Streamlit does not hash arguments whose names start
@@ -14,6 +16,8 @@ with an underscore, so it must not start with one).
 
 from __future__ import annotations
 
+import base64
+import io
 import os
 import threading
 from dataclasses import dataclass
@@ -24,7 +28,7 @@ import pandas as pd
 import streamlit as st
 from PIL import Image
 
-from backend.storage import Workspace, export, queries, runs, subsets
+from backend.storage import Workspace, export, queries, results, runs, score_export, subsets
 from backend.storage.queries import QueryEngine
 from backend.storage.schemas import embedding_table_name
 
@@ -199,6 +203,27 @@ def _cached_thumbnail(path: str, size: int, modified: int) -> np.ndarray | None:
         return None
 
 
+def thumbnail_uri(path: object, size: int) -> str | None:
+    """The thumbnail as a ``data:image/png`` URI (for ``st.column_config.ImageColumn``)."""
+    if not isinstance(path, str) or not path:
+        return None
+    try:
+        modified = os.stat(path).st_mtime_ns
+    except OSError:
+        return None
+    return _cached_thumbnail_uri(path, size, modified)
+
+
+@st.cache_data(show_spinner=False, max_entries=5000)
+def _cached_thumbnail_uri(path: str, size: int, modified: int) -> str | None:
+    image = _cached_thumbnail(path, size, modified)
+    if image is None:
+        return None
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
 @dataclass(frozen=True)
 class SavedSubset:
     name: str
@@ -207,13 +232,19 @@ class SavedSubset:
 
 
 def save_selection(
-    root: str, name: str, ids: list[str], *, run_id: str | None, overwrite: bool
+    root: str,
+    name: str,
+    ids: list[str],
+    *,
+    run_id: str | None,
+    overwrite: bool,
+    origin: str = "selection",
 ) -> SavedSubset:
     """Save hand-selected ids as a subset; raises ``ConflictError`` / ``StorageError`` unchanged."""
     ws = open_workspace(root)
     name = subsets.check_subset_name(name)
     existed = name in subsets.subset_names(ws)
-    n = subsets.save_subset(ws, name, ids, origin="selection", run_id=run_id, overwrite=overwrite)
+    n = subsets.save_subset(ws, name, ids, origin=origin, run_id=run_id, overwrite=overwrite)
     forget_subsets()
     return SavedSubset(name, n, replaced=existed)
 
@@ -249,3 +280,73 @@ def _cached_export_bytes(root: str, subset: str | None, fmt: str, versions: Vers
 def write_manifest(root: str, subset: str | None, fmt: str, out: str) -> Path:
     """Write the manifest to ``out``; raises ``StorageError`` / ``OSError`` with the reason."""
     return export.write_export(manifest(root, subset), fmt, out)
+
+
+# --------------------------------------------------------------------------- scoring runs
+def score_runs(root: str) -> pd.DataFrame:
+    """Finished score runs (``thresher score``), newest first."""
+    score = run_list(root, "score")
+    return score[score["status"] == "done"].reset_index(drop=True)
+
+
+def label_issues(root: str, run_id: str) -> pd.DataFrame:
+    """One row per scored sample, most suspicious first: id, label, split, path,
+    label_issue_score, is_label_issue, suggested_label, detectors."""
+    return _cached_label_issues(root, run_id, table_versions(root, ("label_issues", "samples")))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _cached_label_issues(root: str, run_id: str, versions: Versions) -> pd.DataFrame:
+    ws = open_workspace(root)
+    verdict = results.read_label_issues(ws, run_id)
+    frame = ws.samples(columns=["id", "label", "split", "path"]).merge(verdict, on="id")
+    frame = frame.sort_values(["label_issue_score", "id"], ascending=[False, True], kind="stable")
+    return frame.reset_index(drop=True)
+
+
+def sample_scores(root: str, run_id: str) -> pd.DataFrame:
+    """id, label_issue ("flagged" / "not flagged"), label_issue_score, suggested_label, and one
+    column per score of the run (what Explore can colour by)."""
+    versions = table_versions(root, ("scores", "label_issues"))
+    return _cached_sample_scores(root, run_id, versions)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _cached_sample_scores(root: str, run_id: str, versions: Versions) -> pd.DataFrame:
+    ws = open_workspace(root)
+    verdict = results.read_label_issues(ws, run_id)
+    verdict = verdict.assign(
+        label_issue=np.where(verdict["is_label_issue"].fillna(False), "flagged", "not flagged")
+    )[["id", "label_issue", "label_issue_score", "suggested_label"]]
+    return verdict.merge(results.read_scores(ws, run_id), on="id", how="outer")
+
+
+def colored_points(root: str, run_id: str, score_run: str | None, color_by: str) -> pd.DataFrame:
+    """:func:`projection_points`, plus column ``color_by`` of ``score_run`` when it is one of
+    :func:`sample_scores`' columns (all NaN when the run lacks that score)."""
+    points = projection_points(root, run_id)
+    if score_run is None or color_by in points.columns:
+        return points
+    versions = table_versions(root, ("projections", "samples", "scores", "label_issues"))
+    return _cached_colored_points(root, run_id, score_run, color_by, versions)
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _cached_colored_points(
+    root: str, run_id: str, score_run: str, color_by: str, versions: Versions
+) -> pd.DataFrame:
+    scores = sample_scores(root, score_run)
+    if color_by not in scores.columns:
+        scores = scores[["id"]].assign(**{color_by: np.nan})
+    return projection_points(root, run_id).merge(scores[["id", color_by]], on="id", how="left")
+
+
+# --------------------------------------------------------------------------- collapse
+def collapse_summary(root: str, run_id: str) -> dict:
+    """``score_export.collapse_summary``; raises ``StorageError`` when the run stored none."""
+    return _cached_collapse_summary(root, run_id, table_versions(root, ("collapse",)))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _cached_collapse_summary(root: str, run_id: str, versions: Versions) -> dict:
+    return score_export.collapse_summary(open_workspace(root), run_id)

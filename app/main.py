@@ -12,6 +12,9 @@ st.set_page_config(layout="wide", page_title="Thresher")
 PAGES = [
     st.Page("views/overview.py", title="Overview", icon=":material/dashboard:", default=True),
     st.Page("views/explore.py", title="Explore", icon=":material/scatter_plot:"),
+    st.Page("views/review.py", title="Review", icon=":material/fact_check:"),
+    st.Page("views/prune.py", title="Prune", icon=":material/content_cut:"),
+    st.Page("views/collapse.py", title="Collapse", icon=":material/hub:"),
     st.Page("views/export.py", title="Export", icon=":material/download:"),
 ]
 

@@ -8,10 +8,14 @@ with ``key=state.EXPLORE_COLOR`` stores its value under that name.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import streamlit as st
 
 from backend.config import DEFAULT_WORKSPACE
+
+if TYPE_CHECKING:
+    from app.prune_data import PruneDone
 
 #: Environment variable ``thresher app --workspace W`` sets (see ``backend.commands.app_command``).
 WORKSPACE_ENV = "THRESHER_WORKSPACE"
@@ -34,6 +38,39 @@ EXPLORE_OVERWRITE = "explore.overwrite"
 # Export.
 EXPORT_SOURCE = "export.source"
 EXPORT_FORMAT = "export.format"
+
+# Review: which score run, the filters, the table (its row selection), the save form.
+REVIEW_RUN = "review.run_id"
+REVIEW_THRESHOLD = "review.threshold"
+REVIEW_INCLUDE_UNFLAGGED = "review.include_unflagged"
+REVIEW_CLASSES = "review.classes"
+REVIEW_DETECTORS = "review.detectors"
+REVIEW_TABLE = "review.table"
+REVIEW_SAVE_ALL = "review.save_all_shown"
+REVIEW_SUBSET_NAME = "review.subset_name"
+REVIEW_OVERWRITE = "review.overwrite"
+
+# Prune: the score run, the procedure's settings, the subset name, and the last result.
+PRUNE_RUN = "prune.run_id"
+PRUNE_RATIO = "prune.ratio"
+PRUNE_METHOD = "prune.method"
+PRUNE_SCORE = "prune.score"
+PRUNE_POLICY = "prune.per_class"
+PRUNE_MIN_PER_CLASS = "prune.min_per_class"
+PRUNE_SEED = "prune.seed"
+PRUNE_SPLIT = "prune.split"
+PRUNE_DEDUP = "prune.dedup"
+PRUNE_SUBSET_NAME = "prune.subset_name"
+PRUNE_OVERWRITE = "prune.overwrite"
+PRUNE_HISTOGRAM_SCORE = "prune.histogram_score"
+PRUNE_LAST = "prune.last_result"
+
+# Collapse: the score run, which source's metrics, the curve's metrics, the per-class metric.
+COLLAPSE_RUN = "collapse.run_id"
+COLLAPSE_SOURCE = "collapse.source"
+COLLAPSE_CURVE_METRICS = "collapse.curve_metrics"
+COLLAPSE_CURVE_LOG = "collapse.curve_log_y"
+COLLAPSE_CLASS_METRIC = "collapse.class_metric"
 
 
 def default_workspace_root() -> str:
@@ -59,3 +96,13 @@ def workspace_error() -> str | None:
 
 def set_workspace_error(message: str | None) -> None:
     st.session_state[WORKSPACE_ERROR] = message
+
+
+def last_prune(root: str) -> PruneDone | None:
+    """The last prune this session ran on workspace ``root`` (``None`` before the first)."""
+    done = st.session_state.get(PRUNE_LAST)
+    return done if done is not None and done.root == root else None
+
+
+def set_last_prune(done: PruneDone) -> None:
+    st.session_state[PRUNE_LAST] = done

@@ -21,6 +21,18 @@ def _workspace_arg(p: argparse.ArgumentParser) -> None:
                    help=f"workspace folder (one per dataset; default {DEFAULT_WORKSPACE})")
 
 
+def _score_names() -> list[str]:
+    from backend.scoring.pruning.registry import SCORES
+
+    return sorted(SCORES)
+
+
+def _method_names() -> list[str]:
+    from backend.scoring.pruning.registry import METHODS
+
+    return sorted(METHODS)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="thresher",
@@ -83,19 +95,55 @@ def build_parser() -> argparse.ArgumentParser:
                        "STREAMLIT_SERVER_ADDRESS and STREAMLIT_SERVER_HEADLESS from the environment.")
     _workspace_arg(p)
 
-    p = sub.add_parser("export", help="write a manifest of the dataset or of a saved subset",
-                       description="Write one row per sample (id, path, label, split, width, height, content_hash) "
-                       "for the whole dataset or for a saved subset.")
+    p = sub.add_parser("score", help="label-noise flags, pruning scores and neural-collapse metrics (a run)",
+                       description="Train proxy probes on the stored embeddings (K-fold out-of-fold probabilities "
+                       "and per-epoch training dynamics), then compute the combined label-issue verdict "
+                       "(confident learning + kNN vote + AUM), the pruning scores and neural-collapse metrics, "
+                       "stored as one run.")
     _workspace_arg(p)
-    p.add_argument("--format", choices=EXPORT_FORMATS, default="csv")
+    p.add_argument("--scorers", help="comma-separated pruning scores (default: all): " + ", ".join(_score_names()))
+    p.add_argument("--embedding", help="embedding key (default: the only one, or the latest)")
+    p.add_argument("--logits", metavar="NAME", help="use imported per-epoch logits NAME instead of probe dynamics")
+    p.add_argument("--classifier", metavar="NAME", help="also compute neural collapse with imported classifier NAME")
+    p.add_argument("--device", default=None, help="cuda / cpu for the probes (default: cuda when available)")
+
+    p = sub.add_parser("prune", help="make a named subset by removing a fraction of the samples",
+                       description="Create a named subset of the KEPT samples. --ratio is the fraction REMOVED "
+                       "(0.3 removes 30% and keeps 70%). Uses the latest score run. With no --method the "
+                       "recommended default for the ratio is used.")
+    _workspace_arg(p)
+    p.add_argument("--method", help="procedure, optionally with the score it runs on after a colon: "
+                   + ", ".join(_method_names()) + " (e.g. ccs:aum, keep_hard:el2n, sims:forgetting)")
+    p.add_argument("--ratio", type=float, required=True, help="fraction of samples REMOVED, in [0, 1)")
+    p.add_argument("--per-class", default="proportional",
+                   help="per-class budget: proportional (default), balanced, or min:N (at least N per class)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--name", required=True, help="name of the subset to create")
+    p.add_argument("--split", help="prune only this split (e.g. train); other samples are not in the subset")
+    p.add_argument("--dedup", action="store_true", help="remove SemDeDup near-duplicates first")
+    p.add_argument("--score-run", help="score run id (default: the latest)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing subset of that name")
+
+    p = sub.add_parser("export", help="write a manifest, the scores, or the neural-collapse metrics",
+                       description="--what manifest (default): one row per sample (id, path, label, split, width, "
+                       "height, content_hash) of the dataset or of --subset. --what scores: one row per sample with "
+                       "id, label, suggested_label, label_issue_score, is_label_issue and one column per score, "
+                       "from the latest score run. --what collapse: the latest neural-collapse metrics as JSON.")
+    _workspace_arg(p)
+    p.add_argument("--what", choices=("manifest", "scores", "collapse"), default="manifest")
+    p.add_argument("--format", choices=EXPORT_FORMATS, default="csv", help="csv, parquet or jsonl (collapse: json)")
     p.add_argument("--out", type=Path, required=True, help="file to write")
     p.add_argument("--subset", help="a saved selection or pruned subset (default: the whole dataset)")
+    p.add_argument("--score-run", help="score run id for --what scores/collapse (default: the latest)")
 
-    p = sub.add_parser("demo", help="ingest the digits demo, embed (pixels), project, and start the app",
+    p = sub.add_parser("demo", help="ingest the digits demo, embed (pixels), project, score, and start the app",
                        description="Set up the demo workspace from scikit-learn's digits: ingest, embed with the "
-                       "offline 'pixels' embedder, project with UMAP, then start the app and print its URL.")
+                       "offline 'pixels' embedder, project with UMAP, score (label issues, pruning scores, "
+                       "neural collapse), then start the app and print its URL. Steps already done are skipped.")
     _workspace_arg(p)
     p.add_argument("--no-app", action="store_true", help="stop after computing")
+    p.add_argument("--no-score", action="store_true", help="skip the scoring step (faster; the Review, Prune and "
+                   "Collapse pages then ask for `thresher score`)")
 
     p = sub.add_parser("runs", help="list the runs stored in a workspace")
     _workspace_arg(p)

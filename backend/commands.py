@@ -95,11 +95,53 @@ def cmd_project(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from backend.storage.export import export_manifest
+    from backend.storage.export import export_manifest, write_export
 
     ws = Workspace.open(args.workspace)
-    n = export_manifest(ws, args.format, args.out, subset=args.subset)
-    print(f"wrote {n} rows to {args.out}")
+    if args.what == "manifest":
+        n = export_manifest(ws, args.format, args.out, subset=args.subset)
+        print(f"wrote {n} rows to {args.out}")
+        return 0
+    from backend.jobs.prune_job import latest_score_run
+    from backend.storage import runs
+    from backend.storage.score_export import collapse_summary, scores_frame, write_json
+
+    run_id = runs.get_run(ws, args.score_run)["run_id"] if args.score_run else latest_score_run(ws)["run_id"]
+    if args.what == "collapse":
+        payload = collapse_summary(ws, run_id)
+        write_json(payload, args.out)
+        print(f"wrote the neural-collapse metrics of {run_id} ({payload.get('headline_source')}) to {args.out}")
+        return 0
+    frame = scores_frame(ws, run_id)
+    if args.subset:
+        from backend.storage.subsets import subset_ids
+
+        frame = frame[frame["id"].isin(set(subset_ids(ws, args.subset)))]
+    write_export(frame, args.format, args.out)
+    print(f"wrote {len(frame)} rows x {frame.shape[1]} columns of {run_id} to {args.out}")
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from backend.jobs.score_job import score
+
+    ws = Workspace.open(args.workspace)
+    result = score(ws, embedding_key=args.embedding, scorers=args.scorers, logits_name=args.logits,
+                   classifier_name=args.classifier, device=args.device)
+    print(f"scored {result.n_samples} samples of {result.embedding_key} in {result.seconds:.1f} s (run "
+          f"{result.run_id}): {result.n_label_issues} flagged as label issues; scores: {', '.join(result.scorers)}")
+    return 0
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    from backend.jobs.prune_job import prune
+
+    ws = Workspace.open(args.workspace)
+    result = prune(ws, name=args.name, ratio=args.ratio, method=args.method, per_class=args.per_class,
+                   seed=args.seed, split=args.split, dedup=args.dedup, score_run=args.score_run,
+                   overwrite=args.overwrite)
+    print(f"subset {result.subset!r}: kept {result.n_kept}, removed {result.n_removed} "
+          f"(ratio {args.ratio} removed) with {result.method} (run {result.run_id})")
     return 0
 
 
@@ -155,10 +197,28 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"projected {projected.n_points} points with UMAP in {projected.seconds:.1f} s")
     else:
         print(f"projection {done.iloc[0]['run_id']} is up to date")
+    if not args.no_score:
+        _demo_score(ws, embedded.embedding_key, fresh=embedded.n_embedded > 0)
     if args.no_app:
         print(f"demo workspace ready: {ws.root}\nstart the app with: thresher app --workspace {ws.root}")
         return 0
     return run_app(ws.root)
+
+
+def _demo_score(ws: Workspace, embedding_key: str, *, fresh: bool) -> None:
+    """Score the demo once (label issues, pruning scores, neural collapse) so that the Review,
+    Prune and Collapse pages have something to show; a rerun keeps the stored score run."""
+    from backend.jobs.score_job import score
+    from backend.storage import runs
+
+    scored = runs.list_runs(ws, "score")
+    done = scored[(scored["status"] == "done") & (scored["embedding_key"] == embedding_key)]
+    if not done.empty and not fresh:
+        print(f"score run {done.iloc[0]['run_id']} is up to date")
+        return
+    result = score(ws, embedding_key=embedding_key)
+    print(f"scored {result.n_samples} samples in {result.seconds:.1f} s: {result.n_label_issues} flagged as "
+          f"possible label issues (run {result.run_id})")
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
@@ -207,6 +267,8 @@ COMMANDS = {
     "app": cmd_app,
     "export": cmd_export,
     "demo": cmd_demo,
+    "score": cmd_score,
+    "prune": cmd_prune,
     "runs": cmd_runs,
     "subsets": cmd_subsets,
     "search": cmd_search,

@@ -36,3 +36,19 @@ def image_folder(tmp_path: Path) -> Path:
     (root / "train" / "cat" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not an image")
     (root / "train" / "dog" / "notes.txt").write_text("not an image")
     return root
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _release_app_caches():
+    """Drop the app's cached DuckDB handles before interpreter exit (AppTest runs pages in this
+    process; DuckDB connections still alive at shutdown make nanobind print leak reports)."""
+    yield
+    import gc
+    import sys
+
+    if "streamlit" in sys.modules:
+        import streamlit as st
+
+        st.cache_resource.clear()
+        st.cache_data.clear()
+    gc.collect()

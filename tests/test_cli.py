@@ -13,7 +13,8 @@ from backend.commands import app_command, app_url
 from backend.storage import Workspace, runs
 from tests.conftest import write_png
 
-SUBCOMMANDS = ("ingest", "embed", "project", "app", "export", "demo", "runs", "subsets", "search")
+SUBCOMMANDS = ("ingest", "embed", "project", "app", "export", "demo", "runs", "subsets", "search", "score",
+               "prune")
 
 
 @pytest.mark.parametrize("name", SUBCOMMANDS)
@@ -117,7 +118,12 @@ def test_demo_no_app_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[st
     out = tmp_path / "all.csv"
     assert main(["export", "--workspace", str(ws), "--format", "csv", "--out", str(out)]) == 0
     assert len(pd.read_csv(out)) == 1797
+    scores = tmp_path / "scores.csv"
+    assert main(["export", "--workspace", str(ws), "--what", "scores", "--format", "csv", "--out", str(scores)]) == 0
+    scored = pd.read_csv(scores)
+    assert len(scored) == 1797 and scored["label_issue_score"].between(0, 1).all()
     # a second demo run recomputes nothing
     assert main(["demo", "--no-app", "--workspace", str(ws)]) == 0
-    assert "up to date" in capsys.readouterr().out
-    assert len(runs.list_runs(workspace, "project")) == 1
+    out_text = capsys.readouterr().out
+    assert "projection" in out_text and "score run" in out_text and out_text.count("up to date") == 2
+    assert len(runs.list_runs(workspace, "project")) == 1 and len(runs.list_runs(workspace, "score")) == 1

@@ -18,6 +18,13 @@ import plotly.graph_objects as go
 from app.components.palette import category_colors, natural_order
 
 COLOR_CHOICES = ("label", "split")
+#: Colourings that are categories; any other (numeric) column gets a continuous colour scale.
+CATEGORICAL = ("label", "split", "label_issue", "suggested_label")
+#: Fixed colours where the category means something (a flagged sample is red everywhere).
+FIXED_COLORS = {
+    "label_issue": {"flagged": "#d62728", "not flagged": "#c7c7c7", "(none)": "#eeeeee"},
+}
+NO_VALUE_COLOR = "#e0e0e0"
 #: Above this many categories the legend would be unreadable: one trace, colours by code.
 MAX_LEGEND_CATEGORIES = 40
 HOVER = "id: %{customdata[0]}<br>label: %{customdata[1]}<br>split: %{customdata[2]}<extra></extra>"
@@ -30,15 +37,19 @@ def _customdata(points: pd.DataFrame) -> np.ndarray:
 def projection_figure(
     points: pd.DataFrame, *, color_by: str = "label", height: int = 640
 ) -> go.Figure:
-    """Scatter of columns x, y (one WebGL trace per category of ``color_by``)."""
-    if color_by not in COLOR_CHOICES:
-        raise ValueError(f"colour by one of {', '.join(COLOR_CHOICES)}, not {color_by!r}")
-    groups = points[color_by].fillna("(none)").astype(str)
-    categories = natural_order(groups.unique())
+    """Scatter of columns x, y: one WebGL trace per category of ``color_by``, or for a numeric
+    column (a score) one trace on a continuous scale plus a grey one for samples without a value."""
+    if color_by not in points.columns:
+        raise ValueError(f"no column {color_by!r} to colour by; have {', '.join(points.columns)}")
     fig = go.Figure()
     marker = dict(size=6, opacity=0.8)
+    if color_by not in CATEGORICAL and pd.api.types.is_numeric_dtype(points[color_by]):
+        _add_continuous(fig, points, color_by, marker)
+        return _layout(fig, color_by, height)
+    groups = points[color_by].fillna("(none)").astype(str)
+    categories = natural_order(groups.unique())
     if len(categories) <= MAX_LEGEND_CATEGORIES:
-        colors = category_colors(categories)
+        colors = {**category_colors(categories), **FIXED_COLORS.get(color_by, {})}
         for category in categories:
             part = points[groups == category]
             fig.add_trace(
@@ -66,6 +77,46 @@ def projection_figure(
                 showlegend=False,
             )
         )
+    return _layout(fig, color_by, height)
+
+
+def _add_continuous(fig: go.Figure, points: pd.DataFrame, color_by: str, marker: dict) -> None:
+    values = points[color_by].astype(float).to_numpy()
+    known = np.isfinite(values)
+    if not known.all():
+        missing = points[~known]
+        fig.add_trace(
+            go.Scattergl(
+                x=missing["x"].to_numpy(),
+                y=missing["y"].to_numpy(),
+                mode="markers",
+                name="(no value)",
+                marker=dict(marker, color=NO_VALUE_COLOR),
+                customdata=_customdata(missing),
+                hovertemplate=HOVER,
+            )
+        )
+    scored = points[known]
+    fig.add_trace(
+        go.Scattergl(
+            x=scored["x"].to_numpy(),
+            y=scored["y"].to_numpy(),
+            mode="markers",
+            name=color_by,
+            marker=dict(
+                marker,
+                color=values[known],
+                colorscale="Viridis",
+                colorbar=dict(title=dict(text=color_by), thickness=14),
+            ),
+            customdata=_customdata(scored),
+            hovertemplate=HOVER.replace("<extra>", f"<br>{color_by}: %{{marker.color:.3g}}<extra>"),
+            showlegend=False,
+        )
+    )
+
+
+def _layout(fig: go.Figure, color_by: str, height: int) -> go.Figure:
     fig.update_layout(
         height=height,
         dragmode="select",

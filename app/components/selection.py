@@ -6,11 +6,12 @@ import pandas as pd
 import streamlit as st
 
 from app import data, state
+from app.components.subset_form import SaveFormKeys, save_subset_form
 from app.components.thumbnails import thumbnail_grid
-from backend.storage import ConflictError, StorageError
 
 MAX_THUMBNAILS = 60
 THUMBNAIL_SIZE = 64
+SAVE_KEYS = SaveFormKeys("explore.save_form", state.EXPLORE_SUBSET_NAME, state.EXPLORE_OVERWRITE)
 
 
 def selection_panel(root: str, points: pd.DataFrame, ids: list[str], *, run_id: str | None) -> None:
@@ -31,26 +32,5 @@ def selection_panel(root: str, points: pd.DataFrame, ids: list[str], *, run_id: 
 
 
 def save_form(root: str, ids: list[str], *, run_id: str | None) -> None:
-    """Save ``ids`` as a named subset; a name clash needs the explicit overwrite box."""
-    with st.form("explore.save_form"):
-        name = st.text_input(
-            "Save the selection as subset",
-            key=state.EXPLORE_SUBSET_NAME,
-            placeholder="e.g. blurry-sevens",
-        )
-        overwrite = st.checkbox(
-            "Replace an existing subset with this name", key=state.EXPLORE_OVERWRITE
-        )
-        submitted = st.form_submit_button(f"Save {len(ids)} samples")
-    if not submitted:
-        return
-    try:
-        saved = data.save_selection(root, name, ids, run_id=run_id, overwrite=overwrite)
-    except ConflictError as exc:
-        st.error(f"{exc}. Nothing was saved: pick a new name, or tick the box above to replace it.")
-        return
-    except StorageError as exc:
-        st.error(f"Nothing was saved: {exc}")
-        return
-    verb = "Replaced" if saved.replaced else "Saved"
-    st.success(f"{verb} subset '{saved.name}' ({saved.n} samples). Export it from the Export page.")
+    """Explore's save-as-subset form (see :func:`save_subset_form`)."""
+    save_subset_form(root, ids, keys=SAVE_KEYS, run_id=run_id)

@@ -34,8 +34,8 @@ def normalise_rows(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """L2-normalise rows; returns (unit vectors float32, original norms float32). Zero rows stay zero."""
     vectors = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=1)
-    unit = vectors / np.maximum(norms, 1e-12)[:, None]
-    return unit.astype(np.float32), norms.astype(np.float32)
+    unit = vectors / np.maximum(norms, 1e-12)[:, None]  # float32 already: no second copy below
+    return unit.astype(np.float32, copy=False), norms.astype(np.float32)
 
 
 def embed(ws: Workspace, settings: EmbedSettings | None = None, *, show_progress: bool = True) -> EmbedResult:

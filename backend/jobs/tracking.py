@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 import traceback
 from collections.abc import Iterator
 from typing import Any
@@ -36,3 +37,19 @@ def recorded_run(ws: Workspace, kind: str, config: dict[str, Any], *, embedding_
         runs.fail_run(ws, run_id, f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}")
         raise
     runs.finish_run(ws, run_id, handle.summary)
+
+
+@contextlib.contextmanager
+def stage(logger: logging.Logger, name: str, *, show: bool = True) -> Iterator[None]:
+    """Log the start and end (with its wall time) of one stage of a job.
+
+    The records carry ``extra={"stage": name, "event": "start" | "done"}`` so a caller (the job
+    log, ``bench/scale.py``) can time and measure every stage without parsing messages.
+    """
+    started = time.perf_counter()
+    if show:
+        logger.info("%s ...", name, extra={"stage": name, "event": "start"})
+    yield
+    if show:
+        logger.info("%s done in %.1f s", name, time.perf_counter() - started,
+                    extra={"stage": name, "event": "done"})

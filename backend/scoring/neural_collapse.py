@@ -167,14 +167,23 @@ def _validate(
 def class_means(
     features: np.ndarray, labels: np.ndarray, *, n_classes: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Class means (C, D) float64 (NaN rows for empty classes) and counts (C,) int64."""
+    """Class means (C, D) float64 (NaN rows for empty classes) and counts (C,) int64.
+
+    Summed in blocks of ``CHUNK_ROWS`` rows (a sparse one-hot product per block), so only one
+    block is ever converted to float64: a single product over all rows made a float64 copy of
+    the whole matrix (4 GB at 1M x 512). Up to ``CHUNK_ROWS`` rows this is that single product.
+    """
     x = np.asarray(features)
     y = np.asarray(labels)
-    one_hot = sparse.csr_matrix(
-        (np.ones(y.size), (y, np.arange(y.size))), shape=(n_classes, y.size)
-    )
     counts = np.bincount(y, minlength=n_classes)
-    sums = np.asarray(one_hot @ x.astype(np.float64, copy=False))
+    sums = np.zeros((n_classes, x.shape[1]))
+    for start in range(0, y.size, CHUNK_ROWS):
+        block_y = y[start : start + CHUNK_ROWS]
+        one_hot = sparse.csr_matrix(
+            (np.ones(block_y.size), (block_y, np.arange(block_y.size))),
+            shape=(n_classes, block_y.size),
+        )
+        sums += np.asarray(one_hot @ x[start : start + CHUNK_ROWS].astype(np.float64, copy=False))
     with np.errstate(invalid="ignore", divide="ignore"):
         return sums / counts[:, None], counts
 

@@ -149,14 +149,36 @@ def _validate(
     return x, y.astype(np.int64)
 
 
+#: Rows per block of the column standard deviation (see :func:`_column_std`).
+STD_BLOCK_ROWS = 65_536
+
+
 def _standardizer(x: np.ndarray, enabled: bool) -> tuple[np.ndarray, np.ndarray]:
     """Column mean and scale (float32); constant columns get scale 1."""
     if not enabled:
         return np.zeros(x.shape[1], np.float32), np.ones(x.shape[1], np.float32)
     mean = x.mean(axis=0, dtype=np.float64)
-    std = x.std(axis=0, dtype=np.float64)
+    std = _column_std(x, mean)
     std[std < 1e-8 * max(1.0, float(np.abs(mean).max()))] = 1.0
     return mean.astype(np.float32), std.astype(np.float32)
+
+
+def _column_std(x: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """Population std per column (float64), in blocks of ``STD_BLOCK_ROWS`` rows.
+
+    ``x.std(axis=0, dtype=np.float64)`` materialises the float64 deviations of the whole matrix:
+    4 GB at 1M x 512, which set the score job's peak RSS at 1M rows (11 GB, ``bench/scale.py``).
+    The same arithmetic per block needs one block. Up to ``STD_BLOCK_ROWS`` rows (every
+    probe below the score job's large-N threshold) it is bit-identical to ``np.std``; above,
+    the block sums are added in another order (relative differences ~1e-16).
+    """
+    total = None
+    for start in range(0, x.shape[0], STD_BLOCK_ROWS):
+        dev = x[start : start + STD_BLOCK_ROWS] - mean  # float64, like np.std's deviations
+        np.multiply(dev, dev, out=dev)
+        part = dev.sum(axis=0)
+        total = part if total is None else total + part
+    return np.sqrt(total / x.shape[0])
 
 
 def train_dynamics(
@@ -170,6 +192,8 @@ def train_dynamics(
     sample_weight: np.ndarray | None = None,
     logits_out: np.ndarray | None = None,
     features_out: np.ndarray | None = None,
+    record_logits: bool = True,
+    standardize_in_place: bool = False,
 ) -> TrainingDynamics:
     """Train one probe on all rows (one seed), recording every sample's logits at every epoch.
 
@@ -185,6 +209,14 @@ def train_dynamics(
     logits_out, features_out : optional preallocated (E, N, C) / (E, N, H) arrays that receive
         the recordings instead of fresh float32 arrays, e.g. an ``np.memmap`` or float16 array
         when E*N*C*4 bytes would not fit in memory (``features_out`` only for an MLP probe).
+    record_logits : False skips the per-epoch logits (``logits`` is then an empty (0, N, C)
+        array and ``train_accuracy`` NaN); the last layer per epoch is still kept, so
+        :func:`predict_logits` works. For callers that only predict held-out rows (the
+        label-noise cleaning round): at 1M rows x 100 classes x 8 epochs the recording is 2 GB
+        per fold and one extra forward pass per epoch. Training is unchanged (bit-identical).
+    standardize_in_place : standardise ``features`` in place (when it is already C-contiguous
+        float32) instead of into a copy, for a caller that owns the array and is done with it
+        (the score job's last probe: saves one N x D float32 copy, 2 GB at 1M x 512).
 
     Returns
     -------
@@ -201,13 +233,19 @@ def train_dynamics(
             raise ValueError("sample_weight must be (N,) finite, non-negative, not all zero")
         weight_t = torch.from_numpy((w / w.mean()).astype(np.float32)).to(device)
     mean, scale = _standardizer(x_np, config.standardize)
-    x_std = (x_np - mean) / scale
+    if standardize_in_place:
+        x_std = x_np
+        x_std -= mean
+    else:
+        x_std = x_np - mean  # in place below: one N x D copy, not two (same values as (x - m) / s)
+    x_std /= scale
     x = torch.from_numpy(x_std).to(device)
     y = torch.from_numpy(y_np).to(device)
     n, d = x_np.shape
     width = d if config.kind == "linear" else config.hidden
     e = config.epochs
-    logits = _output_array(logits_out, (e, n, n_classes), "logits_out")
+    logits = (_output_array(logits_out, (e, n, n_classes), "logits_out") if record_logits
+              else np.empty((0, n, n_classes), np.float32))
     recorded = None
     if record_features and config.kind == "mlp":
         recorded = _output_array(features_out, (e, n, width), "features_out")
@@ -216,9 +254,12 @@ def train_dynamics(
     biases = np.empty((e, n_classes), np.float32)
 
     def record(epoch: int, model: ProbeNet) -> None:
-        forward_into(model, x, logits[epoch], None if recorded is None else recorded[epoch])
         weights[epoch] = model.head.weight.detach().float().cpu().numpy()
         biases[epoch] = model.head.bias.detach().float().cpu().numpy()
+        if not record_logits:
+            accuracy[epoch] = np.nan
+            return
+        forward_into(model, x, logits[epoch], None if recorded is None else recorded[epoch])
         accuracy[epoch] = (np.asarray(logits[epoch]).argmax(axis=1) == y_np).mean()
 
     with cpu_threads(config.cpu_threads, device):
@@ -320,9 +361,15 @@ def cross_fit_probs(
     probs = np.empty((x_np.shape[0], n_classes), np.float32)
     for fold, (train_idx, test_idx) in enumerate(_folds(y_np, config.n_folds, seed)):
         mean, scale = _standardizer(x_np[train_idx], config.standardize)
-        x_train = torch.from_numpy((x_np[train_idx] - mean) / scale).to(device)
+        x_train = x_np[train_idx]  # a copy, standardised in place (one copy instead of three)
+        x_train -= mean
+        x_train /= scale
+        x_train = torch.from_numpy(x_train).to(device)
         y_train = torch.from_numpy(y_np[train_idx]).to(device)
-        x_test = torch.from_numpy((x_np[test_idx] - mean) / scale).to(device)
+        x_test = x_np[test_idx]
+        x_test -= mean
+        x_test /= scale
+        x_test = torch.from_numpy(x_test).to(device)
         fold_logits = np.empty((test_idx.size, n_classes), np.float32)
         with cpu_threads(config.cpu_threads, device):
             model = fit_probe(

@@ -2,7 +2,8 @@
 
 Three classes of 8x8 grey PNGs (a class-specific stripe pattern plus noise) under
 ``train/`` and ``test/``, ingested through the real ingest job; pixel vectors as the
-embedding; a PCA projection through the real projection job.
+embedding; a PCA projection through the real projection job. :func:`add_score_run` adds a
+fake but consistent scoring run through storage (no probes, no torch).
 """
 
 from __future__ import annotations
@@ -10,13 +11,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from backend.config import ProjectionSettings
 from backend.jobs.ingest_job import ingest
 from backend.jobs.project_job import project
-from backend.storage import Workspace
+from backend.storage import Workspace, results, runs
 
 MAIN_SCRIPT = Path(__file__).resolve().parents[2] / "app" / "main.py"
 CLASSES = ("circle", "square", "stripe")
@@ -24,6 +26,23 @@ PER_SPLIT = {"train": 8, "test": 4}
 N_SAMPLES = len(CLASSES) * sum(PER_SPLIT.values())
 EMBEDDING_KEY = "pixels-8"
 APP_TIMEOUT_S = 60
+
+#: What :func:`add_score_run` writes: these pruning scores (plus one detector score), two flagged
+#: samples per class (suggested label: the next class), and collapse metrics of three sources.
+SCORERS = ("el2n", "aum", "forgetting", "moderate", "semdedup", "sim")
+FLAGGED_PER_CLASS = 2
+N_FLAGGED = FLAGGED_PER_CLASS * len(CLASSES)
+DETECTORS = ("confident_learning", "knn_vote", "aum")
+CURVE_EPOCHS = 5
+#: Dataset-level collapse metrics as the score job stores them (``neural_collapse.SCALAR_FIELDS``).
+COLLAPSE_SCALARS = (
+    "nc1", "equinorm", "equiangularity", "max_angle", "etf_distance", "of_distance",
+    "equinorm_w", "equiangularity_w", "max_angle_w", "etf_distance_w", "of_distance_w",
+    "nc3", "nc4", "imbalance_ratio",
+)  # fmt: skip
+CLASSIFIER_ONLY = ("equinorm_w", "equiangularity_w", "max_angle_w", "etf_distance_w",
+                   "of_distance_w", "nc3", "nc4")  # fmt: skip
+PER_CLASS = ("count", "within_trace", "between_norm", "within_between_ratio", "nc1")
 
 
 def write_images(folder: Path, seed: int = 0) -> None:
@@ -69,6 +88,90 @@ def build_digits_workspace(root: Path) -> Path:
     add_pixel_embeddings(ws)
     project(ws, ProjectionSettings(method="pca"), embedding_key=EMBEDDING_KEY)
     return ws.root
+
+
+def label_issue_frame(samples: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """The verdict columns for ``samples`` (id, label, sorted by id): the first
+    :data:`FLAGGED_PER_CLASS` ids of each class are flagged, suggested as the next class."""
+    rng = np.random.default_rng(seed)
+    rank = samples.groupby("label").cumcount().to_numpy()
+    flagged = rank < FLAGGED_PER_CLASS
+    classes = sorted(samples["label"].unique())
+    next_class = {c: classes[(k + 1) % len(classes)] for k, c in enumerate(classes)}
+    detectors = np.where(rank % 2 == 0, "confident_learning,knn_vote", "aum")
+    return pd.DataFrame(
+        {
+            "id": samples["id"].to_numpy(),
+            "label_issue_score": np.where(
+                flagged, 0.6 + 0.4 * rng.random(len(samples)), 0.5 * rng.random(len(samples))
+            ),
+            "is_label_issue": flagged,
+            "suggested_label": np.where(
+                flagged, samples["label"].map(next_class), samples["label"]
+            ),
+            "detectors": np.where(flagged, detectors, ""),
+        }
+    )
+
+
+def collapse_rows(classes: list[str], imbalance_ratio: float) -> list[dict]:
+    """Rows of a run's ``collapse`` table: embeddings (no classifier), a probe curve that falls
+    over :data:`CURVE_EPOCHS` epochs, and the probe's last epoch with per-class rows."""
+    rows: list[dict] = []
+    sources = (("embeddings", -1, 1.0), ("probe_final", CURVE_EPOCHS - 1, 0.1))
+    for source, epoch, scale in sources:
+        for k, metric in enumerate(COLLAPSE_SCALARS):
+            value = scale * (k + 1) / 10
+            if metric == "imbalance_ratio":
+                value = imbalance_ratio
+            elif source == "embeddings" and metric in CLASSIFIER_ONLY:
+                value = None
+            rows.append(
+                dict(source=source, epoch=epoch, metric=metric, class_label=None, value=value)
+            )
+        for j, metric in enumerate(PER_CLASS):
+            for c, label in enumerate(classes):
+                value = 12.0 if metric == "count" else scale * (j + 1) * (c + 1) / 10
+                rows.append(
+                    dict(source=source, epoch=epoch, metric=metric, class_label=label, value=value)
+                )
+    for epoch in range(CURVE_EPOCHS):
+        for metric in COLLAPSE_SCALARS:
+            value = 1.0 / (epoch + 1) if metric != "imbalance_ratio" else imbalance_ratio
+            rows.append(
+                dict(source="probe", epoch=epoch, metric=metric, class_label=None, value=value)
+            )
+    return rows
+
+
+def add_score_run(
+    ws: Workspace, *, seed: int = 0, imbalance_ratio: float = 1.0, with_collapse: bool = True
+) -> str:
+    """A finished ``score`` run over every embedded sample, written through storage."""
+    samples = ws.samples(columns=["id", "label"]).sort_values("id").reset_index(drop=True)
+    ids, n = samples["id"].tolist(), len(samples)
+    rng = np.random.default_rng(seed)
+    classes = sorted(samples["label"].unique())
+    config = {"classes": classes, "scorers": list(SCORERS), "probe": {"kind": "mlp"}}
+    run_id = runs.start_run(ws, "score", config, embedding_key=EMBEDDING_KEY, seed=seed)
+    scores = {
+        "el2n": rng.random(n),
+        "aum": rng.normal(size=n),
+        "forgetting": rng.integers(0, 5, n).astype(float),
+        "moderate": rng.random(n),
+        "semdedup": (np.arange(n) % 12 == 5).astype(float),
+        "sim": rng.random(n),
+        "cl_self_confidence": rng.random(n),  # a label-noise detector's score
+    }
+    results.write_scores(ws, run_id, ids, scores)
+    verdict = label_issue_frame(samples, seed)
+    results.write_label_issues(ws, run_id, verdict)
+    if with_collapse:
+        results.write_collapse(ws, run_id, collapse_rows(classes, imbalance_ratio))
+    summary = {"n_samples": n, "n_label_issues": int(verdict["is_label_issue"].sum()),
+               "scorers": list(SCORERS), "probe_source": "probes"}  # fmt: skip
+    runs.finish_run(ws, run_id, summary)
+    return run_id
 
 
 def metric_values(at: AppTest) -> dict[str, str]:

@@ -10,7 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from backend.storage import Workspace
-from tests.app.app_testkit import APP_TIMEOUT_S, MAIN_SCRIPT, build_workspace
+from tests.app.app_testkit import APP_TIMEOUT_S, MAIN_SCRIPT, add_score_run, build_workspace
 
 
 @pytest.fixture(scope="session")
@@ -40,3 +40,16 @@ def app_on(monkeypatch: pytest.MonkeyPatch) -> Callable[[Path], AppTest]:
         return AppTest.from_file(MAIN_SCRIPT, default_timeout=APP_TIMEOUT_S).run()
 
     return make
+
+
+@pytest.fixture(scope="session")
+def scored_workspace(app_workspace: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The session workspace plus one fake score run (read-only by convention)."""
+    root = Path(shutil.copytree(app_workspace, tmp_path_factory.mktemp("scored") / "workspace"))
+    add_score_run(Workspace.open(root))
+    return root
+
+
+@pytest.fixture
+def writable_scored_workspace(scored_workspace: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(scored_workspace, tmp_path / "workspace"))

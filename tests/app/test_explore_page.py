@@ -12,7 +12,7 @@ from app.components.scatter import projection_figure, selected_ids
 from backend.config import ProjectionSettings
 from backend.jobs.project_job import project
 from backend.storage import Workspace, runs, subsets
-from tests.app.app_testkit import APP_TIMEOUT_S, CLASSES, EMBEDDING_KEY, N_SAMPLES
+from tests.app.app_testkit import APP_TIMEOUT_S, CLASSES, EMBEDDING_KEY, N_FLAGGED, N_SAMPLES
 
 
 def map_spec(at: AppTest) -> dict:
@@ -34,6 +34,47 @@ def test_explore_shows_a_webgl_map_coloured_by_label(app_on, app_workspace: Path
     at.selectbox(key="explore.color_by").set_value("split").run()
     assert not at.exception
     assert sorted(t["name"] for t in map_spec(at)["data"]) == ["test", "train"]
+
+
+def test_explore_colours_by_the_latest_score_run(app_on, scored_workspace: Path) -> None:
+    at = app_on(scored_workspace)
+    at.switch_page("views/explore.py").run()
+    colour = at.selectbox(key="explore.color_by")
+    assert colour.options[:4] == [
+        "label",
+        "split",
+        "label issue (flagged or not)",
+        "label-issue score",
+    ]
+    assert "score: el2n" in colour.options
+
+    colour.set_value("label_issue").run()
+    assert not at.exception
+    traces = map_spec(at)["data"]
+    assert {t["name"]: len(t["customdata"]) for t in traces} == {
+        "flagged": N_FLAGGED,
+        "not flagged": N_SAMPLES - N_FLAGGED,
+    }
+    at.selectbox(key="explore.color_by").set_value("el2n").run()
+    (trace,) = map_spec(at)["data"]
+    assert trace["marker"]["colorscale"] and len(trace["customdata"]) == N_SAMPLES
+    assert "el2n: %{marker.color" in trace["hovertemplate"]
+
+
+def test_a_score_without_values_is_grey() -> None:
+    points = pd.DataFrame(
+        {
+            "id": ["a", "b", "c"],
+            "x": [0.0, 1.0, 2.0],
+            "y": [1.0, 0.0, 2.0],
+            "label": ["p", "q", "p"],
+            "split": "",
+            "aum": [0.5, None, 1.5],
+        }
+    )
+    missing, scored = projection_figure(points, color_by="aum").data
+    assert missing.name == "(no value)" and list(missing.customdata[:, 0]) == ["b"]
+    assert list(scored.marker.color) == [0.5, 1.5]
 
 
 def test_explore_defaults_to_the_latest_projection(app_on, writable_workspace: Path) -> None:

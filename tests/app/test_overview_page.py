@@ -11,7 +11,15 @@ from backend.jobs.project_job import project
 from backend.storage import Workspace
 from tests.app.app_testkit import CLASSES, EMBEDDING_KEY, N_SAMPLES, metric_values
 
-PAGES = ("views/overview.py", "views/explore.py", "views/export.py")
+PAGES = (
+    "views/overview.py",
+    "views/explore.py",
+    "views/review.py",
+    "views/prune.py",
+    "views/collapse.py",
+    "views/export.py",
+)
+SCORE_PAGES = ("views/review.py", "views/prune.py", "views/collapse.py")
 
 
 def test_overview_shows_counts_chart_and_tables(app_on, app_workspace: Path) -> None:
@@ -50,6 +58,9 @@ def test_every_page_explains_a_missing_workspace(app_on, tmp_path: Path, page: s
     [
         ("views/overview.py", "no samples yet"),
         ("views/explore.py", "No projection yet"),
+        ("views/review.py", "No score run yet"),
+        ("views/prune.py", "No score run yet"),
+        ("views/collapse.py", "No score run yet"),
         ("views/export.py", "Nothing to export"),
     ],
 )
@@ -60,6 +71,17 @@ def test_every_page_explains_an_empty_workspace(
     at.switch_page(page).run()
     assert not at.exception
     assert hint in at.info[0].value
+
+
+@pytest.mark.parametrize("page", SCORE_PAGES)
+def test_score_pages_explain_how_to_score(app_on, app_workspace: Path, page: str) -> None:
+    at = app_on(app_workspace)  # samples, embeddings and a map, but no score run
+    at.switch_page(page).run()
+    assert not at.exception
+    message = at.info[0].value
+    assert (
+        "No score run yet" in message and f"thresher score --workspace {app_workspace}" in message
+    )
 
 
 def test_sidebar_opens_another_workspace_only_when_it_is_one(

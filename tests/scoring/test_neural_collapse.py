@@ -213,3 +213,15 @@ def test_to_dict_is_json_ready(tiny) -> None:
     data = collapse_metrics(x, y).to_dict()
     assert data["nc3"] is None and data["nc4"] is None and data["nc1"] > 0
     json.dumps(data)
+
+
+def test_class_means_in_blocks_match_one_product(monkeypatch: pytest.MonkeyPatch) -> None:
+    from backend.scoring import neural_collapse
+
+    rng = np.random.default_rng(3)
+    x, y = rng.standard_normal((500, 7)).astype(np.float32), rng.integers(0, 5, 500)
+    whole, counts = neural_collapse.class_means(x, y, n_classes=6)
+    monkeypatch.setattr(neural_collapse, "CHUNK_ROWS", 64)
+    blocked, counts_blocked = neural_collapse.class_means(x, y, n_classes=6)
+    np.testing.assert_allclose(blocked, whole, rtol=1e-12, equal_nan=True)
+    np.testing.assert_array_equal(counts_blocked, counts)

@@ -186,3 +186,25 @@ def test_cpu_threads_are_restored(blobs) -> None:
     assert torch.get_num_threads() == before
     b = train_dynamics(x, y, n_classes=3, config=ProbeConfig(kind="linear", epochs=1), seed=0)
     np.testing.assert_allclose(a.logits, b.logits, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["linear", "mlp"])
+def test_training_without_recorded_logits_is_identical(blobs, kind: str) -> None:
+    x, y = blobs
+    config = ProbeConfig(kind=kind, epochs=3, hidden=16, device="cpu")
+    full = train_dynamics(x, y, n_classes=int(y.max()) + 1, config=config, seed=5)
+    lean = train_dynamics(x, y, n_classes=int(y.max()) + 1, config=config, seed=5, record_logits=False)
+    assert lean.logits.shape == (0, x.shape[0], int(y.max()) + 1) and np.isnan(lean.train_accuracy).all()
+    np.testing.assert_array_equal(lean.weights, full.weights)
+    np.testing.assert_array_equal(predict_logits(lean, x[:20]), predict_logits(full, x[:20]))
+
+
+def test_blocked_column_std_matches_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
+    from backend.scoring import probes
+
+    rng = np.random.default_rng(2)
+    x = (rng.standard_normal((1000, 9)) * 3 + 5).astype(np.float32)
+    mean = x.mean(axis=0, dtype=np.float64)
+    np.testing.assert_array_equal(probes._column_std(x, mean), x.std(axis=0, dtype=np.float64))
+    monkeypatch.setattr(probes, "STD_BLOCK_ROWS", 128)
+    np.testing.assert_allclose(probes._column_std(x, mean), x.std(axis=0, dtype=np.float64), rtol=1e-12)

@@ -1,0 +1,207 @@
+"""The Prune page's parts: the procedure's settings, running it, and what it kept.
+
+The ratio is the fraction of samples REMOVED, everywhere in Thresher (0.3 keeps 70%).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+import streamlit as st
+
+from app import data, prune_data, state
+from app.components import score_charts
+from app.components.palette import natural_order
+from backend.storage import StorageError
+
+RECOMMENDED = "(recommended)"
+ALL_SPLITS = "(all splits)"
+MINIMUM = "minimum per class"
+POLICIES = ("proportional", "balanced", "none", MINIMUM)
+POLICY_HELP = (
+    "proportional: every class keeps the same fraction; balanced: equal counts per class (capped "
+    "at the class size); none: no per-class quotas; minimum per class: proportional, but every "
+    "class keeps at least N."
+)
+NOT_SCORES = {"id", "label", "split", "path", "kept"}
+
+
+@dataclass(frozen=True)
+class PruneRequest:
+    """The settings of one prune; ``method=None`` runs the recommended recipe."""
+
+    ratio: float
+    method: str | None
+    per_class: str
+    seed: int
+    split: str | None
+    dedup: bool
+    name: str
+    overwrite: bool
+
+
+def n_kept(n: int, ratio: float) -> int:
+    """How many of ``n`` samples a prune keeps (``budgets.n_to_keep``: round(n (1 - ratio)), >= 1)."""
+    return 0 if n < 1 else int(min(n, max(1, round(n * (1.0 - ratio)))))
+
+
+def score_columns(frame: pd.DataFrame) -> list[str]:
+    """Numeric score columns of ``frame`` with a value for every row."""
+    return [
+        c
+        for c in frame.columns
+        if c not in NOT_SCORES
+        and pd.api.types.is_numeric_dtype(frame[c])
+        and frame[c].notna().all()
+    ]
+
+
+def _choose_score(method: str, pool: pd.DataFrame) -> str:
+    """The score ``method`` runs on: one select box per method, defaulting to its own score."""
+    default = prune_data.default_prune_score(method)
+    if default is None:
+        st.caption("This method uses no score.")
+        return method
+    known = set(prune_data.prune_job().score_names())
+    available = [s for s in score_columns(pool) if s in known] or [default]
+    index = available.index(default) if default in available else 0
+    score = st.selectbox("Score", available, index=index, key=f"{state.PRUNE_SCORE}.{method}")
+    if default not in available:
+        st.caption(f"This run has no {default!r} score (the method's default).")
+    return f"{method}:{score}"
+
+
+def controls(pool: pd.DataFrame) -> PruneRequest:
+    """Every setting of the prune; the caption under the ratio says how many samples stay."""
+    with st.spinner("Loading the pruning procedures…"):
+        job = prune_data.prune_job()
+    ratio_column, method_column, score_column = st.columns([2, 2, 1])
+    ratio = ratio_column.slider(
+        "Fraction REMOVED",
+        0.0,
+        0.95,
+        0.5,
+        step=0.05,
+        key=state.PRUNE_RATIO,
+        help="The fraction of samples the prune removes: 0.3 removes 30% and keeps 70%.",
+    )
+    keeps = ratio_column.empty()
+    recommended = job.recommended_method(ratio)
+    method = method_column.selectbox(
+        "Method",
+        [RECOMMENDED, *job.method_names()],
+        key=state.PRUNE_METHOD,
+        format_func=lambda m: (
+            f"recommended for this ratio: {recommended}" if m == RECOMMENDED else m
+        ),
+    )
+    with score_column:
+        chosen = None if method == RECOMMENDED else _choose_score(method, pool)
+        if chosen is None:
+            st.caption("The recommended recipe fixes its score and sampling.")
+    method_column.caption(job.describe_method(chosen or recommended))
+
+    policy_column, seed_column, split_column, dedup_column = st.columns(4)
+    policy = policy_column.selectbox(
+        "Per-class policy", POLICIES, key=state.PRUNE_POLICY, help=POLICY_HELP
+    )
+    per_class = policy
+    if policy == MINIMUM:
+        minimum = policy_column.number_input(
+            "Minimum per class", min_value=1, value=5, step=1, key=state.PRUNE_MIN_PER_CLASS
+        )
+        per_class = f"min:{int(minimum)}"
+    seed = seed_column.number_input("Seed", min_value=0, value=0, step=1, key=state.PRUNE_SEED)
+    splits = natural_order(pool["split"].fillna("").unique())
+    split = split_column.selectbox(
+        "Split", [ALL_SPLITS, *[s for s in splits if s]], key=state.PRUNE_SPLIT
+    )
+    split = None if split == ALL_SPLITS else split
+    dedup = dedup_column.checkbox(
+        "Remove near-duplicates first",
+        key=state.PRUNE_DEDUP,
+        disabled="semdedup" not in pool.columns,
+        help="Drop SemDeDup near-duplicates (Abbas et al. 2023) before pruning; needs the "
+        "semdedup score.",
+    )
+    n_pool = int((pool["split"] == split).sum()) if split else len(pool)
+    kept = n_kept(n_pool, ratio)
+    keeps.markdown(f"Keeps **{kept:,}** of {n_pool:,} samples (removes {n_pool - kept:,}).")
+
+    name_column, overwrite_column = st.columns([2, 1])
+    if state.PRUNE_SUBSET_NAME not in st.session_state:
+        st.session_state[state.PRUNE_SUBSET_NAME] = "pruned"
+    name = name_column.text_input("Save the kept samples as subset", key=state.PRUNE_SUBSET_NAME)
+    overwrite = overwrite_column.checkbox(
+        "Replace an existing subset with this name", key=state.PRUNE_OVERWRITE
+    )
+    return PruneRequest(ratio, chosen, per_class, int(seed), split, dedup, name.strip(), overwrite)
+
+
+def run_button(root: str, request: PruneRequest, *, score_run: str) -> None:
+    """The button; a finished prune is kept in the session for :func:`result`."""
+    if not st.button("Prune and save the subset", type="primary", key="prune.run"):
+        return
+    if request.name in set(data.subset_list(root)["name"]) and not request.overwrite:
+        st.error(
+            f"A subset named {request.name!r} exists. Nothing was saved: pick a new name, "
+            "or tick the box above to replace it."
+        )
+        return
+    try:
+        with st.spinner("Pruning…"):
+            done = prune_data.run_prune(
+                root,
+                name=request.name,
+                ratio=request.ratio,
+                method=request.method,
+                per_class=request.per_class,
+                seed=request.seed,
+                split=request.split,
+                dedup=request.dedup,
+                score_run=score_run,
+                overwrite=request.overwrite,
+            )
+    except (StorageError, ValueError) as exc:
+        st.error(f"Nothing was saved: {exc}")
+        return
+    state.set_last_prune(done)
+    st.success(
+        f"Saved subset '{done.subset}': kept {done.n_kept:,}, removed {done.n_removed:,} "
+        f"({done.method}). Export it from the Export page."
+    )
+
+
+def result(root: str, done: prune_data.PruneDone) -> None:
+    """What the last prune kept: counts, per-class bars and a score's kept/removed histogram."""
+    try:
+        outcome = prune_data.prune_outcome(root, done)
+    except StorageError as exc:
+        st.info(f"The last prune's subset is gone: {exc}")
+        return
+    st.subheader(f"Result: subset '{done.subset}'")
+    st.caption(f"{done.method} · prune run {done.run_id} · from score run {done.score_run}")
+    total = max(done.n_kept + done.n_removed, 1)
+    cells = [
+        ("Kept", f"{done.n_kept:,}"),
+        ("Removed", f"{done.n_removed:,}"),
+        ("Kept share", f"{100 * done.n_kept / total:.1f}%"),
+    ]
+    for column, (label, value) in zip(st.columns(len(cells)), cells, strict=True):
+        column.metric(label, value)
+    left, right = st.columns(2)
+    left.plotly_chart(score_charts.kept_by_class(outcome), key="prune.by_class")
+    scores = score_columns(outcome)
+    if not scores:
+        right.caption("The score run stored no scores to compare.")
+        return
+    used = done.method.partition(":")[2]
+    default = used if used in scores else ("sim" if "sim" in scores else scores[0])
+    with right:
+        score = st.selectbox(
+            "Score to compare", scores, index=scores.index(default), key=state.PRUNE_HISTOGRAM_SCORE
+        )
+        st.plotly_chart(
+            score_charts.kept_vs_removed_histogram(outcome, score), key="prune.histogram"
+        )

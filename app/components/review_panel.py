@@ -1,0 +1,201 @@
+"""The Review page's parts: filters over a run's label-issue verdicts, the summary, the table of
+suspicious samples with row selection, saving them as a subset, and the CSV download."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+import streamlit as st
+
+from app import data, state
+from app.components import score_charts
+from app.components.palette import natural_order
+from app.components.subset_form import SaveFormKeys, save_subset_form
+
+#: Rows the table shows (with thumbnails); the download and "save all shown" cover every row.
+MAX_ROWS = 1000
+#: Rows visible without scrolling the table.
+VISIBLE_ROWS = 12
+THUMBNAIL_SIZE = 48
+ROW_HEIGHT = THUMBNAIL_SIZE + 4
+SAVE_KEYS = SaveFormKeys("review.save_form", state.REVIEW_SUBSET_NAME, state.REVIEW_OVERWRITE)
+CSV_COLUMNS = [
+    "id",
+    "label",
+    "suggested_label",
+    "label_issue_score",
+    "is_label_issue",
+    "detectors",
+    "split",
+    "path",
+]
+
+
+@dataclass(frozen=True)
+class IssueFilter:
+    """Which verdicts the page shows: score at least ``threshold``; flagged ones only unless
+    ``include_unflagged``; given label in ``classes`` and any of ``detectors`` (empty = all)."""
+
+    threshold: float = 0.0
+    include_unflagged: bool = False
+    classes: tuple[str, ...] = ()
+    detectors: tuple[str, ...] = ()
+
+
+def _detector_sets(issues: pd.DataFrame) -> pd.Series:
+    return issues["detectors"].fillna("").map(lambda t: {d.strip() for d in t.split(",")} - {""})
+
+
+def detector_names(issues: pd.DataFrame) -> list[str]:
+    """Every detector named in the run's ``detectors`` column, sorted."""
+    return sorted(set().union(*_detector_sets(issues))) if len(issues) else []
+
+
+def apply_filter(issues: pd.DataFrame, chosen: IssueFilter) -> pd.DataFrame:
+    """The rows of ``issues`` that ``chosen`` lets through, in the same order."""
+    mask = issues["label_issue_score"].fillna(0.0) >= chosen.threshold
+    if not chosen.include_unflagged:
+        mask &= issues["is_label_issue"].fillna(False).astype(bool)
+    if chosen.classes:
+        mask &= issues["label"].fillna("(none)").astype(str).isin(chosen.classes)
+    if chosen.detectors:
+        wanted = set(chosen.detectors)
+        mask &= _detector_sets(issues).map(lambda found: bool(found & wanted))
+    return issues[mask.to_numpy()].reset_index(drop=True)
+
+
+def choose_filter(issues: pd.DataFrame) -> IssueFilter:
+    threshold_column, class_column, detector_column = st.columns(3)
+    threshold = threshold_column.slider(
+        "Minimum label-issue score",
+        0.0,
+        1.0,
+        0.0,
+        step=0.01,
+        key=state.REVIEW_THRESHOLD,
+        help="label_issue_score lies in [0, 1]; higher = more likely mislabeled.",
+    )
+    classes = class_column.multiselect(
+        "Given label",
+        natural_order(issues["label"].fillna("(none)").unique()),
+        key=state.REVIEW_CLASSES,
+        placeholder="all classes",
+    )
+    detectors = detector_column.multiselect(
+        "Flagged by",
+        detector_names(issues),
+        key=state.REVIEW_DETECTORS,
+        placeholder="any detector",
+        help="Show samples that any of the chosen detectors flagged.",
+    )
+    include_unflagged = threshold_column.toggle(
+        "Include unflagged samples",
+        key=state.REVIEW_INCLUDE_UNFLAGGED,
+        help="Samples the combined verdict did not flag, ranked by the same label-issue score.",
+    )
+    return IssueFilter(threshold, include_unflagged, tuple(classes), tuple(detectors))
+
+
+def summary(issues: pd.DataFrame, shown: pd.DataFrame) -> None:
+    n_flagged = int(issues["is_label_issue"].fillna(False).sum())
+    cells = [
+        ("Scored samples", f"{len(issues):,}"),
+        ("Flagged", f"{n_flagged:,}"),
+        ("Flagged share", f"{100 * n_flagged / max(len(issues), 1):.1f}%"),
+        ("Shown", f"{len(shown):,}"),
+    ]
+    for column, (label, value) in zip(st.columns(len(cells)), cells, strict=True):
+        column.metric(label, value)
+
+
+def charts(issues: pd.DataFrame, shown: pd.DataFrame) -> None:
+    if shown.empty:
+        st.info("No sample passes these filters: lower the threshold or clear a filter.")
+        return
+    totals = issues["label"].fillna("(none)").astype(str).value_counts()
+    left, right = st.columns(2)
+    left.plotly_chart(score_charts.flagged_by_class(shown, totals), key="review.by_class")
+    right.plotly_chart(score_charts.label_confusion(shown), key="review.confusion")
+
+
+def table_frame(shown: pd.DataFrame) -> pd.DataFrame:
+    """What the table shows of the first :data:`MAX_ROWS` rows, a thumbnail first."""
+    head = shown.head(MAX_ROWS)
+    return pd.DataFrame(
+        {
+            "image": [data.thumbnail_uri(p, THUMBNAIL_SIZE) for p in head["path"]],
+            "id": head["id"],
+            "label": head["label"],
+            "suggested_label": head["suggested_label"],
+            "label_issue_score": head["label_issue_score"],
+            "detectors": head["detectors"],
+            "split": head["split"],
+        }
+    ).reset_index(drop=True)
+
+
+def issue_table(shown: pd.DataFrame) -> list[str]:
+    """The table with row selection; returns the ids of the ticked rows."""
+    table = table_frame(shown)
+    if len(shown) > MAX_ROWS:
+        st.caption(f"The table shows the {MAX_ROWS:,} highest-scoring of {len(shown):,} samples.")
+    event = st.dataframe(
+        table,
+        key=state.REVIEW_TABLE,
+        on_select="rerun",
+        selection_mode="multi-row",
+        hide_index=True,
+        row_height=ROW_HEIGHT,
+        height=min(len(table), VISIBLE_ROWS) * ROW_HEIGHT + 40,
+        column_config={
+            "image": st.column_config.ImageColumn("image", width="small"),
+            "label": st.column_config.TextColumn("given label"),
+            "suggested_label": st.column_config.TextColumn("suggested"),
+            "label_issue_score": st.column_config.ProgressColumn(
+                "score", min_value=0.0, max_value=1.0, format="%.2f"
+            ),
+        },
+    )
+    rows = [r for r in event.selection.rows if r < len(table)]
+    return table["id"].iloc[rows].tolist()
+
+
+def csv_bytes(shown: pd.DataFrame) -> bytes:
+    return shown[CSV_COLUMNS].to_csv(index=False).encode()
+
+
+def save_and_download(root: str, shown: pd.DataFrame, ticked: list[str], *, run_id: str) -> None:
+    """Save the ticked rows (or every shown sample) as a subset; download the shown list."""
+    save_column, download_column = st.columns([2, 1])
+    with save_column:
+        save_all = st.checkbox(
+            f"Save all {len(shown):,} shown samples, not only the ticked rows",
+            key=state.REVIEW_SAVE_ALL,
+        )
+        ids = shown["id"].tolist() if save_all else ticked
+        if ids:
+            save_subset_form(
+                root,
+                ids,
+                keys=SAVE_KEYS,
+                run_id=run_id,
+                origin="review",
+                label="Save as subset",
+                placeholder="e.g. to-relabel",
+                default_name="to-relabel",
+            )
+        else:
+            st.caption(
+                "Tick rows in the table (the boxes at its left) or the box above to save "
+                "samples as a subset, e.g. to relabel them."
+            )
+    with download_column:
+        st.download_button(
+            f"Download {len(shown):,} rows (CSV)",
+            data=csv_bytes(shown),
+            file_name=f"label-issues-{run_id}.csv",
+            mime="text/csv",
+            on_click="ignore",
+            key="review.download",
+        )

@@ -1,0 +1,169 @@
+"""Plotly charts of a scoring run (Review, Prune, Collapse), built from plain DataFrames."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from app.components.palette import category_colors, natural_order
+
+MARGIN = dict(l=10, r=10, t=40, b=10)
+KEPT_COLOR = "#2ca02c"
+REMOVED_COLOR = "#d62728"
+BEFORE_COLOR = "#c7c7c7"
+
+
+def _labels(values: pd.Series) -> pd.Series:
+    return values.fillna("(none)").astype(str)
+
+
+def flagged_by_class(shown: pd.DataFrame, totals: pd.Series) -> go.Figure:
+    """Bars of shown samples per given class (column ``label``); the hover gives the share of
+    that class (``totals``: samples per class in the run)."""
+    counts = _labels(shown["label"]).value_counts()
+    classes = natural_order(totals.index)
+    flagged = counts.reindex(classes, fill_value=0)
+    share = flagged / totals.reindex(classes).clip(lower=1)
+    fig = go.Figure(
+        go.Bar(
+            x=classes,
+            y=flagged.to_numpy(),
+            customdata=np.round(100 * share.to_numpy(), 1),
+            hovertemplate="class %{x}: %{y} (%{customdata}% of the class)<extra></extra>",
+            marker_color=REMOVED_COLOR,
+        )
+    )
+    fig.update_layout(
+        title="Shown samples by given class",
+        xaxis_title="given label",
+        yaxis_title="samples",
+        xaxis_type="category",
+        height=340,
+        margin=MARGIN,
+    )
+    return fig
+
+
+def label_confusion(shown: pd.DataFrame) -> go.Figure:
+    """Heatmap of given label (rows) x suggested label (columns) over ``shown``."""
+    given, suggested = _labels(shown["label"]), _labels(shown["suggested_label"])
+    rows, cols = natural_order(given.unique()), natural_order(suggested.unique())
+    table = pd.crosstab(given, suggested).reindex(index=rows, columns=cols, fill_value=0)
+    fig = go.Figure(
+        go.Heatmap(
+            z=table.to_numpy(),
+            x=cols,
+            y=rows,
+            text=table.to_numpy(),
+            texttemplate="%{text}",
+            colorscale="Reds",
+            showscale=False,
+            hovertemplate="given %{y} → suggested %{x}: %{z}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title="Given label × suggested label",
+        xaxis_title="suggested label",
+        yaxis_title="given label",
+        xaxis_type="category",
+        yaxis=dict(type="category", autorange="reversed"),
+        height=340,
+        margin=MARGIN,
+    )
+    return fig
+
+
+def kept_by_class(outcome: pd.DataFrame) -> go.Figure:
+    """Grouped bars per class: samples before the prune and samples kept (column ``kept``)."""
+    labels = _labels(outcome["label"])
+    classes = natural_order(labels.unique())
+    before = labels.value_counts().reindex(classes, fill_value=0)
+    kept = labels[outcome["kept"].to_numpy()].value_counts().reindex(classes, fill_value=0)
+    fig = go.Figure()
+    fig.add_bar(x=classes, y=before.to_numpy(), name="before", marker_color=BEFORE_COLOR)
+    fig.add_bar(x=classes, y=kept.to_numpy(), name="kept", marker_color=KEPT_COLOR)
+    fig.update_layout(
+        title="Samples per class, before and after",
+        barmode="group",
+        xaxis_title="class",
+        yaxis_title="samples",
+        xaxis_type="category",
+        height=360,
+        margin=MARGIN,
+    )
+    return fig
+
+
+def kept_vs_removed_histogram(outcome: pd.DataFrame, score: str, *, bins: int = 40) -> go.Figure:
+    """Overlaid histograms of ``score`` for kept and removed samples, on shared bins."""
+    values = outcome[score].astype(float)
+    finite = values[np.isfinite(values)]
+    low, high = (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 1.0)
+    size = (high - low) / bins if high > low else 1.0
+    fig = go.Figure()
+    for name, mask, color in (
+        ("kept", outcome["kept"], KEPT_COLOR),
+        ("removed", ~outcome["kept"], REMOVED_COLOR),
+    ):
+        fig.add_histogram(
+            x=values[mask.to_numpy()].to_numpy(),
+            name=name,
+            marker_color=color,
+            opacity=0.6,
+            xbins=dict(start=low, end=high + size, size=size),
+        )
+    fig.update_layout(
+        title=f"{score}: kept vs removed",
+        barmode="overlay",
+        xaxis_title=score,
+        yaxis_title="samples",
+        height=360,
+        margin=MARGIN,
+    )
+    return fig
+
+
+def collapse_curve(
+    curve: Mapping[str, Sequence[float | None]], metrics: Sequence[str], *, log_y: bool = False
+) -> go.Figure:
+    """One line per metric over the probe's training epochs (falling = collapsing)."""
+    colors = category_colors(list(curve))
+    fig = go.Figure()
+    for metric in metrics:
+        values = [np.nan if v is None else v for v in curve[metric]]
+        fig.add_scatter(
+            x=list(range(len(values))),
+            y=values,
+            mode="lines+markers",
+            name=metric,
+            line_color=colors[metric],
+        )
+    n_epochs = max((len(curve[m]) for m in metrics), default=1)
+    fig.update_layout(
+        xaxis=dict(title="epoch", dtick=max(1, n_epochs // 10)),
+        yaxis_title="value (0 = collapsed)",
+        yaxis_type="log" if log_y else "linear",
+        height=380,
+        margin=MARGIN,
+        legend_title_text="metric",
+    )
+    return fig
+
+
+def per_class_bars(values: pd.Series, metric: str) -> go.Figure:
+    """Bars of one per-class metric (``values`` indexed by class)."""
+    classes = natural_order(values.index)
+    ordered = values.reindex(classes)
+    fig = go.Figure(go.Bar(x=classes, y=ordered.to_numpy(dtype=float), name=metric))
+    fig.update_layout(
+        title=f"{metric} per class",
+        xaxis_title="class",
+        yaxis_title=metric,
+        xaxis_type="category",
+        height=340,
+        margin=MARGIN,
+    )
+    return fig

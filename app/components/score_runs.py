@@ -1,0 +1,29 @@
+"""Picking a scoring run (Review, Prune, Collapse) and what to say when there is none."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+
+def no_score_run_message(workspace_root: Path | str) -> str:
+    return (
+        f"No score run yet: run `thresher score --workspace {workspace_root}` "
+        "(label-issue verdicts, pruning scores and neural-collapse metrics), then reload this page."
+    )
+
+
+def run_label(run: pd.Series) -> str:
+    summary = run["summary"] or {}
+    when = pd.Timestamp(run["created_at"]).strftime("%Y-%m-%d %H:%M")
+    flagged = summary.get("n_label_issues", "?")
+    scored = summary.get("n_samples", "?")
+    return f"{when} · {run['embedding_key']} · {flagged} flagged of {scored}"
+
+
+def choose_score_run(score_runs: pd.DataFrame, *, key: str) -> str:
+    """A select box over finished score runs (newest first, so the latest is the default)."""
+    labels = {row["run_id"]: run_label(row) for _, row in score_runs.iterrows()}
+    return st.selectbox("Score run", list(labels), format_func=labels.__getitem__, key=key)

@@ -1,0 +1,114 @@
+"""The Prune page's data access: pruning procedures, the pool a prune chooses from, outcomes.
+
+Same caching rules as :mod:`app.data` (results cached under the Lance versions they read).
+``backend.jobs.prune_job`` pulls in the scorers and torch (seconds), so it is imported on first
+use only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import ModuleType
+
+import pandas as pd
+import streamlit as st
+
+from app.data import Versions, forget_subsets, open_workspace, table_versions
+from backend.storage import results, subsets
+
+
+def prune_job() -> ModuleType:
+    """``backend.jobs.prune_job`` (method names, descriptions, ``prune``), imported on first use:
+    it pulls in the scorers and torch (seconds), which pages that do not prune should not pay for."""
+    from backend.jobs import prune_job as module
+
+    return module
+
+
+def default_prune_score(method: str) -> str | None:
+    """The score ``method`` runs on when none is named (``None`` for score-free methods)."""
+    return prune_job().default_score(method)
+
+
+def prune_pool(root: str, score_run: str) -> pd.DataFrame:
+    """id, label, split and every score of the samples ``score_run`` scored (what a prune
+    chooses from)."""
+    return _cached_prune_pool(root, score_run, table_versions(root, ("scores", "samples")))
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _cached_prune_pool(root: str, score_run: str, versions: Versions) -> pd.DataFrame:
+    ws = open_workspace(root)
+    scored = results.read_scores(ws, score_run)
+    return ws.samples(columns=["id", "label", "split"]).merge(scored, on="id")
+
+
+@dataclass(frozen=True)
+class PruneDone:
+    """What the Prune page keeps of a finished prune (``prune_job.PruneResult`` plus context)."""
+
+    root: str
+    run_id: str
+    subset: str
+    method: str
+    n_kept: int
+    n_removed: int
+    score_run: str
+    split: str | None
+
+
+def run_prune(
+    root: str,
+    *,
+    name: str,
+    ratio: float,
+    method: str | None,
+    per_class: str,
+    seed: int,
+    split: str | None,
+    dedup: bool,
+    score_run: str,
+    overwrite: bool,
+) -> PruneDone:
+    """Run ``prune_job.prune`` in this process; raises ``StorageError`` / ``ValueError`` unchanged."""
+    result = prune_job().prune(
+        open_workspace(root),
+        name=name,
+        ratio=ratio,
+        method=method,
+        per_class=per_class,
+        seed=seed,
+        split=split,
+        dedup=dedup,
+        score_run=score_run,
+        overwrite=overwrite,
+    )
+    forget_subsets()
+    _cached_prune_outcome.clear()
+    return PruneDone(
+        root=root,
+        run_id=result.run_id,
+        subset=result.subset,
+        method=result.method,
+        n_kept=result.n_kept,
+        n_removed=result.n_removed,
+        score_run=score_run,
+        split=split,
+    )
+
+
+def prune_outcome(root: str, done: PruneDone) -> pd.DataFrame:
+    """The pool of a prune (its split only) with a ``kept`` column and every score."""
+    versions = table_versions(root, ("scores", "samples", "subsets"))
+    return _cached_prune_outcome(root, done.score_run, done.subset, done.split, versions)
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _cached_prune_outcome(
+    root: str, score_run: str, subset: str, split: str | None, versions: Versions
+) -> pd.DataFrame:
+    pool = prune_pool(root, score_run)
+    if split:
+        pool = pool[pool["split"] == split]
+    kept = set(subsets.subset_ids(open_workspace(root), subset))
+    return pool.assign(kept=pool["id"].isin(kept)).reset_index(drop=True)

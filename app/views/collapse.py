@@ -1,0 +1,35 @@
+"""Collapse: how close the features are to neural collapse (Papyan et al. 2020)."""
+
+import streamlit as st
+
+from app import data, state
+from app.components import collapse_panel
+from app.components.score_runs import choose_score_run, no_score_run_message
+from app.components.workspace import require_workspace
+from backend.storage import StorageError
+
+root, ws = require_workspace()
+st.title("Neural collapse")
+score_runs = data.score_runs(root)
+if score_runs.empty:
+    st.info(no_score_run_message(ws.root))
+    st.stop()
+
+run_id = choose_score_run(score_runs, key=state.COLLAPSE_RUN)
+try:
+    summary = data.collapse_summary(root, run_id)
+except StorageError as exc:
+    st.info(f"{exc}: pick another score run, or rerun `thresher score --workspace {ws.root}`.")
+    st.stop()
+source_column, download_column = st.columns([3, 1])
+with source_column:
+    source = collapse_panel.choose_source(summary)
+with download_column:
+    collapse_panel.download(summary, run_id)
+metrics = summary["sources"][source]
+collapse_panel.headline(metrics)
+note = collapse_panel.imbalance_note(metrics)
+if note:
+    st.warning(note)
+collapse_panel.probe_curve(summary)
+collapse_panel.per_class(metrics)

@@ -1,0 +1,108 @@
+"""The prune job: a named subset of kept samples from a scoring run (``thresher prune``).
+
+``ratio`` is the fraction REMOVED everywhere (0.3 keeps 70%).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from backend.jobs.tracking import recorded_run
+from backend.scoring.pruning import registry
+from backend.scoring.pruning.budgets import check_ratio
+from backend.storage import results, runs, subsets
+from backend.storage.errors import NotFoundError, StorageError
+from backend.storage.workspace import Workspace
+
+
+@dataclass
+class PruneResult:
+    run_id: str
+    subset: str
+    method: str
+    n_kept: int
+    n_removed: int
+
+
+def latest_score_run(ws: Workspace) -> dict:
+    run = runs.latest_run(ws, "score")
+    if run is None:
+        raise NotFoundError(f"no finished score run in {ws.root}; run `thresher score --workspace {ws.root}` first")
+    return run
+
+
+def prune(ws: Workspace, *, name: str, ratio: float, method: str | None = None, per_class: str = "proportional",
+          seed: int = 0, split: str | None = None, dedup: bool = False, score_run: str | None = None,
+          overwrite: bool = False) -> PruneResult:
+    """Keep ``1 - ratio`` of the samples (of ``split`` when given) by ``method`` over the scores of
+    ``score_run`` (default: the latest), and save them as subset ``name``.
+
+    With no ``method`` the recommended default for this ratio is used
+    (:func:`backend.scoring.pruning.registry.recommended_default`). ``dedup`` removes SemDeDup
+    near-duplicates first (Abbas et al. 2023).
+    """
+    from backend.jobs.score_inputs import load_dataset  # imports torch (probes): only when pruning
+
+    check_ratio(ratio)
+    name = subsets.check_subset_name(name)
+    if name in subsets.subset_names(ws) and not overwrite:
+        raise StorageError(f"a subset named {name!r} exists; choose another --name or pass --overwrite")
+    source = runs.get_run(ws, score_run) if score_run else latest_score_run(ws)
+    data = load_dataset(ws, source["embedding_key"])
+    scores = results.read_scores(ws, source["run_id"]).set_index("id").reindex(data.ids)
+    options: dict = {}
+    if method is None:
+        recipe = registry.recommended_default(ratio)
+        method, options = recipe.name, recipe.options
+    registry.parse_method(method)  # ValueError naming the known methods
+    keep_mask = np.ones(len(data.ids), dtype=bool)
+    if split:
+        split_by_id = ws.samples(columns=["id", "split"]).set_index("id")["split"]
+        keep_mask = split_by_id.reindex(data.ids).fillna("").to_numpy() == split
+        if not keep_mask.any():
+            raise StorageError(f"no sample has split {split!r}")
+    pool = np.flatnonzero(keep_mask)
+    score_arrays = {c: scores[c].to_numpy()[pool] for c in scores.columns if scores[c].notna().all()}
+    inputs = registry.ScoreInputs(labels=data.labels[pool], embeddings=data.unit[pool], norms=data.norms[pool])
+    duplicates = None
+    if dedup:
+        if "semdedup" not in score_arrays:
+            raise StorageError("--dedup needs the semdedup score; rerun `thresher score` with it")
+        duplicates = score_arrays["semdedup"] > 0.5
+    config = {"method": method, "ratio": ratio, "per_class": per_class, "seed": seed, "split": split,
+              "dedup": dedup, "score_run": source["run_id"], "options": options, "subset": name}
+    with recorded_run(ws, "prune", config, embedding_key=data.embedding_key, seed=seed) as run:
+        kept = registry.prune(method, ratio, labels=data.labels[pool], scores=score_arrays, inputs=inputs,
+                              per_class=per_class, seed=seed, dedup=duplicates, options=options)
+        kept_ids = data.ids[pool][kept].tolist()
+        subsets.save_subset(ws, name, kept_ids, origin="prune", run_id=run.run_id, overwrite=overwrite)
+        run.summary = {"n_pool": len(pool), "n_kept": len(kept_ids), "n_removed": len(pool) - len(kept_ids),
+                       "subset": name, "method": method}
+    return PruneResult(run.run_id, name, method, len(kept_ids), len(pool) - len(kept_ids))
+
+
+def method_names() -> list[str]:
+    """Registered pruning procedures (what ``--method`` and the app's Prune page offer)."""
+    return sorted(registry.METHODS)
+
+
+def score_names() -> list[str]:
+    return sorted(registry.SCORES)
+
+
+def recommended_method(ratio: float) -> str:
+    """The default recipe's name for ``ratio`` (fraction removed), e.g. ``sims:sim``."""
+    return registry.recommended_default(ratio).name
+
+
+def default_score(method: str) -> str | None:
+    """The score ``method`` runs on when none is named (``None`` for score-free methods)."""
+    return registry.parse_method(method)[1]
+
+
+def describe_method(name: str) -> str:
+    spec, score = registry.parse_method(name)
+    paper = f" ({spec.paper})" if spec.paper else ""
+    return f"{spec.description}{paper}" + (f"; score: {score}" if score else "")

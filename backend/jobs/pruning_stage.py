@@ -1,0 +1,125 @@
+"""The pruning-score part of the score job: every requested scorer on the stored embeddings and
+the probes' training dynamics, with the large-N accommodations the scorers themselves lack.
+
+What this adds around :func:`backend.scoring.pruning.registry.compute_score` (measured with
+``bench/scale.py``, 100 classes, 512-d, on a shared 2-core box):
+
+- **Row chunks for per-sample dynamics scores.** The training-dynamics scorers (EL2N, GraNd,
+  forgetting, AUM, dynamic uncertainty, cartography) are row-wise: each sample's value reads only
+  its own logits. They convert the whole (S, E, N, C) logits to float64 and make several
+  same-sized temporaries (``dynamic_uncertainty`` / ``cartography`` softmax all epochs: ~4 copies),
+  i.e. ~25 GB at 1M rows x 8 epochs x 100 classes, beyond a 24 GB machine. They are run here on
+  row blocks of at most ``DYNAMICS_BLOCK_BYTES`` of float64 logits and concatenated. Values are
+  bit-identical to one call (every reduction is per row); up to one block (the default up to
+  ~40k rows at 8 epochs x 100 classes, and every test) it *is* one call.
+- **One neighbour search for the kNN scores above ``SHARED_KNN_ABOVE`` rows.** ``knn_density``
+  and ``knn_uniqueness`` each build their own IVF index (k-means + full scan) through
+  ``knn_search``; above the threshold the job runs one search with k = 10 and derives both from
+  it, with the scorers' own formulas (documented beside ``_knn_scores``), and the label-noise
+  stage reuses the same neighbours (searched on the stored unit vectors rather than on
+  re-normalised features: equal up to float rounding). At 1M rows one IVF search took 142-147 s,
+  so this saves two of them (~5 min). Below the threshold the registry's scorers run unchanged.
+- **Scorers whose inputs are too thin are skipped with a warning** instead of failing the job:
+  ``model_certainty`` needs >= 2 probe seeds, and the large-N probe recipe trains one (it
+  raised ``ValueError`` and failed every score run above ``LARGE_N`` rows before).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+
+from backend.jobs.score_inputs import LARGE_N, Dataset, ProbeOutputs
+from backend.jobs.tracking import stage
+from backend.scoring.knn import knn_search
+from backend.scoring.pruning import registry
+
+log = logging.getLogger(__name__)
+
+#: Scorers whose value for a sample reads only that sample's rows of the inputs.
+ROW_WISE_DYNAMICS = ("el2n", "grand", "forgetting", "aum", "dynamic_uncertainty",
+                     "cartography_confidence", "cartography_variability")  # fmt: skip
+#: float64 bytes of logits per row block of the dynamics scorers (their temporaries are ~4x).
+DYNAMICS_BLOCK_BYTES = 256 * 2**20
+#: Above this many rows one k = 10 neighbour search serves knn_density, knn_uniqueness and the
+#: label-noise kNN vote (an IVF search there, ``backend.scoring.knn.DEFAULT_ANN_THRESHOLD``).
+SHARED_KNN_ABOVE = LARGE_N
+SHARED_K = 10
+KNN_SCORERS = ("knn_density", "knn_uniqueness")
+
+
+def shared_neighbors(data: Dataset, names: list[str]) -> tuple[np.ndarray, np.ndarray] | None:
+    """One (indices (N, 10), similarities (N, 10)) search over the unit embeddings for the
+    label-noise stage and the kNN scorers, above ``SHARED_KNN_ABOVE`` rows; else None (each
+    consumer searches itself, as it always did)."""
+    if len(data.ids) <= SHARED_KNN_ABOVE:
+        return None
+    log.info("one shared %d-NN search for the label-noise vote and %s", SHARED_K,
+             ", ".join(n for n in KNN_SCORERS if n in names) or "no kNN scorer")
+    return knn_search(data.unit, SHARED_K, method="auto", seed=0)
+
+
+def pruning_scores(data: Dataset, probes: ProbeOutputs, names: list[str], *,
+                   neighbors: tuple[np.ndarray, np.ndarray] | None = None,
+                   show_progress: bool = False) -> dict[str, np.ndarray]:
+    """(N,) raw values per scorer name (direction as registered); see the module docstring."""
+    inputs = registry.ScoreInputs(labels=data.labels, embeddings=data.unit, norms=data.norms,
+                                  logits=probes.logits, features=probes.features,
+                                  probs_by_model=probes.probs_by_seed)
+    out = {}
+    for name in names:
+        spec = registry.get_score(name)
+        missing = [n for n in spec.needs if getattr(inputs, n) is None]
+        if missing:
+            why = ("imported logits carry no penultimate features" if probes.source != "probe"
+                   else f"the probes record no penultimate features above {LARGE_N} rows")
+            log.warning("score %s skipped: needs %s (%s)", name, ", ".join(missing), why)
+            continue
+        if name == "model_certainty" and inputs.probs_by_model.shape[0] < 2:
+            log.warning("score model_certainty skipped: needs >= 2 probe seeds, the probes trained %d "
+                        "(the recipe above %d rows trains one); sim is computed without it",
+                        inputs.probs_by_model.shape[0], LARGE_N)
+            continue
+        with stage(log, f"score {name}", show=show_progress):
+            if neighbors is not None and name in KNN_SCORERS:
+                out[name] = _knn_scores(name, neighbors[1])
+            elif name in ROW_WISE_DYNAMICS:
+                out[name] = _dynamics_in_blocks(name, inputs)
+            else:
+                out[name] = registry.compute_score(name, inputs)
+    return out
+
+
+def _dynamics_in_blocks(name: str, inputs: registry.ScoreInputs) -> np.ndarray:
+    logits = inputs.logits
+    n = logits.shape[-2]
+    per_row = 8 * math.prod(logits.shape[:-2]) * logits.shape[-1]
+    block = max(1, DYNAMICS_BLOCK_BYTES // per_row)
+    if block >= n:
+        return registry.compute_score(name, inputs)
+    feats = inputs.features
+    parts = []
+    for start in range(0, n, block):
+        rows = slice(start, start + block)
+        part = registry.ScoreInputs(
+            labels=inputs.labels[rows], logits=logits[..., rows, :],
+            features=None if feats is None else feats[..., rows, :],
+        )  # fmt: skip
+        parts.append(registry.compute_score(name, part))
+    return np.concatenate(parts)
+
+
+def _knn_scores(name: str, sims: np.ndarray) -> np.ndarray:
+    """The registry's kNN scores from precomputed neighbour similarities (N, k >= 3), most
+    similar first. Same formulas as ``geometry_scores.knn_density`` (mean similarity of the
+    k = 10 nearest) and ``knn_uniqueness`` (weights 0.6 / 0.3 / 0.1 on the cosine distances of
+    the 3 nearest)."""
+    from backend.scoring.pruning.geometry_scores import UNIQUENESS_WEIGHTS
+
+    s = sims.astype(np.float64)
+    if name == "knn_density":
+        return s.mean(axis=1)
+    w = np.asarray(UNIQUENESS_WEIGHTS) / sum(UNIQUENESS_WEIGHTS)
+    return ((1.0 - s[:, : w.size]) * w).sum(axis=1)

@@ -1,0 +1,69 @@
+"""Label-noise detection: confident learning, kNN label voting (SimiFeat), AUM, and one verdict.
+
+Pure detectors over arrays live in ``confident_learning``, ``knn_vote`` and ``aum``; ``verdict``
+combines their signals; ``pipeline`` trains the probes and runs everything end to end.
+"""
+
+from backend.scoring.label_noise.aum import (
+    AumResult,
+    aum_from_logits,
+    aum_threshold,
+    aum_with_threshold_samples,
+    margins_from_logits,
+    threshold_sample_sets,
+)
+from backend.scoring.label_noise.confident_learning import (
+    FILTERS,
+    calibrate_confident_joint,
+    compute_confident_joint,
+    confident_thresholds,
+    estimate_joint,
+    estimate_noise_matrices,
+    find_label_issues,
+    normalized_margin,
+    num_label_issues,
+    self_confidence,
+)
+from backend.scoring.label_noise.knn_vote import (
+    KnnVote,
+    knn_rank,
+    knn_vote,
+    neighbor_label_distribution,
+)
+from backend.scoring.label_noise.verdict import (
+    DETECTORS,
+    CombinedFlags,
+    LabelIssueVerdict,
+    agreement_bitmask,
+    combine_signals,
+    detector_names,
+)
+
+__all__ = [
+    "DETECTORS",
+    "FILTERS",
+    "AumResult",
+    "CombinedFlags",
+    "KnnVote",
+    "LabelIssueVerdict",
+    "agreement_bitmask",
+    "aum_from_logits",
+    "aum_threshold",
+    "aum_with_threshold_samples",
+    "calibrate_confident_joint",
+    "combine_signals",
+    "compute_confident_joint",
+    "confident_thresholds",
+    "detector_names",
+    "estimate_joint",
+    "estimate_noise_matrices",
+    "find_label_issues",
+    "knn_rank",
+    "knn_vote",
+    "margins_from_logits",
+    "neighbor_label_distribution",
+    "normalized_margin",
+    "num_label_issues",
+    "self_confidence",
+    "threshold_sample_sets",
+]

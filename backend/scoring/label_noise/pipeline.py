@@ -1,0 +1,218 @@
+"""End-to-end label-noise verdict on embeddings: probes + kNN + AUM, combined (see ``verdict``).
+
+This is the one label-noise module that trains models (through
+:mod:`backend.scoring.probes`); the detectors themselves are pure functions over arrays.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+from sklearn.model_selection import KFold, StratifiedKFold
+
+from backend.scoring.knn import knn_search
+from backend.scoring.label_noise.aum import aum_with_threshold_samples
+from backend.scoring.label_noise.confident_learning import find_label_issues, normalized_margin
+from backend.scoring.label_noise.knn_vote import knn_vote, neighbor_label_distribution
+from backend.scoring.label_noise.verdict import (
+    DETECTORS,
+    LabelIssueVerdict,
+    agreement_bitmask,
+    combine_signals,
+)
+from backend.scoring.probe_models import sub_seed
+from backend.scoring.probes import (
+    ProbeConfig,
+    out_of_fold_probs,
+    predict_logits,
+    softmax,
+    train_dynamics,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class VerdictConfig:
+    """Options of :func:`label_issue_verdict` (defaults = what the benchmark runs).
+
+    ``probe``: the out-of-fold probes (default MLP, 5 folds, seeds 0-2) and the AUM probe.
+    ``k`` neighbours (cosine), ``knn_method`` passed to :func:`knn_search`. ``probe_weight``: the
+    probes' share of the combined posterior. ``refine``: one cleaning round. ``aum``: run the AUM
+    detector (two extra probe trainings on all rows, storing (E, N, C + 1) logits);
+    ``aum_weight``: its share of the ranking (0 = reported only). ``cl_filter_by``: rule of the
+    confident-learning detector. ``seed``: AUM threshold sets and training seeds.
+    """
+
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
+    k: int = 10
+    knn_method: str = "auto"
+    probe_weight: float = 0.5
+    refine: bool = True
+    aum: bool = True
+    aum_weight: float = 0.0
+    cl_filter_by: str = "prune_by_noise_rate"
+    seed: int = 0
+
+
+def label_issue_verdict(
+    features: np.ndarray,
+    given_labels: np.ndarray,
+    *,
+    n_classes: int,
+    config: VerdictConfig | None = None,
+    neighbors: tuple[np.ndarray, np.ndarray] | None = None,
+    pred_probs: np.ndarray | None = None,
+) -> LabelIssueVerdict:
+    """Score every sample's label; see :mod:`backend.scoring.label_noise.verdict` for the method.
+
+    Parameters
+    ----------
+    features
+        (N, D) embeddings (the probes standardise them; kNN uses their L2-normalised copy).
+    given_labels
+        (N,) ints in [0, n_classes).
+    neighbors
+        Optional precomputed ``(indices (N, k), similarities (N, k))`` from
+        :func:`backend.scoring.knn.knn_search` on the normalised features, self excluded.
+    pred_probs
+        Optional (N, C) out-of-fold probabilities (e.g. from the user's own model) used instead
+        of training probes in round 1.
+
+    Algorithm
+    ---------
+    1. Out-of-fold probe probabilities P; cosine kNN and the neighbour label distribution K.
+    2. Detectors: confident learning on P, kNN plurality vote on K, AUM (optional).
+    3. Combine P and K, flag the top CL-estimated count by margin (``combine_signals``).
+    4. ``refine``: P' from probes trained without the flagged rows, K' with the flagged
+       neighbours relabelled to their suggestions; combine again; that is the verdict.
+    """
+    cfg = config or VerdictConfig()
+    x = np.ascontiguousarray(features, dtype=np.float32)
+    given = np.asarray(given_labels).astype(np.int64)
+    if x.ndim != 2 or given.shape != (x.shape[0],):
+        raise ValueError(f"need features (N, D) and labels (N,), got {x.shape} and {given.shape}")
+
+    if neighbors is None:
+        norms = np.linalg.norm(x, axis=1, keepdims=True)
+        unit = x / np.where(norms > 0, norms, 1.0)
+        neighbors = knn_search(unit, cfg.k, method=cfg.knn_method, seed=cfg.seed)
+        del unit
+    nn_idx = neighbors[0]
+    if pred_probs is None:
+        log.info("label noise: out-of-fold probe probabilities (%d rows)", given.size)
+        pred_probs = out_of_fold_probs(x, given, n_classes=n_classes, config=cfg.probe)
+    probs = np.asarray(pred_probs, dtype=np.float64)
+
+    vote = knn_vote(given, nn_idx, n_classes=n_classes)
+    flags = {
+        "confident_learning": find_label_issues(given, probs, filter_by=cfg.cl_filter_by),
+        "knn_vote": vote.is_label_issue,
+    }
+    scores = {
+        "confident_learning": 1.0 - normalized_margin(given, probs),
+        "knn_vote": vote.label_issue_score,
+    }
+    aum_score = None
+    if cfg.aum:
+        log.info("label noise: AUM with threshold samples (2 runs)")
+        result = aum_with_threshold_samples(
+            given,
+            n_classes=n_classes,
+            train_fn=_aum_train_fn(x, cfg.probe, cfg.seed),
+            seed=cfg.seed,
+        )
+        flags["aum"] = result.is_label_issue
+        # logistic squashing of the margin to the threshold: 0.5 at the threshold
+        scores["aum"] = 1.0 / (1.0 + np.exp(np.clip(result.margin_to_threshold, -50, 50)))
+        aum_score = scores["aum"]
+
+    combined = combine_signals(
+        given,
+        pred_probs=probs,
+        knn_distribution=vote.label_distribution,
+        probe_weight=cfg.probe_weight,
+        extra_scores=aum_score,
+        extra_weight=cfg.aum_weight if aum_score is not None else 0.0,
+    )
+    if cfg.refine:
+        log.info("label noise: cleaning round without %d flagged rows", combined.n_issues)
+        keep = ~combined.is_label_issue
+        # round 1's (N, C) float64 arrays are not needed any more: 0.8 GB each at 1M x 100
+        suggested = combined.suggested_label
+        del probs, vote, pred_probs, combined
+        probs2 = masked_out_of_fold_probs(x, given, keep, n_classes=n_classes, config=cfg.probe)
+        knn2 = neighbor_label_distribution(nn_idx, suggested, n_classes=n_classes)
+        combined = combine_signals(
+            given,
+            pred_probs=probs2,
+            knn_distribution=knn2,
+            probe_weight=cfg.probe_weight,
+            extra_scores=aum_score,
+            extra_weight=cfg.aum_weight if aum_score is not None else 0.0,
+        )
+    return LabelIssueVerdict(
+        label_issue_score=combined.label_issue_score,
+        is_label_issue=combined.is_label_issue,
+        suggested_label=combined.suggested_label,
+        agreed=agreement_bitmask(flags),
+        detector_flags={name: flags[name] for name in DETECTORS if name in flags},
+        detector_scores={name: scores[name] for name in DETECTORS if name in scores},
+        n_issues=combined.n_issues,
+        posterior=combined.posterior,
+    )
+
+
+def masked_out_of_fold_probs(
+    features: np.ndarray,
+    labels: np.ndarray,
+    train_mask: np.ndarray,
+    *,
+    n_classes: int,
+    config: ProbeConfig,
+) -> np.ndarray:
+    """Out-of-fold probabilities (N, C) float32 where probes train only on ``train_mask`` rows.
+
+    Every row still gets a prediction from probes that never saw it (K-fold per seed in
+    ``config.seeds``, stratified and shuffled like :func:`backend.scoring.probes.cross_fit_probs`);
+    rows outside ``train_mask`` are simply never trained on. Averaged over seeds.
+    """
+    x = np.ascontiguousarray(features, dtype=np.float32)
+    y = np.asarray(labels).astype(np.int64)
+    mask = np.asarray(train_mask, bool)
+    total = np.zeros((y.size, n_classes))
+    for seed in config.seeds:
+        for fold, (train_idx, test_idx) in enumerate(_folds(y, config.n_folds, seed)):
+            rows = train_idx[mask[train_idx]]
+            dynamics = train_dynamics(  # held-out predictions only: no per-epoch logits
+                x[rows], y[rows], n_classes=n_classes, config=config, seed=sub_seed(seed, fold),
+                record_logits=False,
+            )
+            total[test_idx] += softmax(predict_logits(dynamics, x[test_idx]))
+    return (total / len(config.seeds)).astype(np.float32)
+
+
+def _folds(y: np.ndarray, n_folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    k = min(n_folds, y.size)
+    counts = np.bincount(y)
+    rs = seed % 2**32
+    if counts[counts > 0].max() >= k:
+        splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=rs)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "least populated class" warning
+            return list(splitter.split(np.zeros(y.size), y))
+    return list(KFold(n_splits=k, shuffle=True, random_state=rs).split(np.zeros(y.size)))
+
+
+def _aum_train_fn(x: np.ndarray, probe: ProbeConfig, seed: int):
+    """train_fn for :func:`aum_with_threshold_samples`: one probe on all rows, per-epoch logits."""
+
+    def train(labels: np.ndarray, n_out: int, run: int) -> np.ndarray:
+        return train_dynamics(
+            x, labels, n_classes=n_out, config=probe, seed=sub_seed(seed, run)
+        ).logits
+
+    return train

@@ -1,0 +1,186 @@
+"""One label-noise verdict per sample, combining confident learning, kNN voting and AUM.
+
+Detectors (each also reported on its own, see ``DETECTORS``):
+
+- ``confident_learning``: Northcutt et al. 2021 on the probes' out-of-fold probabilities
+  (``find_label_issues``, ``prune_by_noise_rate`` by default).
+- ``knn_vote``: SimiFeat-V (Zhu et al. 2022), cosine 10-NN plurality vote on the embeddings.
+- ``aum``: Pleiss et al. 2020, threshold samples, 99th percentile, two runs (optional).
+
+The combination (chosen on ``bench/label_noise.py``, digits with 10 % / 30 % symmetric and 20 %
+asymmetric noise, four noise seeds; see ``bench/results/label_noise.json``):
+
+1. **Posterior.** Q = w P + (1 - w) K with P the probes' out-of-fold probabilities (MLP probe,
+   5 folds x 3 seeds, ``ProbeConfig()`` defaults) and K the neighbours' label distribution,
+   w = 0.5. The two make different mistakes: the probe generalises across the whole class but
+   learns systematic flips (asymmetric noise), the neighbours are local and ignore them.
+2. **Ranking, not argmax.** Score = 1 - normalised margin of Q at the given label (in [0, 1],
+   higher = more likely wrong). Flag the top ``n`` scores, where ``n`` is confident learning's
+   estimate of the number of wrong labels (off-diagonal mass of the calibrated confident joint
+   of Q, times N), never a sample whose given label strictly wins under Q. On digits the
+   estimate is within a few samples of the truth, and ranking by margin beats "argmax differs"
+   (whose false positives are the clean samples the model gets wrong).
+3. **One cleaning round** (``refine=True``). Retrain the probes with the flagged rows left out
+   of every training fold (predictions still for every row, each from a probe that did not see
+   it), recompute K with the flagged neighbours' labels replaced by their suggested labels, and
+   repeat steps 1-2. Cleaner training data makes a better probe (accuracy 96 % -> 97.5 % at
+   10 % noise; at 20 % asymmetric noise it no longer learns the flip), F1 +0.01 to +0.03.
+4. AUM does not enter the score by default (``aum_weight=0``): as a ranking it helps a little on
+   symmetric noise and hurts on asymmetric noise (it trains on the noisy labels and memorises
+   the systematic flip). It is still computed and reported as a detector.
+
+``agreed`` is a bitmask over ``DETECTORS`` (bit i set = detector i flagged the sample);
+:func:`detector_names` decodes it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from backend.scoring.label_noise.confident_learning import (
+    normalized_margin,
+    num_label_issues,
+)
+
+log = logging.getLogger(__name__)
+
+DETECTORS = ("confident_learning", "knn_vote", "aum")
+
+
+@dataclass(frozen=True)
+class CombinedFlags:
+    """Output of :func:`combine_signals` (N samples, C classes).
+
+    ``posterior`` (N, C) combined class probabilities, rows sum to 1. ``label_issue_score`` (N,)
+    in [0, 1], higher = more likely wrong. ``is_label_issue`` (N,) bool. ``suggested_label`` (N,):
+    the best class other than the given one where flagged, else the given label.
+    ``n_issues``: the estimated number of wrong labels used as the flag budget.
+    """
+
+    posterior: np.ndarray
+    label_issue_score: np.ndarray
+    is_label_issue: np.ndarray
+    suggested_label: np.ndarray
+    n_issues: int
+
+
+@dataclass(frozen=True)
+class LabelIssueVerdict:
+    """The per-sample verdict (N samples).
+
+    ``label_issue_score`` (N,) in [0, 1], higher = more likely wrong; ``is_label_issue`` (N,)
+    bool; ``suggested_label`` (N,) int (the given label where not flagged); ``agreed`` (N,) int
+    bitmask over ``DETECTORS``; ``detector_flags`` / ``detector_scores``: per detector (N,) bool
+    flags and (N,) scores in [0, 1] (higher = more likely wrong); ``n_issues``: flag budget.
+    """
+
+    label_issue_score: np.ndarray
+    is_label_issue: np.ndarray
+    suggested_label: np.ndarray
+    agreed: np.ndarray
+    detector_flags: dict[str, np.ndarray]
+    detector_scores: dict[str, np.ndarray]
+    n_issues: int
+    posterior: np.ndarray = field(repr=False)
+
+    def as_columns(self) -> dict[str, np.ndarray]:
+        """Flat per-sample columns: the verdict, then ``is_<name>_issue`` / ``<name>_score``."""
+        columns = {
+            "label_issue_score": self.label_issue_score,
+            "is_label_issue": self.is_label_issue,
+            "suggested_label": self.suggested_label,
+            "label_issue_detectors": self.agreed,
+        }
+        for name, flags in self.detector_flags.items():
+            columns[f"is_{name}_issue"] = flags
+            columns[f"{name}_score"] = self.detector_scores[name]
+        return columns
+
+
+def detector_names(agreed: int) -> list[str]:
+    """Decode one ``agreed`` bitmask into detector names, in ``DETECTORS`` order."""
+    return [name for bit, name in enumerate(DETECTORS) if int(agreed) >> bit & 1]
+
+
+def agreement_bitmask(detector_flags: dict[str, np.ndarray]) -> np.ndarray:
+    """(N,) int64 bitmask: bit i set where ``DETECTORS[i]`` flagged the sample."""
+    n = len(next(iter(detector_flags.values())))
+    mask = np.zeros(n, np.int64)
+    for bit, name in enumerate(DETECTORS):
+        if name in detector_flags:
+            mask |= np.asarray(detector_flags[name], bool).astype(np.int64) << bit
+    return mask
+
+
+def combine_signals(
+    given_labels: np.ndarray,
+    *,
+    pred_probs: np.ndarray | None = None,
+    knn_distribution: np.ndarray | None = None,
+    probe_weight: float = 0.5,
+    extra_scores: np.ndarray | None = None,
+    extra_weight: float = 0.0,
+    n_issues: int | None = None,
+) -> CombinedFlags:
+    """Steps 1-2 of the module docstring on given signals; pure.
+
+    Parameters
+    ----------
+    given_labels
+        (N,) ints in [0, C).
+    pred_probs, knn_distribution
+        (N, C) class probabilities from a model (out-of-fold) and from neighbour votes; at least
+        one. ``probe_weight`` in [0, 1] is the model's share when both are given.
+    extra_scores, extra_weight
+        Optional (N,) score, higher = more likely wrong (e.g. minus AUM), mixed in by rank with
+        weight ``extra_weight`` in [0, 1] (changes the ranking only, not the flag budget).
+    n_issues
+        Flag budget; default: confident learning's estimate on the combined posterior.
+    """
+    if pred_probs is None and knn_distribution is None:
+        raise ValueError("combine_signals needs pred_probs, knn_distribution or both")
+    if not 0.0 <= probe_weight <= 1.0 or not 0.0 <= extra_weight <= 1.0:
+        raise ValueError("probe_weight and extra_weight must lie in [0, 1]")
+    given = np.asarray(given_labels).astype(np.int64)
+    if pred_probs is None:
+        posterior = np.asarray(knn_distribution, dtype=np.float64)
+    elif knn_distribution is None:
+        posterior = np.asarray(pred_probs, dtype=np.float64)
+    else:
+        # w P + (1 - w) K summed in place: one (N, C) float64 temporary less (0.8 GB at 1M x 100)
+        posterior = probe_weight * np.asarray(pred_probs, dtype=np.float64)
+        posterior += (1.0 - probe_weight) * np.asarray(knn_distribution, dtype=np.float64)
+    score = 1.0 - normalized_margin(given, posterior)
+    ranking = score
+    if extra_scores is not None and extra_weight > 0:
+        ranking = (1 - extra_weight) * _ranks(score) + extra_weight * _ranks(extra_scores)
+    budget = num_label_issues(given, posterior) if n_issues is None else int(n_issues)
+    order = np.argsort(-ranking, kind="stable")
+    flags = np.zeros(given.size, bool)
+    flags[order[: max(budget, 0)]] = True
+    flags &= score >= 0.5  # never flag a sample whose given label strictly wins
+    # best other class: mask the given label with -inf; on our own posterior (both signals given)
+    # in place and restored afterwards instead of on an (N, C) copy
+    rows = np.arange(given.size)
+    own_posterior = pred_probs is not None and knn_distribution is not None
+    others = posterior if own_posterior else posterior.copy()
+    given_column = others[rows, given]
+    others[rows, given] = -np.inf
+    best_other = others.argmax(axis=1)
+    if own_posterior:
+        others[rows, given] = given_column
+    suggested = np.where(flags, best_other, given)
+    return CombinedFlags(posterior, score, flags, suggested, budget)
+
+
+def _ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks scaled to [0, 1] (average rank for ties)."""
+    from scipy.stats import rankdata
+
+    values = np.asarray(values, dtype=np.float64)
+    if values.size < 2:
+        return np.zeros_like(values)
+    return (rankdata(values) - 1) / (values.size - 1)

@@ -1,0 +1,1 @@
+"""Pruning scores and procedures (see the submodules; names are registered in ``registry``)."""

@@ -1,0 +1,95 @@
+"""Input checks and small helpers shared by the pruning scores and procedures."""
+
+from __future__ import annotations
+
+import numpy as np
+
+EPS = 1e-12
+
+
+def as_runs(logits: np.ndarray, *, name: str = "logits") -> np.ndarray:
+    """View (E, N, C) or (S, E, N, C) logits as (S, E, N, C) float64 (S runs / seeds)."""
+    z = np.asarray(logits)
+    if z.ndim == 3:
+        z = z[None]
+    if z.ndim != 4 or 0 in z.shape:
+        raise ValueError(
+            f"{name} must be (epochs, N, classes) or (seeds, epochs, N, classes), got {z.shape}"
+        )
+    z = z.astype(np.float64, copy=False)
+    if not np.isfinite(z).all():
+        raise ValueError(f"{name} contain NaN or infinite values")
+    return z
+
+
+def check_labels(labels: np.ndarray, n: int, n_classes: int | None = None) -> np.ndarray:
+    """Return ``labels`` as (N,) int64 after checking shape, dtype and range."""
+    y = np.asarray(labels)
+    if y.shape != (n,):
+        raise ValueError(f"labels must have shape ({n},), got {y.shape}")
+    if n and not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"labels must be integer class ids, got dtype {y.dtype}")
+    y = y.astype(np.int64)
+    if n and y.min() < 0:
+        raise ValueError("labels must be non-negative class ids")
+    if n and n_classes is not None and y.max() >= n_classes:
+        raise ValueError(f"labels must be < n_classes={n_classes}, got max {int(y.max())}")
+    return y
+
+
+def check_embeddings(embeddings: np.ndarray, *, name: str = "embeddings") -> np.ndarray:
+    x = np.asarray(embeddings)
+    if x.ndim != 2 or 0 in x.shape:
+        raise ValueError(f"{name} must be a non-empty (N, D) array, got shape {x.shape}")
+    x = x.astype(np.float32, copy=False)
+    if not np.isfinite(x).all():
+        raise ValueError(f"{name} contain NaN or infinite values")
+    return x
+
+
+def l2_normalize(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero), float32."""
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return (x / np.maximum(norms, EPS)).astype(np.float32)
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis, float64."""
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def true_class(values: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Pick ``values[..., i, labels[i]]`` from (..., N, C) arrays -> (..., N)."""
+    idx = np.broadcast_to(labels[:, None], values.shape[:-1] + (1,))
+    return np.take_along_axis(values, idx, axis=-1)[..., 0]
+
+
+def rank_quantile(values: np.ndarray) -> np.ndarray:
+    """Average-rank quantiles in [0, 1] (0 = smallest); a single value maps to 0.5."""
+    v = np.asarray(values, dtype=np.float64)
+    n = v.size
+    if n == 0:
+        return v.copy()
+    if n == 1:
+        return np.full(1, 0.5)
+    order = np.argsort(v, kind="stable")
+    ranks = np.empty(n)
+    ranks[order] = np.arange(n, dtype=np.float64)
+    # average the ranks of ties so that equal scores get equal quantiles
+    uniq, inverse = np.unique(v, return_inverse=True)
+    if uniq.size < n:
+        sums = np.bincount(inverse, weights=ranks)
+        counts = np.bincount(inverse)
+        ranks = (sums / counts)[inverse]
+    return ranks / (n - 1)
+
+
+def minmax(values: np.ndarray) -> np.ndarray:
+    """Scale to [0, 1]; constant input maps to 0.5."""
+    v = np.asarray(values, dtype=np.float64)
+    lo, hi = v.min(), v.max()
+    if hi - lo <= EPS * max(1.0, abs(hi)):
+        return np.full_like(v, 0.5)
+    return (v - lo) / (hi - lo)

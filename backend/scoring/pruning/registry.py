@@ -1,0 +1,330 @@
+"""Names for every pruning score and procedure, and the recommended default.
+
+The CLI looks names up here: ``thresher score --scorers el2n,sim`` computes scores by name
+(stored as ``<name>_score`` columns), ``thresher prune --method NAME --ratio R --per-class P
+--seed S`` runs a procedure by name. A method name may carry the score it runs on after a colon:
+``ccs:aum``, ``keep_hard:el2n``, ``sims:forgetting``; without one it uses the method's default
+score. With no method at all the CLI uses :func:`recommended_default`.
+
+Options travel as nested dicts of keyword arguments keyed by name, e.g.
+``{"ccs": {"beta": 0.1}, "prototypes": {"n_clusters": 10}}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from backend.scoring.pruning import dynamics_scores as dyn
+from backend.scoring.pruning import geometry_scores as geo
+from backend.scoring.pruning import sims
+from backend.scoring.pruning._common import check_embeddings
+from backend.scoring.pruning.budgets import check_ratio
+
+
+@dataclass
+class ScoreInputs:
+    """What scorers read; any field may be None when not available.
+
+    ``labels`` (N,) int; ``embeddings`` (N, D) as stored (L2-normalised or not); ``norms`` (N,)
+    norms of the unnormalised embeddings; ``logits`` (E, N, C) or (S, E, N, C) per-epoch
+    logits (probes or imported); ``features`` penultimate features matching ``logits``'
+    leading axes; ``probs_by_model`` (K, N, C) predictions of K probes (out-of-fold).
+    """
+
+    labels: np.ndarray
+    embeddings: np.ndarray | None = None
+    norms: np.ndarray | None = None
+    logits: np.ndarray | None = None
+    features: np.ndarray | None = None
+    probs_by_model: np.ndarray | None = None
+
+    def need(self, *names: str) -> None:
+        missing = [n for n in names if getattr(self, n) is None]
+        if missing:
+            raise ValueError(f"this score needs {', '.join(missing)}, which were not provided")
+
+
+@dataclass(frozen=True)
+class ScoreSpec:
+    """A registered score: ``compute(inputs, **options)`` -> (N,) raw values."""
+
+    name: str
+    compute: Callable[..., np.ndarray]
+    higher_is_harder: bool
+    needs: tuple[str, ...]
+    paper: str
+    description: str
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A registered procedure: ``run(difficulty, ratio, *, embeddings, labels, per_class, seed,
+    exclude, **options)`` -> sorted int64 kept indices. ``default_score`` None = no score."""
+
+    name: str
+    run: Callable[..., np.ndarray]
+    default_score: str | None
+    paper: str
+    description: str
+
+
+@dataclass(frozen=True)
+class PruneRecipe:
+    """A method, the score it runs on, and its options: what :func:`recommended_default` returns."""
+
+    method: str
+    score: str | None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.method if self.score is None else f"{self.method}:{self.score}"
+
+
+SCORES: dict[str, ScoreSpec] = {}
+METHODS: dict[str, MethodSpec] = {}
+
+
+def register_score(spec: ScoreSpec) -> ScoreSpec:
+    if spec.name in SCORES:
+        raise ValueError(f"score {spec.name!r} is already registered")
+    SCORES[spec.name] = spec
+    return spec
+
+
+def register_method(spec: MethodSpec) -> MethodSpec:
+    if spec.name in METHODS:
+        raise ValueError(f"method {spec.name!r} is already registered")
+    METHODS[spec.name] = spec
+    return spec
+
+
+def get_score(name: str) -> ScoreSpec:
+    if name not in SCORES:
+        raise ValueError(f"unknown pruning score {name!r}; known: {', '.join(sorted(SCORES))}")
+    return SCORES[name]
+
+
+def compute_score(name: str, inputs: ScoreInputs, **options: Any) -> np.ndarray:
+    """Raw (N,) values of score ``name`` (direction as registered)."""
+    spec = get_score(name)
+    inputs.need(*spec.needs)
+    return np.asarray(spec.compute(inputs, **options), dtype=np.float64)
+
+
+def difficulty_of(name: str, values: np.ndarray) -> np.ndarray:
+    """Orient a score so that higher = harder / more important to keep."""
+    v = np.asarray(values, dtype=np.float64)
+    return v if get_score(name).higher_is_harder else -v
+
+
+def parse_method(name: str) -> tuple[MethodSpec, str | None]:
+    """``"ccs:aum"`` -> (the ccs spec, "aum"); ``"random"`` -> (spec, None)."""
+    method, _, score = str(name).partition(":")
+    if method not in METHODS:
+        raise ValueError(f"unknown pruning method {method!r}; known: {', '.join(sorted(METHODS))}")
+    spec = METHODS[method]
+    score = score or spec.default_score
+    if score is not None:
+        get_score(score)
+    return spec, score
+
+
+def prune(
+    method: str,
+    ratio: float,
+    *,
+    labels: np.ndarray,
+    scores: dict[str, np.ndarray] | None = None,
+    inputs: ScoreInputs | None = None,
+    embeddings: np.ndarray | None = None,
+    per_class: str = "proportional",
+    seed: int = 0,
+    dedup: np.ndarray | None = None,
+    options: dict[str, dict[str, Any]] | None = None,
+) -> np.ndarray:
+    """Run a registered method by name; ``ratio`` is the fraction REMOVED.
+
+    The score is taken from ``scores[score_name]`` (raw values as stored) or computed from
+    ``inputs``. ``embeddings`` (default ``inputs.embeddings``) feed the methods that need
+    geometry (``sims`` coverage strata). ``dedup`` is an optional (N,) bool mask of near-duplicates removed first.
+    Returns sorted int64 kept indices.
+    """
+    check_ratio(ratio)
+    spec, score_name = parse_method(method)
+    options = options or {}
+    y = np.asarray(labels)
+    difficulty = None
+    if score_name is not None:
+        if scores is not None and score_name in scores:
+            raw = np.asarray(scores[score_name], dtype=np.float64)
+        elif inputs is not None:
+            raw = compute_score(score_name, inputs, **options.get(score_name, {}))
+        else:
+            raise ValueError(f"method {method!r} needs the {score_name!r} score or its inputs")
+        difficulty = difficulty_of(score_name, raw)
+    if embeddings is None and inputs is not None:
+        embeddings = inputs.embeddings
+    return spec.run(
+        difficulty,
+        ratio,
+        embeddings=embeddings,
+        labels=y,
+        per_class=per_class,
+        seed=seed,
+        exclude=dedup,
+        **options.get(spec.name, {}),
+    )
+
+
+def recommended_default(ratio: float) -> PruneRecipe:
+    """The method the CLI uses when none is named (see ``bench/pruning.py`` for the evidence).
+
+    SIMS importance sampling over the SIM score; its sampling distribution adapts to ``ratio``
+    by itself (keep-hard-leaning at low ratios, representative at high ones).
+    """
+    check_ratio(ratio)
+    from backend.scoring.pruning.sampling import DEFAULT_SIMS_SAMPLING
+
+    return PruneRecipe("sims", "sim", {"sims": {"params": DEFAULT_SIMS_SAMPLING}})
+
+
+def recommended_scorers() -> tuple[str, ...]:
+    """Scores ``thresher score`` computes when none are named."""
+    return DEFAULT_SCORERS
+
+
+# -- scores ---------------------------------------------------------------------------------
+
+
+def _embeddings(inputs: ScoreInputs) -> np.ndarray:
+    return check_embeddings(inputs.embeddings)
+
+
+def _norms(inputs: ScoreInputs) -> np.ndarray:
+    if inputs.norms is not None:
+        return sims.integrity(inputs.norms)
+    return np.linalg.norm(_embeddings(inputs).astype(np.float64), axis=1)
+
+
+def _sim(
+    inputs: ScoreInputs, *, weights: tuple[float, float, float] = (1.0, 1.0, 1.0)
+) -> np.ndarray:
+    certainty = None
+    if inputs.probs_by_model is not None and inputs.probs_by_model.shape[0] >= 2:
+        certainty = sims.model_certainty(inputs.probs_by_model)
+    integrity = None if inputs.norms is None else sims.integrity(inputs.norms)
+    return sims.sims_score(
+        separability=sims.separability(_embeddings(inputs), inputs.labels),
+        integrity=integrity,
+        certainty=certainty,
+        labels=inputs.labels,
+        weights=weights,
+    )
+
+
+_L, _E = ("logits",), ("embeddings",)
+for _spec in (
+    ScoreSpec("el2n", lambda i, **o: dyn.el2n_score(i.logits, i.labels, **o), True, _L,
+              "Paul et al. 2021", "early-epoch ||softmax - onehot||, mean over seeds"),
+    ScoreSpec("grand", lambda i, **o: dyn.grand_score(i.logits, i.features, i.labels, **o), True,
+              ("logits", "features"), "Paul et al. 2021", "last-layer gradient norm"),
+    ScoreSpec("forgetting", lambda i, **o: dyn.forgetting_events(i.logits, i.labels), True, _L,
+              "Toneva et al. 2019", "forgetting events; never learned = most"),
+    ScoreSpec("aum", lambda i, **o: dyn.aum_margin(i.logits, i.labels), False, _L,
+              "Pleiss et al. 2020", "area under the margin (low = hard)"),
+    ScoreSpec("dynamic_uncertainty",
+              lambda i, **o: dyn.dynamic_uncertainty(i.logits, i.labels, **o), True, _L,
+              "He et al. 2023", "sliding-window std of the true-class probability"),
+    ScoreSpec("cartography_confidence",
+              lambda i, **o: dyn.cartography(i.logits, i.labels).confidence, False, _L,
+              "Swayamdipta et al. 2020", "mean true-class probability (low = hard)"),
+    ScoreSpec("cartography_variability",
+              lambda i, **o: dyn.cartography(i.logits, i.labels).variability, True, _L,
+              "Swayamdipta et al. 2020", "std of the true-class probability (high = ambiguous)"),
+    ScoreSpec("prototypes", lambda i, **o: geo.prototype_distance(i.embeddings, **o), True, _E,
+              "Sorscher et al. 2022", "distance to the nearest k-means centroid"),
+    ScoreSpec("moderate", lambda i, **o: geo.moderate_score(i.embeddings, i.labels), True, _E,
+              "Xia et al. 2023", "|quantile of distance to class median - 0.5| (low = moderate)"),
+    ScoreSpec("knn_density", lambda i, **o: geo.knn_density(i.embeddings, **o), False, _E,
+              "", "mean cosine similarity to the k nearest samples (high = redundant)"),
+    ScoreSpec("knn_uniqueness", lambda i, **o: geo.knn_uniqueness(i.embeddings, **o), True, _E,
+              "fiftyone-brain uniqueness", "weighted distance to the 3 nearest samples"),
+    ScoreSpec("semdedup",
+              lambda i, **o: geo.semdedup(i.embeddings, **o).is_duplicate.astype(np.float64),
+              False, _E, "Abbas et al. 2023", "1 = near-duplicate of a kept sample"),
+    ScoreSpec("separability", lambda i, **o: sims.separability(i.embeddings, i.labels), False, _E,
+              "Grosz et al. 2024", "nearest-other-class over own-class prototype distance"),
+    ScoreSpec("integrity", lambda i, **o: _norms(i), False, _E,
+              "Grosz et al. 2024", "norm of the unnormalised embedding"),
+    ScoreSpec("model_certainty", lambda i, **o: sims.model_certainty(i.probs_by_model), False,
+              ("probs_by_model",), "Grosz et al. 2024", "1 - JSD across K probes"),
+    ScoreSpec("sim", _sim, False, _E, "Grosz et al. 2024",
+              "SIM: separability x integrity x model certainty (high = easy, clean)"),
+):  # fmt: skip
+    register_score(_spec)
+
+DEFAULT_SCORERS = (
+    "el2n", "grand", "forgetting", "aum", "dynamic_uncertainty", "cartography_confidence",
+    "cartography_variability", "prototypes", "moderate", "knn_density", "knn_uniqueness",
+    "semdedup", "separability", "integrity", "model_certainty", "sim",
+)  # fmt: skip
+
+
+# -- methods --------------------------------------------------------------------------------
+
+
+def _random(difficulty, ratio, *, embeddings, labels, per_class, seed, exclude):  # noqa: ANN001
+    return procedures.random_prune(
+        labels.size, ratio, labels=labels, per_class=per_class, seed=seed, exclude=exclude
+    )
+
+
+def _topk(keep: str) -> Callable[..., np.ndarray]:
+    def run(difficulty, ratio, *, embeddings, labels, per_class, seed, exclude):  # noqa: ANN001
+        return procedures.topk_prune(
+            difficulty, ratio, keep=keep, labels=labels, per_class=per_class, seed=seed,
+            exclude=exclude,
+        )  # fmt: skip
+
+    return run
+
+
+def _ccs(difficulty, ratio, *, embeddings, labels, per_class, seed, exclude, **options):  # noqa: ANN001
+    return procedures.ccs_prune(
+        difficulty, ratio, labels=labels, per_class=per_class, seed=seed, exclude=exclude,
+        **options,
+    )  # fmt: skip
+
+
+def _sims(difficulty, ratio, *, embeddings, labels, per_class, seed, exclude, params=None):  # noqa: ANN001
+    from backend.scoring.pruning.sampling import DEFAULT_SIMS_SAMPLING, SimsSampling, sims_sample
+
+    if isinstance(params, dict):
+        params = SimsSampling(**params)
+    return sims_sample(
+        difficulty, ratio, embeddings=embeddings, labels=labels, per_class=per_class, seed=seed, exclude=exclude,
+        params=params or DEFAULT_SIMS_SAMPLING,
+    )  # fmt: skip
+
+
+from backend.scoring.pruning import procedures  # noqa: E402
+
+for _method in (
+    MethodSpec("random", _random, None, "", "uniform random subset"),
+    MethodSpec("keep_hard", _topk("hard"), "el2n", "Paul et al. 2021; Toneva et al. 2019",
+               "keep the hardest samples by the score"),
+    MethodSpec("keep_easy", _topk("easy"), "el2n", "Sorscher et al. 2022",
+               "keep the easiest samples by the score"),
+    MethodSpec("moderate", _topk("easy"), "moderate", "Xia et al. 2023",
+               "keep samples nearest the median distance to their class median"),
+    MethodSpec("ccs", _ccs, "aum", "Zheng et al. 2023",
+               "coverage-centric: hard cut-off, 50 strata, smallest stratum first"),
+    MethodSpec("sims", _sims, "sim", "Grosz et al. 2024",
+               "importance sampling adaptive to the ratio over any score"),
+):  # fmt: skip
+    register_method(_method)

@@ -1,0 +1,364 @@
+"""Scale check: what a user runs on 1,000,000 x 512 precomputed embeddings, on CPU, no N x N matrix.
+
+Run: ``nice -n 10 .venv/bin/python bench/scale.py [--n 1000000] [--out PATH]``; ``--n 50000`` is
+the quick size. Writes ``bench/results/scale.json``. Not part of the unit tests.
+
+Protocol
+--------
+1. ``generate``: synthetic embeddings written to a Parquet file (``id``, ``label``,
+   ``embedding``) one row group of 100k rows at a time, never all in memory. Rows: ``--clusters``
+   random unit centres, each row a centre plus a random low-rank (64-d) offset plus isotropic
+   noise, renormalised (top-1 cosine similarity ~0.65, like CLIP image embeddings), then scaled
+   by a norm drawn from 10 * lognormal(0, 0.1) (stored embeddings are not unit vectors).
+   ``--classes`` classes, class = cluster id mod classes (each class is several modes, like a
+   superclass). ``--noise`` symmetric label noise: that share of rows gets a uniformly random
+   *different* class; the truth is kept beside the file to score the verdict.
+   Default 100 classes: the range of curated image sets at this size (CIFAR-100,
+   ImageNet-100, product / species subsets); the probes' recorded logits grow as
+   epochs x N x C (3.2 GB of float32 at 8 epochs, 1M rows, 100 classes), so C is the knob that
+   matters most for memory after N.
+2. ``ingest``: ``thresher ingest --embeddings FILE.parquet`` (``backend.jobs.ingest_job.ingest``)
+   in a fresh process.
+3. ``score``: ``thresher score`` (``backend.jobs.score_job.score``) with its default scorers, in a
+   fresh process: probes, label-noise verdict, every default pruning score, neural-collapse
+   metrics, results written to the workspace's Lance tables. The job marks its stages in its log
+   (``extra={"stage": ...}``); a sampler thread reads the process RSS every 0.2 s, so every stage
+   gets its wall time and its own peak RSS. The headline ``total_seconds`` is the job end to end.
+4. ``evaluate`` (not timed as part of the job): precision / recall / F1 of the stored verdict and
+   of each detector against the injected noise; kNN quality: the job's neighbour search
+   (``knn_search`` with the same arguments, so the same IVF index) for 1,000 random rows against
+   exact search.
+
+Times on a shared 2-core box are upper bounds: the load averages are recorded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+CHUNK_ROWS = 100_000
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+# -- data ------------------------------------------------------------------------------------
+
+
+def clustered_embeddings(
+    n: int,
+    *,
+    dim: int = 512,
+    n_clusters: int = 1000,
+    n_classes: int = 100,
+    spread: float = 1.0,
+    intrinsic: int = 64,
+    seed: int = 0,
+    chunk: int = CHUNK_ROWS,
+):
+    """Yield (start, (rows, dim) float32 unnormalised embeddings, (rows,) int64 true labels)
+    chunk by chunk (true label = cluster id mod n_classes); see the module docstring."""
+    rng = np.random.default_rng(seed)
+    centers = rng.standard_normal((n_clusters, dim)).astype(np.float32)
+    centers /= np.linalg.norm(centers, axis=1, keepdims=True)
+    basis = rng.standard_normal((intrinsic, dim)).astype(np.float32) / np.sqrt(dim * intrinsic)
+    cluster = rng.integers(0, n_clusters, n)
+    for start in range(0, n, chunk):
+        stop = min(n, start + chunk)
+        offset = rng.standard_normal((stop - start, intrinsic)).astype(np.float32) @ basis
+        offset += 0.2 * rng.standard_normal((stop - start, dim)).astype(np.float32) / np.sqrt(dim)
+        rows = centers[cluster[start:stop]] + spread * offset
+        rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+        rows *= (10.0 * rng.lognormal(0.0, 0.1, stop - start)).astype(np.float32)[:, None]
+        yield start, rows, (cluster[start:stop] % n_classes).astype(np.int64)
+
+
+def write_parquet(path: Path, args: argparse.Namespace) -> dict:
+    """Write the synthetic set to ``path``; return the truth (true / given labels) as arrays."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(args.seed + 1)
+    noisy = np.zeros(args.n, bool)
+    noisy[rng.choice(args.n, int(round(args.noise * args.n)), replace=False)] = True
+    shift = rng.integers(1, args.classes, args.n)
+    true_all = np.empty(args.n, np.int64)
+    schema = pa.schema([("id", pa.string()), ("label", pa.string()),
+                        ("embedding", pa.list_(pa.float32()))])  # fmt: skip
+    with pq.ParquetWriter(path, schema) as writer:
+        for start, rows, true in clustered_embeddings(
+            args.n, dim=args.dim, n_clusters=args.clusters, n_classes=args.classes,
+            spread=args.spread, seed=args.seed,
+        ):  # fmt: skip
+            stop = start + len(rows)
+            true_all[start:stop] = true
+            given = np.where(noisy[start:stop], (true + shift[start:stop]) % args.classes, true)
+            ids = [f"s{i:07d}" for i in range(start, stop)]
+            flat = pa.array(rows.reshape(-1))
+            emb = pa.ListArray.from_arrays(pa.array(np.arange(0, rows.size + 1, args.dim, dtype=np.int32)), flat)
+            writer.write_table(pa.table({"id": ids, "label": [str(v) for v in given], "embedding": emb},
+                                        schema=schema))  # fmt: skip
+    return {"true": true_all, "noisy": noisy}
+
+
+# -- measuring a job in this process ---------------------------------------------------------
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * PAGE / 2**20
+
+
+class StageMonitor(logging.Handler):
+    """Turns the jobs' stage marks (log records with ``extra={"stage": name, "event": ...}``)
+    into per-stage wall time and peak RSS; a thread samples RSS every ``interval`` seconds."""
+
+    def __init__(self, interval: float = 0.2) -> None:
+        super().__init__(level=logging.INFO)
+        self.stages: dict[str, dict] = {}
+        self.open: dict[str, tuple[float, float]] = {}  # name -> (start time, peak so far)
+        self.timeline: list[dict] = []
+        self.peak = rss_mb()
+        self.t0 = time.perf_counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, args=(interval,), daemon=True)
+        self._thread.start()
+
+    def _sample(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            self._bump(rss_mb())
+
+    def _bump(self, mb: float) -> None:
+        self.peak = max(self.peak, mb)
+        for name, (start, peak) in list(self.open.items()):
+            self.open[name] = (start, max(peak, mb))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        now, mb = time.perf_counter(), rss_mb()
+        self._bump(mb)
+        self.timeline.append({"t": round(now - self.t0, 1), "rss_mb": round(mb),
+                              "logger": record.name, "message": record.getMessage()[:200]})  # fmt: skip
+        print(f"[{now - self.t0:7.1f}s {mb:7.0f} MB] {record.getMessage()[:160]}", file=sys.stderr, flush=True)
+        stage, event = getattr(record, "stage", None), getattr(record, "event", None)
+        if stage is None:
+            return
+        if event == "start":
+            self.open[stage] = (now, mb)
+        elif event == "done" and stage in self.open:
+            start, peak = self.open.pop(stage)
+            self.stages[stage] = {"seconds": round(now - start, 1), "peak_rss_mb": round(peak),
+                                  "rss_after_mb": round(mb), "load_1m": round(os.getloadavg()[0], 2)}  # fmt: skip
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        super().close()
+
+
+def worker(args: argparse.Namespace) -> None:
+    """One job in this (fresh) process; prints a JSON record on the last stdout line."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger().handlers[0].setLevel(logging.WARNING)  # the monitor prints INFO lines
+    logging.getLogger("backend").setLevel(logging.INFO)
+    monitor = StageMonitor()
+    logging.getLogger().addHandler(monitor)
+    from backend.storage.workspace import Workspace
+
+    load = os.getloadavg()
+    started = time.perf_counter()
+    rss_before = rss_mb()
+    if args.worker == "ingest":
+        from backend.jobs.ingest_job import ingest
+
+        ws = Workspace.open(args.workspace, create=True)
+        result = ingest(ws, args.parquet, embeddings=True)
+        extra = {"n_ingested": result.n_ingested, "embedding_key": result.embedding_key}
+    else:
+        from backend.jobs.score_job import score
+
+        ws = Workspace.open(args.workspace)
+        result = score(ws)
+        extra = {"run_id": result.run_id, "n_label_issues": result.n_label_issues,
+                 "scorers": result.scorers, "job_seconds": round(result.seconds, 1)}  # fmt: skip
+    seconds = time.perf_counter() - started
+    monitor.close()
+    record = {
+        "seconds": round(seconds, 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "rss_before_job_mb": round(rss_before),
+        "load_average_at_start": [round(v, 2) for v in load],
+        "load_average_at_end": [round(v, 2) for v in os.getloadavg()],
+        "stages": monitor.stages,
+        "timeline": monitor.timeline,
+        **extra,
+    }
+    print(json.dumps(record))
+
+
+def run_worker(kind: str, args: argparse.Namespace, workspace: Path, parquet: Path) -> dict:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", kind, "--workspace", str(workspace),
+           "--parquet", str(parquet)]  # fmt: skip
+    print(f"== {kind}: {' '.join(cmd)}", file=sys.stderr, flush=True)
+    out_path = workspace.parent / f"{kind}.json"
+    with open(out_path, "w") as out:
+        proc = subprocess.Popen(cmd, stdout=out, text=True, cwd=ROOT)
+        while proc.poll() is None:  # a guard for the shared box: stop a job that outgrows it
+            time.sleep(1.0)
+            try:
+                with open(f"/proc/{proc.pid}/statm") as f:
+                    child_gb = int(f.read().split()[1]) * PAGE / 2**30
+            except OSError:
+                continue
+            if child_gb > args.max_rss_gb:
+                proc.kill()
+                raise SystemExit(f"{kind} stopped at {child_gb:.1f} GB RSS (--max-rss-gb {args.max_rss_gb})")
+    if proc.returncode != 0:
+        raise SystemExit(f"{kind} failed with exit code {proc.returncode}")
+    return json.loads(out_path.read_text().strip().splitlines()[-1])
+
+
+# -- evaluation ------------------------------------------------------------------------------
+
+
+def f1_score(flags: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    tp = int((flags & truth).sum())
+    precision = tp / max(int(flags.sum()), 1)
+    recall = tp / max(int(truth.sum()), 1)
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4),
+            "n_flagged": int(flags.sum())}  # fmt: skip
+
+
+def knn_quality(unit: np.ndarray, *, k: int, n_queries: int, seed: int) -> dict:
+    """The job's kNN (same call as the label-noise stage, so the same IVF cells) for
+    ``n_queries`` random rows, against exact search."""
+    from backend.scoring.knn import knn_search
+
+    rows = np.sort(np.random.default_rng(seed).choice(unit.shape[0], n_queries, replace=False))
+    started = time.perf_counter()
+    idx, sims = knn_search(unit, k, queries=rows, method="auto", seed=0)
+    exact_idx, exact_sims = knn_search(unit, k, queries=rows, method="exact")
+    recall = np.mean([len(set(a) & set(b)) / k for a, b in zip(idx, exact_idx, strict=True)])
+    return {"recall_at_k": round(float(recall), 4),
+            "similarity_ratio": round(float(sims.mean() / exact_sims.mean()), 4),
+            "k": k, "n_queries": n_queries, "method": "auto (IVF above 100k rows)",
+            "seconds": round(time.perf_counter() - started, 1)}  # fmt: skip
+
+
+def evaluate(workspace: Path, run_id: str, truth: dict, args: argparse.Namespace) -> dict:
+    from backend.scoring.label_noise.verdict import DETECTORS
+    from backend.storage import results
+    from backend.storage.workspace import Workspace
+
+    ws = Workspace.open(workspace)
+    verdict = results.read_label_issues(ws, run_id)
+    pos = verdict["id"].str.slice(1).astype(np.int64).to_numpy()
+    noisy = truth["noisy"][pos]
+    metrics = {"verdict": f1_score(verdict["is_label_issue"].to_numpy(bool), noisy)}
+    detectors = verdict["detectors"].fillna("").str.split(",")
+    for name in DETECTORS:
+        flags = detectors.map(lambda names, name=name: name in names).to_numpy(bool)
+        if flags.any():
+            metrics[name] = f1_score(flags, noisy)
+    ids, unit, _ = ws.load_embeddings(ws.embedding_keys()[0])
+    quality = knn_quality(unit, k=10, n_queries=1000, seed=args.seed)
+    return {"metrics": metrics, "knn_quality_vs_exact": quality}
+
+
+# -- main ------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> dict | None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=1_000_000)
+    parser.add_argument("--dim", type=int, default=512)
+    parser.add_argument("--classes", type=int, default=100)
+    parser.add_argument("--clusters", type=int, default=1000)
+    parser.add_argument("--noise", type=float, default=0.1)
+    parser.add_argument("--spread", type=float, default=1.0, help="cluster spread (higher = harder)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/thresher-scale"))
+    parser.add_argument("--max-rss-gb", type=float, default=18.0,
+                        help="kill a job whose RSS passes this (the box is shared)")
+    parser.add_argument("--keep", action="store_true", help="keep the Parquet file and workspace")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "scale.json")
+    parser.add_argument("--worker", choices=("ingest", "score"), help=argparse.SUPPRESS)
+    parser.add_argument("--workspace", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--parquet", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        worker(args)
+        return None
+
+    run_dir = args.workdir / f"n{args.n}"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True)
+    parquet, workspace = run_dir / "embeddings.parquet", run_dir / "workspace"
+    load_start = os.getloadavg()
+    started = time.perf_counter()
+    truth = write_parquet(parquet, args)
+    generate_seconds = time.perf_counter() - started
+    print(f"== generate: {generate_seconds:.1f} s, {parquet.stat().st_size / 2**20:.0f} MB", file=sys.stderr)
+    ingest_record = run_worker("ingest", args, workspace, parquet)
+    score_record = run_worker("score", args, workspace, parquet)
+    evaluation = evaluate(workspace, score_record["run_id"], truth, args)
+
+    result = {
+        "benchmark": "scale",
+        "protocol": __doc__,
+        "n": args.n,
+        "dim": args.dim,
+        "classes": args.classes,
+        "clusters": args.clusters,
+        "label_noise": args.noise,
+        "spread": args.spread,
+        "seed": args.seed,
+        "headline": {
+            "score_job_seconds": score_record["seconds"],
+            "score_job_peak_rss_mb": score_record["peak_rss_mb"],
+            "ingest_job_seconds": ingest_record["seconds"],
+            "ingest_job_peak_rss_mb": ingest_record["peak_rss_mb"],
+            "total_seconds_ingest_plus_score": round(ingest_record["seconds"] + score_record["seconds"], 1),
+            "verdict_f1": evaluation["metrics"]["verdict"]["f1"],
+        },
+        **evaluation,
+        "generate": {"seconds": round(generate_seconds, 1), "parquet_mb": round(parquet.stat().st_size / 2**20)},
+        "ingest": ingest_record,
+        "score": score_record,
+        "embeddings_mb": round(args.n * args.dim * 4 / 2**20),
+        "nxn_float32_would_need_gb": round(4 * args.n * args.n / 2**30, 1),
+        "machine": {
+            "platform": platform.platform(),
+            "cpu_count": os.cpu_count(),
+            "load_average_at_start": [round(v, 2) for v in load_start],
+            "load_average_at_end": [round(v, 2) for v in os.getloadavg()],
+            "note": "shared box (another agent's benchmarks ran concurrently, jobs under nice 10): "
+                    "times are upper bounds",
+        },
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({"n": args.n, **result["headline"], "metrics": evaluation["metrics"],
+                      "knn": evaluation["knn_quality_vs_exact"]}, indent=2))  # fmt: skip
+    if not args.keep:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    return result
+
+
+if __name__ == "__main__":
+    main()

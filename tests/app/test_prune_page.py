@@ -1,0 +1,120 @@
+"""AppTest for the Prune page: the settings, a prune through the button, and its result."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from app import state
+from app.components.prune_panel import RECOMMENDED, n_kept
+from backend.storage import Workspace, subsets
+from tests.app.app_testkit import CLASSES, N_SAMPLES, PER_SPLIT, metric_values
+
+
+def prune_page(app_on, workspace: Path) -> AppTest:
+    at = app_on(workspace)
+    at.switch_page("views/prune.py").run()
+    assert not at.exception
+    return at
+
+
+def markdown_text(at: AppTest) -> str:
+    return " ".join(m.value for m in at.main.markdown)
+
+
+def test_prune_page_says_what_the_ratio_removes(app_on, scored_workspace: Path) -> None:
+    at = prune_page(app_on, scored_workspace)
+    ratio = at.slider(key=state.PRUNE_RATIO)
+    assert ratio.label == "Fraction REMOVED" and ratio.value == 0.5
+    assert f"Keeps **{N_SAMPLES // 2}** of {N_SAMPLES} samples" in markdown_text(at)
+    method = at.selectbox(key=state.PRUNE_METHOD)
+    assert method.value == RECOMMENDED
+    assert {"random", "ccs", "keep_hard", "sims"} <= set(method.options)
+    assert "recommended for this ratio: sims:sim" in method.format_func(RECOMMENDED)
+    assert any("Grosz et al. 2024" in c.value for c in at.main.caption)
+
+    ratio.set_value(0.3).run()
+    assert f"Keeps **{round(0.7 * N_SAMPLES)}** of {N_SAMPLES}" in markdown_text(at)
+    at.selectbox(key=state.PRUNE_SPLIT).set_value("train").run()
+    n_train = PER_SPLIT["train"] * len(CLASSES)
+    assert f"Keeps **{n_kept(n_train, 0.3)}** of {n_train}" in markdown_text(at)
+    at.selectbox(key=state.PRUNE_METHOD).set_value("ccs").run()
+    assert at.selectbox(key=f"{state.PRUNE_SCORE}.ccs").value == "aum"  # the method's default
+    assert any("Zheng et al. 2023" in c.value for c in at.main.caption)
+
+
+@pytest.mark.parametrize(
+    ("ratio", "method", "score", "split"),
+    [(0.3, RECOMMENDED, None, None), (0.5, "keep_hard", "el2n", "train")],
+)
+def test_the_button_prunes_into_a_subset(
+    app_on,
+    writable_scored_workspace: Path,
+    ratio: float,
+    method: str,
+    score: str | None,
+    split: str | None,
+) -> None:
+    at = prune_page(app_on, writable_scored_workspace)
+    at.slider(key=state.PRUNE_RATIO).set_value(ratio)
+    at.selectbox(key=state.PRUNE_METHOD).set_value(method).run()
+    if score:
+        at.selectbox(key=f"{state.PRUNE_SCORE}.{method}").set_value(score)
+    if split:
+        at.selectbox(key=state.PRUNE_SPLIT).set_value(split)
+    at.text_input(key=state.PRUNE_SUBSET_NAME).input("kept")
+    at.button(key="prune.run").click().run()
+    assert not at.exception
+    assert "Saved subset 'kept'" in at.success[0].value
+
+    ws = Workspace.open(writable_scored_workspace)
+    kept_ids = subsets.subset_ids(ws, "kept")
+    pool = ws.samples(columns=["id", "label", "split"])
+    if split:
+        pool = pool[pool["split"] == split]
+    assert len(kept_ids) == round((1 - ratio) * len(pool))
+    kept = pool[pool["id"].isin(kept_ids)]
+    assert len(kept) == len(kept_ids)  # only samples of the chosen split
+    per_class = kept["label"].value_counts()
+    assert per_class.max() - per_class.min() <= 1  # proportional over equal classes
+    assert metric_values(at) == {
+        "Kept": f"{len(kept_ids)}",
+        "Removed": f"{len(pool) - len(kept_ids)}",
+        "Kept share": f"{100 * len(kept_ids) / len(pool):.1f}%",
+    }
+    assert len(at.get("plotly_chart")) == 2  # per-class bars, score histogram
+    expected_score = score or "sim"
+    assert at.selectbox(key=state.PRUNE_HISTOGRAM_SCORE).value == expected_score
+    assert len(at.dataframe[0].value) == 1  # the prune run
+
+
+def test_an_existing_name_needs_the_replace_box(app_on, writable_scored_workspace: Path) -> None:
+    ws = Workspace.open(writable_scored_workspace)
+    first_ids = sorted(ws.sample_ids())[:3]
+    subsets.save_subset(ws, "pruned", first_ids)
+    at = prune_page(app_on, writable_scored_workspace)
+    at.button(key="prune.run").click().run()
+    assert "exists" in at.error[0].value and "Nothing was saved" in at.error[0].value
+    assert sorted(subsets.subset_ids(ws, "pruned")) == first_ids
+
+    at.checkbox(key=state.PRUNE_OVERWRITE).check()
+    at.button(key="prune.run").click().run()
+    assert not at.exception
+    assert len(subsets.subset_ids(ws, "pruned")) == N_SAMPLES // 2
+
+
+def test_a_backend_refusal_is_shown(app_on, writable_scored_workspace: Path) -> None:
+    at = prune_page(app_on, writable_scored_workspace)
+    at.selectbox(key=state.PRUNE_POLICY).set_value("minimum per class").run()
+    at.number_input(key=state.PRUNE_MIN_PER_CLASS).set_value(12)  # 36 needed, budget 18
+    at.button(key="prune.run").click().run()
+    assert not at.exception
+    assert "Nothing was saved" in at.error[0].value and "minimum" in at.error[0].value
+
+
+def test_n_kept_matches_the_budget_rule() -> None:
+    assert n_kept(36, 0.3) == 25
+    assert n_kept(10, 0.95) == 1  # at least one
+    assert n_kept(0, 0.5) == 0

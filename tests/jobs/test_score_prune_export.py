@@ -1,0 +1,126 @@
+"""End to end on real data: digits features -> score -> prune -> export (the issue-3 CLI contract)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import load_digits
+
+from backend.cli import main
+from backend.scoring.pruning.registry import recommended_scorers
+from backend.storage import Workspace, results, runs, subsets
+
+N = 450
+NOISY = 45
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray, Path]:
+    """450 digits with 10% of labels flipped to another class, ingested as features and scored."""
+    tmp = tmp_path_factory.mktemp("score")
+    digits = load_digits()
+    rng = np.random.default_rng(0)
+    x, y = digits.data[:N] / 16.0, digits.target[:N].copy()
+    noisy = rng.choice(N, NOISY, replace=False)
+    y[noisy] = (y[noisy] + rng.integers(1, 10, NOISY)) % 10
+    pd.DataFrame({"id": [f"d{i:04d}" for i in range(N)], "label": y, "embedding": list(x.astype(np.float32)),
+                  "split": ["train" if i % 4 else "test" for i in range(N)]}).to_parquet(tmp / "digits.parquet")
+    ws = tmp / "ws"
+    assert main(["ingest", "--workspace", str(ws), "--embeddings", str(tmp / "digits.parquet")]) == 0
+    assert main(["score", "--workspace", str(ws)]) == 0
+    return ws, np.sort(noisy), tmp
+
+
+def test_score_run_stores_everything(scored) -> None:
+    ws_path, noisy, _ = scored
+    ws = Workspace.open(ws_path)
+    run = runs.latest_run(ws, "score")
+    assert run["summary"]["n_samples"] == N and run["config"]["classes"] == [str(c) for c in range(10)]
+    verdict = results.read_label_issues(ws, run["run_id"])
+    assert len(verdict) == N and verdict["label_issue_score"].between(0, 1).all()
+    flagged = set(verdict.loc[verdict["is_label_issue"], "id"])
+    truth = {f"d{i:04d}" for i in noisy}
+    precision = len(flagged & truth) / max(len(flagged), 1)
+    recall = len(flagged & truth) / len(truth)
+    assert precision > 0.7 and recall > 0.7, (precision, recall)
+    wide = results.read_scores(ws, run["run_id"])
+    assert set(recommended_scorers()) <= set(wide.columns) and len(wide) == N
+    collapse = results.read_collapse(ws, run["run_id"])
+    assert {"embeddings", "probe", "probe_final"} <= set(collapse["source"])
+
+
+def test_prune_default_and_named_methods(scored, capsys: pytest.CaptureFixture[str]) -> None:
+    ws_path, _, _ = scored
+    ws = Workspace.open(ws_path)
+    assert main(["prune", "--workspace", str(ws_path), "--ratio", "0.5", "--name", "half"]) == 0
+    assert "removed" in capsys.readouterr().out
+    assert abs(len(subsets.subset_ids(ws, "half")) - N // 2) <= 10
+    assert main(["prune", "--workspace", str(ws_path), "--method", "ccs:aum", "--ratio", "0.3", "--name", "ccs",
+                 "--seed", "1"]) == 0
+    assert abs(len(subsets.subset_ids(ws, "ccs")) - round(0.7 * N)) <= 10
+    assert main(["prune", "--workspace", str(ws_path), "--method", "random", "--ratio", "0.2", "--name", "tr",
+                 "--split", "train", "--per-class", "balanced"]) == 0
+    kept = set(subsets.subset_ids(ws, "tr"))
+    split = ws.samples(columns=["id", "split"]).set_index("id")["split"]
+    assert {split[i] for i in kept} == {"train"}
+    # a clash never overwrites silently; bad arguments explain themselves
+    assert main(["prune", "--workspace", str(ws_path), "--ratio", "0.9", "--name", "half"]) == 2
+    assert "exists" in capsys.readouterr().err and abs(len(subsets.subset_ids(ws, "half")) - N // 2) <= 10
+    assert main(["prune", "--workspace", str(ws_path), "--method", "nope", "--ratio", "0.5", "--name", "x"]) == 2
+    assert "unknown pruning method" in capsys.readouterr().err
+    assert main(["prune", "--workspace", str(ws_path), "--ratio", "1.0", "--name", "x"]) == 2
+    assert "ratio" in capsys.readouterr().err
+
+
+def test_export_scores_and_collapse(scored) -> None:
+    ws_path, _, tmp = scored
+    out = tmp / "scores.csv"
+    assert main(["export", "--workspace", str(ws_path), "--what", "scores", "--format", "csv", "--out", str(out)]) == 0
+    frame = pd.read_csv(out)
+    assert len(frame) == N
+    assert {"id", "label", "suggested_label", "label_issue_score", "is_label_issue"} <= set(frame.columns)
+    assert {f"{name}_score" for name in recommended_scorers()} <= set(frame.columns)
+    out = tmp / "collapse.json"
+    assert main(["export", "--workspace", str(ws_path), "--what", "collapse", "--out", str(out)]) == 0
+    payload = json.loads(out.read_text())
+    for key in ("nc1", "equinorm", "equiangularity", "max_angle", "etf_distance", "nc3", "nc4"):
+        assert isinstance(payload[key], float), key
+    assert payload["headline_source"] == "probe_final"
+    assert len(payload["sources"]["probe_curve"]["nc1"]) > 1
+    subset_out = tmp / "kept.csv"
+    assert main(["prune", "--workspace", str(ws_path), "--ratio", "0.4", "--name", "kept"]) == 0
+    assert main(["export", "--workspace", str(ws_path), "--subset", "kept", "--format", "csv",
+                 "--out", str(subset_out)]) == 0
+    assert len(pd.read_csv(subset_out)) == len(subsets.subset_ids(Workspace.open(ws_path), "kept"))
+
+
+def test_imported_logits_and_classifier_feed_the_scorers(scored) -> None:
+    ws_path, _, tmp = scored
+    ws = Workspace.open(ws_path)
+    ids, unit, norms = ws.load_embeddings("imported-digits")
+    labels = ws.samples(columns=["id", "label"]).set_index("id").loc[list(ids), "label"].astype(int).to_numpy()
+    rng = np.random.default_rng(3)
+    weights = rng.normal(size=(10, unit.shape[1])).astype(np.float32)
+    rows = []
+    for epoch in range(4):
+        logits = (unit * norms[:, None]) @ weights.T + epoch * 2.0 * np.eye(10)[labels]
+        rows += [{"id": i, "epoch": epoch, "logits": row.tolist()} for i, row in zip(ids, logits, strict=True)]
+    pd.DataFrame(rows).to_parquet(tmp / "mine.parquet")
+    np.savez(tmp / "clf.npz", weights=weights, bias=np.zeros(10), classes=np.array([str(c) for c in range(10)]))
+    assert main(["ingest", "--workspace", str(ws_path), "--logits", str(tmp / "mine.parquet")]) == 0
+    assert main(["ingest", "--workspace", str(ws_path), "--classifier", str(tmp / "clf.npz"),
+                 "--embedding-key", "imported-digits"]) == 0
+    assert main(["score", "--workspace", str(ws_path), "--scorers", "el2n,forgetting,aum,sim",
+                 "--logits", "mine", "--classifier", "clf"]) == 0
+    run = runs.latest_run(ws, "score")
+    assert run["summary"]["probe_source"] == "imported:mine"
+    wide = results.read_scores(ws, run["run_id"])
+    assert {"el2n", "forgetting", "aum", "sim"} <= set(wide.columns)
+    # the imported logits grow the true-class margin every epoch: nothing is ever forgotten
+    assert (wide["forgetting"] <= 1).mean() > 0.5
+    sources = set(results.read_collapse(ws, run["run_id"])["source"])
+    assert "imported:clf" in sources

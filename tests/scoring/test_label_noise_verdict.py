@@ -1,0 +1,100 @@
+"""The combined verdict: the pure combination on constructed inputs, and a tiny end-to-end run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from backend.scoring.label_noise.pipeline import (
+    VerdictConfig,
+    label_issue_verdict,
+    masked_out_of_fold_probs,
+)
+from backend.scoring.label_noise.verdict import (
+    DETECTORS,
+    agreement_bitmask,
+    combine_signals,
+    detector_names,
+)
+from backend.scoring.probes import ProbeConfig, out_of_fold_probs
+
+torch.set_num_threads(1)
+TINY_PROBE = ProbeConfig(epochs=20, n_folds=3, seeds=(0,), hidden=16)
+
+
+def test_combine_flags_the_budget_by_margin() -> None:
+    given = np.array([0, 0, 1, 1, 2, 2])
+    probs = np.eye(3)[given] * 0.8 + 0.1 / 1.5
+    probs[1] = [0.1, 0.8, 0.1]  # the model says 1
+    knn = np.eye(3)[given].astype(float)
+    knn[1] = [0.0, 1.0, 0.0]  # the neighbours agree
+    knn[4] = [0.4, 0.0, 0.6]  # weak doubt, given label still wins
+    out = combine_signals(given, pred_probs=probs, knn_distribution=knn, n_issues=2)
+    assert np.flatnonzero(out.is_label_issue).tolist() == [1]  # sample 4 is within budget but wins
+    assert out.suggested_label.tolist() == [0, 1, 1, 1, 2, 2]
+    assert out.label_issue_score.argmax() == 1
+    assert ((out.label_issue_score >= 0) & (out.label_issue_score <= 1)).all()
+    np.testing.assert_allclose(out.posterior.sum(axis=1), 1.0)
+    only_knn = combine_signals(given, knn_distribution=knn)
+    assert only_knn.is_label_issue[1]
+    with pytest.raises(ValueError):
+        combine_signals(given)
+
+
+def test_bitmask_round_trip() -> None:
+    flags = {
+        "confident_learning": np.array([True, False, True]),
+        "knn_vote": np.array([True, True, False]),
+    }
+    mask = agreement_bitmask(flags)
+    assert mask.tolist() == [3, 2, 1]
+    assert detector_names(mask[0]) == ["confident_learning", "knn_vote"]
+    assert detector_names(4) == [DETECTORS[2]]
+
+
+def _blobs(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    true = np.repeat(np.arange(3), 40)
+    centers = 3.0 * np.eye(3, 8)
+    x = (centers[true] + 0.6 * rng.standard_normal((120, 8))).astype(np.float32)
+    given = true.copy()
+    wrong = rng.choice(120, 12, replace=False)
+    given[wrong] = (true[wrong] + rng.integers(1, 3, 12)) % 3
+    return x, given, given != true
+
+
+def test_end_to_end_on_blobs() -> None:
+    x, given, truth = _blobs(0)
+    config = VerdictConfig(probe=TINY_PROBE)
+    verdict = label_issue_verdict(x, given, n_classes=3, config=config)
+    flagged = verdict.is_label_issue
+    precision = (flagged & truth).sum() / max(flagged.sum(), 1)
+    recall = (flagged & truth).sum() / truth.sum()
+    assert precision >= 0.8 and recall >= 0.8
+    assert set(verdict.detector_flags) == set(DETECTORS)
+    assert (verdict.suggested_label[truth & flagged] != given[truth & flagged]).all()
+    columns = verdict.as_columns()
+    assert {
+        "label_issue_score",
+        "is_label_issue",
+        "suggested_label",
+        "is_aum_issue",
+        "knn_vote_score",
+    } <= set(columns)
+    for name, score in verdict.detector_scores.items():
+        assert ((score >= 0) & (score <= 1)).all(), name
+    again = label_issue_verdict(x, given, n_classes=3, config=config)
+    np.testing.assert_array_equal(again.label_issue_score, verdict.label_issue_score)
+
+
+def test_masked_out_of_fold_probs_matches_probes_when_nothing_is_masked() -> None:
+    x, given, _ = _blobs(1)
+    full = masked_out_of_fold_probs(x, given, np.ones(120, bool), n_classes=3, config=TINY_PROBE)
+    reference = out_of_fold_probs(x, given, n_classes=3, config=TINY_PROBE)
+    np.testing.assert_allclose(full, reference, atol=1e-5)
+    keep = np.ones(120, bool)
+    keep[:30] = False
+    masked = masked_out_of_fold_probs(x, given, keep, n_classes=3, config=TINY_PROBE)
+    assert masked.shape == (120, 3) and not np.allclose(masked, full)
+    np.testing.assert_allclose(masked.sum(axis=1), 1.0, atol=1e-5)
