@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.thresher-installed
 
-.PHONY: setup demo test test-fast lint browser-deps bench clean
+.PHONY: setup demo test test-fast lint browser-deps bench bench-tune clean
 
 setup: $(STAMP)
 
@@ -34,6 +34,10 @@ bench: setup
 	$(BIN)/python bench/label_noise.py
 	$(BIN)/python bench/pruning.py
 	$(BIN)/python bench/scale.py
+
+bench-tune: setup
+	$(BIN)/python bench/pruning.py --select
+	$(BIN)/python bench/pruning.py --tune
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts

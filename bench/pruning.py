@@ -1,10 +1,12 @@
-"""Pruning benchmark: the recommended default against random, EL2N, forgetting, AUM, prototypes
-and CCS on digits, all computed in the same run.
+"""Pruning benchmark: the recommended default against random, EL2N, forgetting, AUM, prototypes,
+TDDS and CCS on digits, all computed in the same run.
 
 Run: ``.venv/bin/python bench/pruning.py [--seeds 0 1 2 3 4] [--out PATH]``; ``--quick`` is a smoke
 run (2 seeds, 2 ratios); ``--tune`` picks the SIMS sampling parameters on a validation split carved
 out of the training split (the test split is never read) and writes
-``bench/results/pruning_tuning.json``. Not part of the unit tests.
+``bench/results/pruning_tuning.json``; ``--select`` picks the default's score on six validation
+splits carved out of the training split (``bench/results/pruning_selection.json``). Not part of
+the unit tests.
 
 Protocol (issue 3; the anchors quoted there were measured on exactly this):
 
@@ -18,9 +20,8 @@ Protocol (issue 3; the anchors quoted there were measured on exactly this):
   default is run exactly as ``thresher prune`` runs it (``registry.recommended_default(ratio)``);
 - evaluation: ``MLPClassifier(hidden_layer_sizes=(128,), random_state=seed)`` (other parameters
   at scikit-learn's defaults) trained on the kept rows, test accuracy in %, seeds 0-4;
-- anchors computed here: full data, random, keep-hard top-k on EL2N, forgetting, AUM and
-  prototypes, keep-easy prototypes, CCS over AUM and over EL2N. TDDS (Zhang et al. 2024) is not
-  implemented in the engine, so it is quoted from the issue, not recomputed.
+- anchors computed here: full data, random, keep-hard top-k on EL2N, forgetting, AUM, TDDS
+  and prototypes, keep-easy prototypes, CCS over AUM, EL2N and TDDS.
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 from backend.jobs.pruning_stage import pruning_scores  # noqa: E402
 from backend.jobs.score_inputs import Dataset, probe_config_for, run_probes  # noqa: E402
 from backend.scoring.pruning import registry  # noqa: E402
-from backend.scoring.pruning.sampling import DEFAULT_SIMS_SAMPLING, SimsSampling  # noqa: E402
+from backend.scoring.pruning.ensemble import rank_ensemble  # noqa: E402
+from backend.scoring.pruning.sampling import DEFAULT_SIMS_SAMPLING, SimsSampling, sims_sample  # noqa: E402
 
 RATIOS = (0.3, 0.5, 0.7, 0.9)
 ISSUE_ANCHORS = {  # quoted in issue 3 (test accuracy %, 5 seeds)
@@ -59,8 +61,8 @@ ISSUE_ANCHORS = {  # quoted in issue 3 (test accuracy %, 5 seeds)
     "best_of_el2n_forgetting_prototypes_aum_ccs_tdds": {0.3: 98.04, 0.5: 97.93, 0.7: 97.81, 0.9: 91.63},
 }
 ANCHOR_METHODS = (
-    "random", "keep_hard:el2n", "keep_hard:forgetting", "keep_hard:aum", "keep_hard:prototypes",
-    "keep_easy:prototypes", "ccs:aum", "ccs:el2n",
+    "random", "keep_hard:el2n", "keep_hard:forgetting", "keep_hard:aum", "keep_hard:tdds",
+    "keep_hard:prototypes", "keep_easy:prototypes", "ccs:aum", "ccs:el2n", "ccs:tdds",
 )  # fmt: skip
 OUR_METHODS = ("sims:sim", "sims:el2n", "sims:forgetting", "sims:aum")
 DEFAULT = "default"
@@ -157,41 +159,113 @@ def run_benchmark(seeds: list[int], ratios: tuple[float, ...]) -> dict:
     }
 
 
-TUNING_SCORES = ("aum", "sim")
+VALIDATION_SPLITS = (1, 2, 3, 4, 5, 6)
+TUNING_SCORES = ("ensemble",)
 TUNING_GRID = {
-    "coverage_start": (0.5, 0.6),
-    "coverage_full": (0.0, 0.8, 0.95),
+    "coverage_start": (0.4, 0.5, 0.6),
+    "coverage_full": (0.8, 0.95),
     "knee": (0.7, 0.8),
 }
 
 
-def tune(seeds: list[int], ratios: tuple[float, ...], grid: dict | None = None) -> dict:
-    """Grid over the score and ``TUNING_GRID`` on a 70/30 split of the training split (the test
-    split is never read); ranked by the worst margin over ratios against the best anchor at that
-    ratio, then by the mean margin."""
+def validation_split(split: int):
+    """Fit 70 % / validation 30 % of the training split, ``random_state=split``; the test split
+    is never read."""
     x_tr, _, y_tr, _ = load_split()
-    x_fit, x_val, y_fit, y_val = train_test_split(x_tr, y_tr, test_size=0.3, stratify=y_tr, random_state=1)
+    return train_test_split(x_tr, y_tr, test_size=0.3, stratify=y_tr, random_state=split)
+
+
+def _tune_on_split(split: int, seeds: list[int], ratios: tuple[float, ...], trials: list) -> tuple[dict, list]:
+    x_fit, x_val, y_fit, y_val = validation_split(split)
     data, scores = score_split(x_fit, y_fit)
     anchors = evaluate(ANCHOR_METHODS, ratios, seeds, data, scores, x_fit, y_fit, x_val, y_val)
-    best_anchor = {r: max(np.mean(anchors[m][r]) for m in ANCHOR_METHODS) for r in ratios}
+    out = []
+    for score, params in trials:
+        out.append(evaluate((f"sims:{score}",), ratios, seeds, data, scores, x_fit, y_fit, x_val, y_val,
+                            SimsSampling(**params))[f"sims:{score}"])
+    return anchors, out
+
+
+def _on_splits(worker, *args) -> list:
+    """``worker(split, *args)`` for every validation split, two processes."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    n = len(VALIDATION_SPLITS)
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        return list(pool.map(worker, VALIDATION_SPLITS, *[[a] * n for a in args]))
+
+
+def _pool(per_split: list[dict], ratios: tuple[float, ...]) -> dict:
+    return {m: {r: [a for res in per_split for a in res[m][r]] for r in ratios} for m in per_split[0]}
+
+
+def _margins(res: dict, best: dict, ratios: tuple[float, ...]) -> dict:
+    margins = {str(r): round(float(np.mean(res[r])) - best[r], 3) for r in ratios}
+    return {"mean": {str(r): round(float(np.mean(res[r])), 2) for r in ratios},
+            "margin_vs_best_anchor": margins, "worst_margin": min(margins.values()),
+            "mean_margin": round(float(np.mean(list(margins.values()))), 3)}
+
+
+def tune(seeds: list[int], ratios: tuple[float, ...], grid: dict | None = None) -> dict:
+    """Grid over the score and ``TUNING_GRID``, pooled over the ``VALIDATION_SPLITS`` (the test
+    split is never read); ranked by the worst margin over ratios against the best anchor at that
+    ratio (pooled), then by the mean margin."""
     grid = dict(grid or {"score": TUNING_SCORES, **TUNING_GRID})
     score_names = grid.pop("score")
-    trials = []
-    for score in score_names:
-        for values in itertools.product(*grid.values()):
-            params = SimsSampling(**{**DEFAULT_SIMS_SAMPLING.to_dict(), **dict(zip(grid, values, strict=True))})
-            print(f"sims:{score} {params}", file=sys.stderr)
-            res = evaluate((f"sims:{score}",), ratios, seeds, data, scores, x_fit, y_fit, x_val, y_val,
-                           params)[f"sims:{score}"]
-            margins = {str(r): round(float(np.mean(res[r]) - best_anchor[r]), 2) for r in ratios}
-            trials.append({"method": f"sims:{score}", "params": params.to_dict(), "margin_vs_best_anchor": margins,
-                           "worst_margin": min(margins.values()),
-                           "mean_margin": round(float(np.mean(list(margins.values()))), 3),
-                           "mean": {str(r): round(float(np.mean(res[r])), 2) for r in ratios}})
-    trials.sort(key=lambda t: (-t["worst_margin"], -t["mean_margin"]))
-    return {"best_anchor_validation": {str(r): round(v, 2) for r, v in best_anchor.items()},
-            "anchors_validation": {m: {str(r): summarise(v) for r, v in per.items()} for m, per in anchors.items()},
-            "trials": trials}
+    trials = [(score, {**DEFAULT_SIMS_SAMPLING.to_dict(), **dict(zip(grid, values, strict=True))})
+              for score in score_names for values in itertools.product(*grid.values())]
+    per_split = _on_splits(_tune_on_split, seeds, ratios, trials)
+    anchors = _pool([a for a, _ in per_split], ratios)
+    best = {r: max(float(np.mean(anchors[m][r])) for m in ANCHOR_METHODS) for r in ratios}
+    rows = []
+    for i, (score, params) in enumerate(trials):
+        pooled = _pool([{"t": res[i]} for _, res in per_split], ratios)["t"]
+        rows.append({"method": f"sims:{score}", "params": params, **_margins(pooled, best, ratios)})
+    rows.sort(key=lambda t: (-t["worst_margin"], -t["mean_margin"]))
+    return {"splits": list(VALIDATION_SPLITS),
+            "best_anchor_validation": {str(r): round(v, 2) for r, v in best.items()},
+            "anchors_validation": {m: {str(r): summarise(anchors[m][r]) for r in ratios} for m in ANCHOR_METHODS},
+            "trials": rows}
+
+
+#: Scores tried for the default's SIMS sampling: registered ones, and rank blends ("a+b").
+SELECTION_SCORES = ("sim", "aum", "el2n", "tdds", "ensemble", "sim+aum", "sim+aum+el2n",
+                    "sim+aum+tdds", "aum+el2n+tdds", "aum+tdds", "aum+el2n+dynamic_uncertainty")
+
+
+def _blend_rows(blend: str, ratio: float, data: Dataset, scores: dict, seed: int) -> np.ndarray:
+    difficulty = rank_ensemble([registry.difficulty_of(p, scores[p]) for p in blend.split("+")])
+    return sims_sample(difficulty, ratio, embeddings=data.unit, labels=data.labels, seed=seed)
+
+
+def _select_on_split(split: int, seeds: list[int], ratios: tuple[float, ...]) -> dict:
+    """{method: {ratio: [validation accuracy per seed]}} on validation split ``split``."""
+    x_fit, x_val, y_fit, y_val = validation_split(split)
+    data, scores = score_split(x_fit, y_fit)
+    out = evaluate(ANCHOR_METHODS, ratios, seeds, data, scores, x_fit, y_fit, x_val, y_val)
+    for score in SELECTION_SCORES:
+        out[f"sims:{score}"] = {}
+        for ratio in ratios:
+            accs = []
+            for seed in seeds:
+                keep = (_blend_rows(score, ratio, data, scores, seed) if "+" in score
+                        else kept_rows(f"sims:{score}", ratio, data, scores, seed))
+                accs.append(accuracy(x_fit[keep], y_fit[keep], x_val, y_val, seed))
+            out[f"sims:{score}"][ratio] = accs
+    return out
+
+
+def select(seeds: list[int], ratios: tuple[float, ...]) -> dict:
+    """The default's score for SIMS sampling (default sampling parameters), chosen like
+    :func:`tune`: pooled over the ``VALIDATION_SPLITS``, worst margin then mean margin."""
+    pooled = _pool(_on_splits(_select_on_split, seeds, ratios), ratios)
+    best = {r: max(float(np.mean(pooled[a][r])) for a in ANCHOR_METHODS) for r in ratios}
+    ranking = [{"score": score, **_margins(pooled[f"sims:{score}"], best, ratios)} for score in SELECTION_SCORES]
+    ranking.sort(key=lambda t: (-t["worst_margin"], -t["mean_margin"]))
+    return {"splits": list(VALIDATION_SPLITS),
+            "best_anchor_validation": {str(r): round(v, 2) for r, v in best.items()},
+            "anchors_validation": {m: {str(r): summarise(pooled[m][r]) for r in ratios} for m in ANCHOR_METHODS},
+            "ranking": ranking, "chosen": ranking[0]["score"]}
 
 
 def markdown(result: dict) -> str:
@@ -211,18 +285,24 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--quick", action="store_true", help="2 seeds, ratios 0.5 and 0.9")
     parser.add_argument("--tune", action="store_true", help="tune SIMS sampling on a validation split")
+    parser.add_argument("--select", action="store_true",
+                        help="choose the default's score on six validation splits")
     parser.add_argument("--grid", type=json.loads, help='--tune grid as JSON, e.g. '
                         '\'{"score": ["sim"], "coverage_full": [0.8, 0.95]}\' (default: the module grid)')
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     seeds, ratios = (args.seeds[:2], (0.5, 0.9)) if args.quick else (args.seeds, RATIOS)
-    if args.tune and not args.quick and args.grid is None:
-        seeds = args.seeds[:3]  # the full grid: 3 seeds; a narrowed --grid runs every seed
     started = time.perf_counter()
     load = os.getloadavg()
-    result = tune(seeds, ratios, args.grid) if args.tune else run_benchmark(seeds, ratios)
+    kind = "pruning_tuning" if args.tune else "pruning_selection" if args.select else "pruning"
+    if args.tune:
+        result = tune(seeds, ratios, args.grid)
+    elif args.select:
+        result = select(seeds, ratios)
+    else:
+        result = run_benchmark(seeds, ratios)
     result = {
-        "benchmark": "pruning_tuning" if args.tune else "pruning",
+        "benchmark": kind,
         "protocol": __doc__,
         "seeds": seeds,
         "issue_anchors": {k: v if isinstance(v, float) else {str(r): a for r, a in v.items()}
@@ -233,15 +313,17 @@ def main(argv: list[str] | None = None) -> dict:
                     "load_average_at_start": [round(v, 2) for v in load],
                     "load_average_at_end": [round(v, 2) for v in os.getloadavg()]},
     }
-    name = "pruning_tuning.json" if args.tune else ("pruning_quick.json" if args.quick else "pruning.json")
+    name = "pruning_quick.json" if args.quick else f"{kind}.json"
     out = args.out or ROOT / "bench" / "results" / name
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
-    if not args.tune:
+    if args.tune:
+        print(json.dumps(result["trials"][:5], indent=2))
+    elif args.select:
+        print(json.dumps(result["ranking"][:5], indent=2))
+    else:
         print(markdown(result))
         print(json.dumps(result["verdict"], indent=2))
-    else:
-        print(json.dumps(result["trials"][:5], indent=2))
     return result
 
 

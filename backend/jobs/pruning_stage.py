@@ -5,7 +5,7 @@ What this adds around :func:`backend.scoring.pruning.registry.compute_score` (me
 ``bench/scale.py``, 100 classes, 512-d, on a shared 2-core box):
 
 - **Row chunks for per-sample dynamics scores.** The training-dynamics scorers (EL2N, GraNd,
-  forgetting, AUM, dynamic uncertainty, cartography) are row-wise: each sample's value reads only
+  forgetting, AUM, dynamic uncertainty, TDDS, cartography) are row-wise: each sample's value reads only
   its own logits. They convert the whole (S, E, N, C) logits to float64 and make several
   same-sized temporaries (``dynamic_uncertainty`` / ``cartography`` softmax all epochs: ~4 copies),
   i.e. ~25 GB at 1M rows x 8 epochs x 100 classes, beyond a 24 GB machine. They are run here on
@@ -19,6 +19,8 @@ What this adds around :func:`backend.scoring.pruning.registry.compute_score` (me
   stage reuses the same neighbours (searched on the stored unit vectors rather than on
   re-normalised features: equal up to float rounding). At 1M rows one IVF search took 142-147 s,
   so this saves two of them (~5 min). Below the threshold the registry's scorers run unchanged.
+- **Rank ensembles from their parts.** ``ensemble`` (AUM + EL2N ranks) reuses the parts already
+  computed in this job, or computes them in row blocks; only the final ranking is global.
 - **Scorers whose inputs are too thin are skipped with a warning** instead of failing the job:
   ``model_certainty`` needs >= 2 probe seeds, and the large-N probe recipe trains one (it
   raised ``ValueError`` and failed every score run above ``LARGE_N`` rows before).
@@ -35,12 +37,15 @@ from backend.jobs.score_inputs import LARGE_N, Dataset, ProbeOutputs
 from backend.jobs.tracking import stage
 from backend.scoring.knn import knn_search
 from backend.scoring.pruning import registry
+from backend.scoring.pruning.ensemble import ENSEMBLES
 
 log = logging.getLogger(__name__)
 
 #: Scorers whose value for a sample reads only that sample's rows of the inputs.
-ROW_WISE_DYNAMICS = ("el2n", "grand", "forgetting", "aum", "dynamic_uncertainty",
+ROW_WISE_DYNAMICS = ("el2n", "grand", "forgetting", "aum", "dynamic_uncertainty", "tdds",
                      "cartography_confidence", "cartography_variability")  # fmt: skip
+#: Scorers that read the per-epoch logits: the score job runs them before it releases them.
+READS_LOGITS = (*ROW_WISE_DYNAMICS, *ENSEMBLES)
 #: float64 bytes of logits per row block of the dynamics scorers (their temporaries are ~4x).
 DYNAMICS_BLOCK_BYTES = 256 * 2**20
 #: Above this many rows one k = 10 neighbour search serves knn_density, knn_uniqueness and the
@@ -75,6 +80,8 @@ def pruning_scores(data: Dataset, probes: ProbeOutputs, names: list[str], *,
         if missing:
             why = ("imported logits carry no penultimate features" if probes.source != "probe"
                    else f"the probes record no penultimate features above {LARGE_N} rows")
+            if "features" not in missing:
+                why = "the score job released them before this stage"
             log.warning("score %s skipped: needs %s (%s)", name, ", ".join(missing), why)
             continue
         if name == "model_certainty" and inputs.probs_by_model.shape[0] < 2:
@@ -85,6 +92,9 @@ def pruning_scores(data: Dataset, probes: ProbeOutputs, names: list[str], *,
         with stage(log, f"score {name}", show=show_progress):
             if neighbors is not None and name in KNN_SCORERS:
                 out[name] = _knn_scores(name, neighbors[1])
+            elif name in ENSEMBLES:  # from its parts, computed here in row blocks when missing
+                parts = {p: out[p] if p in out else _dynamics_in_blocks(p, inputs) for p in ENSEMBLES[name]}
+                out[name] = registry.from_stored(name, parts)
             elif name in ROW_WISE_DYNAMICS:
                 out[name] = _dynamics_in_blocks(name, inputs)
             else:

@@ -19,7 +19,7 @@ import numpy as np
 from backend.jobs.label_noise_stage import label_noise_stage
 from backend.jobs.project_job import default_embedding_key
 from backend.jobs.pruning_stage import (
-    ROW_WISE_DYNAMICS,
+    READS_LOGITS,
     SHARED_KNN_ABOVE,
     pruning_scores,
     shared_neighbors,
@@ -82,7 +82,7 @@ def score(ws: Workspace, *, embedding_key: str | None = None, scorers: str | lis
         # the label-noise and geometry stages make their own large temporaries. Measured at 1M
         # (bench/scale.py): the job's peak RSS went from 12.6 GB to <see scale.json>.
         _say(show_progress, f"pruning scores: {', '.join(names)}")
-        dynamics = [n for n in names if n in ROW_WISE_DYNAMICS]
+        dynamics = [n for n in names if n in READS_LOGITS]
         with stage(log, "pruning scores (training dynamics)", show=show_progress):
             values = pruning_scores(data, probes, dynamics, show_progress=show_progress)
         probes.logits = None

@@ -32,7 +32,7 @@ def test_prune_page_says_what_the_ratio_removes(app_on, scored_workspace: Path) 
     method = at.selectbox(key=state.PRUNE_METHOD)
     assert method.value == RECOMMENDED
     assert {"random", "ccs", "keep_hard", "sims"} <= set(method.options)
-    assert "recommended for this ratio: sims:sim" in method.format_func(RECOMMENDED)
+    assert "recommended for this ratio: sims:ensemble" in method.format_func(RECOMMENDED)
     assert any("Grosz et al. 2024" in c.value for c in at.main.caption)
 
     ratio.set_value(0.3).run()

@@ -42,6 +42,20 @@ def test_dynamics_in_row_blocks_equal_one_call(tiny, monkeypatch: pytest.MonkeyP
         np.testing.assert_array_equal(whole[name], registry.compute_score(name, inputs), err_msg=name)
 
 
+def test_ensemble_alone_in_row_blocks_equals_the_registry(tiny, monkeypatch: pytest.MonkeyPatch) -> None:
+    data, probes = tiny
+    inputs = registry.ScoreInputs(labels=data.labels, logits=probes.logits)
+    expected = registry.compute_score("ensemble", inputs)
+    per_row = 8 * 2 * probes.logits.shape[1] * probes.logits.shape[3]
+    monkeypatch.setattr(pruning_stage, "DYNAMICS_BLOCK_BYTES", 37 * per_row)
+    alone = pruning_stage.pruning_scores(data, probes, ["ensemble"])  # parts computed in blocks
+    with_parts = pruning_stage.pruning_scores(data, probes, ["aum", "el2n", "ensemble"])  # parts reused
+    assert list(alone) == ["ensemble"]
+    np.testing.assert_allclose(alone["ensemble"], expected)
+    np.testing.assert_allclose(with_parts["ensemble"], expected)
+    assert "ensemble" in pruning_stage.READS_LOGITS
+
+
 def test_knn_scores_from_shared_neighbours_match_the_scorers(tiny) -> None:
     data, probes = tiny
     neighbors = knn_search(data.unit, pruning_stage.SHARED_K, method="exact")

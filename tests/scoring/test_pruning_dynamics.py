@@ -15,6 +15,7 @@ from backend.scoring.pruning.dynamics_scores import (
     el2n_score,
     forgetting_events,
     grand_score,
+    tdds_score,
 )
 
 LN3 = math.log(3.0)  # logits (ln 3, 0) give probabilities (0.75, 0.25)
@@ -212,6 +213,72 @@ def test_dynamic_uncertainty_slides_the_window() -> None:
     logits = np.zeros((4, 1, 2))
     logits[2:, 0, 0] = LN3
     np.testing.assert_allclose(dynamic_uncertainty(logits, np.array([0]), window=2), [0.125 / 3])
+
+
+# -- TDDS -------------------------------------------------------------------------------------
+
+
+def _contribution(p_next: np.ndarray, p_prev: np.ndarray) -> float:
+    return float(np.abs(p_next * np.log(p_next / p_prev)).sum())
+
+
+def _two_class_logits(p0: list[float]) -> np.ndarray:
+    """(E, 1, 2) logits whose softmax puts probability p0[e] on class 0 at epoch e."""
+    p = np.asarray(p0)
+    logits = np.zeros((p.size, 1, 2))
+    logits[:, 0, 0] = np.log(p / (1 - p))
+    return logits
+
+
+def test_tdds_zero_for_constant_predictions() -> None:
+    rng = np.random.default_rng(3)
+    logits = np.repeat(rng.normal(size=(1, 5, 4)), 8, axis=0)
+    np.testing.assert_allclose(tdds_score(logits), 0.0, atol=1e-12)
+
+
+def test_tdds_hand_computed_single_window() -> None:
+    seq = [0.5, 0.75, 0.5]
+    g = [_contribution(np.array([0.75, 0.25]), np.array([0.5, 0.5])),
+         _contribution(np.array([0.5, 0.5]), np.array([0.75, 0.25]))]
+    spread = abs(g[0] - g[1]) / math.sqrt(2)  # ||g - mean g|| for two values
+    got = tdds_score(_two_class_logits(seq), window=2, decay=0.9)
+    np.testing.assert_allclose(got, [0.9 * spread], rtol=1e-6)
+
+
+def test_tdds_weights_later_windows_more() -> None:
+    # contributions g0, g1, g2 with window 2: windows (g0, g1) and (g1, g2)
+    seq = [0.5, 0.6, 0.9, 0.2]
+    probs = [np.array([p, 1 - p]) for p in seq]
+    g = [_contribution(probs[i + 1], probs[i]) for i in range(3)]
+    r = [abs(g[0] - g[1]) / math.sqrt(2), abs(g[1] - g[2]) / math.sqrt(2)]
+    got = tdds_score(_two_class_logits(seq), window=2, decay=0.7)
+    np.testing.assert_allclose(got, [0.7 * 0.3 * r[0] + 0.7 * r[1]], rtol=1e-6)
+    # a trajectory of the first 3 epochs keeps only the first window, now the last one
+    np.testing.assert_allclose(
+        tdds_score(_two_class_logits(seq), window=2, decay=0.7, trajectory=3), [0.7 * r[0]],
+        rtol=1e-6,
+    )
+
+
+def test_tdds_ranks_oscillating_above_steady_and_averages_seeds() -> None:
+    steady = _two_class_logits([0.5, 0.6, 0.7, 0.8, 0.85, 0.9])[:, 0]
+    wobbly = _two_class_logits([0.5, 0.9, 0.3, 0.95, 0.2, 0.9])[:, 0]
+    logits = np.stack([steady, wobbly], axis=1)  # (E, 2, 2)
+    scores = tdds_score(logits, window=3)
+    assert scores[1] > scores[0] >= 0
+    both = np.stack([logits, logits[:, ::-1]])  # second seed swaps the two samples
+    np.testing.assert_allclose(tdds_score(both, window=3), [scores.mean()] * 2, rtol=1e-9)
+
+
+def test_tdds_short_runs_shrink_the_window_and_bad_options_raise() -> None:
+    logits = _two_class_logits([0.5, 0.75, 0.5])
+    np.testing.assert_allclose(tdds_score(logits), tdds_score(logits, window=2), rtol=1e-12)
+    with pytest.raises(ValueError, match="window must be >= 2"):
+        tdds_score(logits, window=1)
+    with pytest.raises(ValueError, match="decay must lie in"):
+        tdds_score(logits, decay=0.0)
+    with pytest.raises(ValueError, match="trajectory must lie in"):
+        tdds_score(logits, trajectory=4)
 
 
 # -- cartography ------------------------------------------------------------------------------

@@ -226,8 +226,11 @@ def test_prune_passes_options(inputs: ScoreInputs) -> None:
 
 
 def test_prune_errors(inputs: ScoreInputs) -> None:
-    with pytest.raises(ValueError, match="needs the 'el2n' score or its inputs"):
+    with pytest.raises(ValueError, match="needs the 'el2n' score, which these scores lack"):
         prune("keep_hard", 0.5, labels=inputs.labels)
+    embeddings_only = ScoreInputs(labels=inputs.labels, embeddings=inputs.embeddings)
+    with pytest.raises(ValueError, match=r"needs the 'ensemble' score \(or its parts aum, el2n\)"):
+        prune("sims:ensemble", 0.5, labels=inputs.labels, inputs=embeddings_only, scores={"aum": np.zeros(300)})
     with pytest.raises(ValueError, match="REMOVE"):
         prune("random", 1.0, labels=inputs.labels)
     with pytest.raises(ValueError, match="unknown pruning method"):
@@ -236,7 +239,7 @@ def test_prune_errors(inputs: ScoreInputs) -> None:
 
 def test_recommended_default() -> None:
     recipe = recommended_default(0.5)
-    assert recipe.name == "sims:sim"
+    assert recipe.name == "sims:ensemble"
     assert recipe.options == {"sims": {"params": DEFAULT_SIMS_SAMPLING}}
     with pytest.raises(ValueError, match="REMOVE"):
         recommended_default(-0.1)

@@ -179,6 +179,60 @@ def dynamic_uncertainty(logits: np.ndarray, labels: np.ndarray, *, window: int =
     return windows.std(axis=-1).mean(axis=(0, 1))
 
 
+def tdds_score(
+    logits: np.ndarray,
+    labels: np.ndarray | None = None,
+    *,
+    trajectory: int | None = None,
+    window: int = 10,
+    decay: float = 0.9,
+) -> np.ndarray:
+    """TDDS: temporal dual-depth score, the variability of a sample's per-epoch contribution.
+
+    Zhang, Du, Li, Xie & Zhou 2024, "Spanning Training Progress: Temporal Dual-Depth Scoring
+    (TDDS) for Enhanced Dataset Pruning" (CVPR; arXiv 2311.13613).
+
+    Algorithm
+    ---------
+    1. p_t = softmax(logits at epoch t), for the first T = ``trajectory`` epochs.
+    2. Depth one, the contribution of epoch t -> t+1 (the paper's KL proxy for the projected
+       gradient): g_t = sum_c | p_{t+1,c} * (log p_{t+1,c} - log p_{t,c}) |.
+    3. Depth two, for every window of K = ``window`` consecutive contributions
+       g_k..g_{k+K-1}: R_k = || g - mean(g) ||_2 over the window (its spread).
+    4. Exponential moving average over windows, later windows weighted more:
+       score = sum_k decay * (1 - decay) ** (n_windows - 1 - k) * R_k. Mean over seeds.
+
+    Choices (the paper tunes T per dataset on long CIFAR/ImageNet schedules): ``trajectory``
+    None = every recorded epoch, since the engine's probes train for a short, complete schedule
+    (30 epochs); K = 10 and decay 0.9; when fewer than K + 1 epochs are recorded the window
+    shrinks to all contributions. ``labels`` are not read (TDDS looks at the whole predicted
+    distribution); the argument exists so every dynamics score has the same call shape.
+
+    Returns
+    -------
+    (N,) float64 >= 0. Higher = more important to keep (the paper keeps the highest).
+    """
+    del labels
+    if window < 2:
+        raise ValueError(f"window must be >= 2 epoch transitions, got {window}")
+    if not 0.0 < decay <= 1.0:
+        raise ValueError(f"decay must lie in (0, 1], got {decay}")
+    runs = as_runs(logits)
+    n_epochs = runs.shape[1]
+    t = n_epochs if trajectory is None else int(trajectory)
+    if not 2 <= t <= n_epochs:
+        raise ValueError(f"trajectory must lie in [2, {n_epochs}] recorded epochs, got {t}")
+    p = softmax(runs[:, :t])  # (S, T, N, C)
+    logp = np.log(p + 1e-8)
+    g = np.abs(p[:, 1:] * (logp[:, 1:] - logp[:, :-1])).sum(axis=-1)  # (S, T-1, N)
+    k = min(window, g.shape[1])
+    windows = np.lib.stride_tricks.sliding_window_view(g, k, axis=1)  # (S, W, N, K)
+    spread = np.linalg.norm(windows - windows.mean(axis=-1, keepdims=True), axis=-1)  # (S, W, N)
+    n_windows = spread.shape[1]
+    weights = decay * (1.0 - decay) ** np.arange(n_windows - 1, -1, -1, dtype=np.float64)
+    return np.einsum("w,swn->sn", weights, spread).mean(axis=0)
+
+
 class Cartography(NamedTuple):
     """Dataset-cartography coordinates (Swayamdipta et al. 2020), each (N,) float64 in [0, 1]
     (variability in [0, 0.5]): ``confidence`` = mean true-class probability over epochs (low =

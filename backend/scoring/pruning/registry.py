@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from backend.scoring.pruning import dynamics_scores as dyn
+from backend.scoring.pruning import ensemble as ens
 from backend.scoring.pruning import geometry_scores as geo
 from backend.scoring.pruning import sims
 from backend.scoring.pruning._common import check_embeddings
@@ -41,6 +42,10 @@ class ScoreInputs:
     logits: np.ndarray | None = None
     features: np.ndarray | None = None
     probs_by_model: np.ndarray | None = None
+
+    def provided(self) -> set[str]:
+        return {n for n in ("embeddings", "norms", "logits", "features", "probs_by_model")
+                if getattr(self, n) is not None}
 
     def need(self, *names: str) -> None:
         missing = [n for n in names if getattr(self, n) is None]
@@ -116,6 +121,21 @@ def compute_score(name: str, inputs: ScoreInputs, **options: Any) -> np.ndarray:
     return np.asarray(spec.compute(inputs, **options), dtype=np.float64)
 
 
+def from_stored(name: str, scores: dict[str, np.ndarray]) -> np.ndarray | None:
+    """An ensemble score rebuilt from its stored parts (raw values as stored), or None when
+    ``name`` is no ensemble or a part is missing. Lets score runs made before an ensemble existed
+    (or with ``--scorers aum,el2n``) serve it."""
+    parts = ens.ENSEMBLES.get(name)
+    if parts is None or any(p not in scores for p in parts):
+        return None
+    return ens.rank_ensemble([difficulty_of(p, scores[p]) for p in parts])
+
+
+def _parts_hint(name: str) -> str:
+    parts = ens.ENSEMBLES.get(name)
+    return "" if parts is None else f" (or its parts {', '.join(parts)})"
+
+
 def difficulty_of(name: str, values: np.ndarray) -> np.ndarray:
     """Orient a score so that higher = harder / more important to keep."""
     v = np.asarray(values, dtype=np.float64)
@@ -160,12 +180,16 @@ def prune(
     y = np.asarray(labels)
     difficulty = None
     if score_name is not None:
+        derived = None if scores is None else from_stored(score_name, scores)
         if scores is not None and score_name in scores:
             raw = np.asarray(scores[score_name], dtype=np.float64)
-        elif inputs is not None:
+        elif derived is not None:
+            raw = derived
+        elif inputs is not None and not (set(get_score(score_name).needs) - inputs.provided()):
             raw = compute_score(score_name, inputs, **options.get(score_name, {}))
         else:
-            raise ValueError(f"method {method!r} needs the {score_name!r} score or its inputs")
+            raise ValueError(f"method {method!r} needs the {score_name!r} score{_parts_hint(score_name)}, "
+                             "which these scores lack; compute it with `thresher score`")
         difficulty = difficulty_of(score_name, raw)
     if embeddings is None and inputs is not None:
         embeddings = inputs.embeddings
@@ -184,13 +208,14 @@ def prune(
 def recommended_default(ratio: float) -> PruneRecipe:
     """The method the CLI uses when none is named (see ``bench/pruning.py`` for the evidence).
 
-    SIMS importance sampling over the SIM score; its sampling distribution adapts to ``ratio``
-    by itself (keep-hard-leaning at low ratios, representative at high ones).
+    SIMS importance sampling over the AUM + EL2N rank ensemble (``ensemble.py`` says why); the
+    sampling distribution adapts to ``ratio`` by itself (keep-hard at low ratios, coverage
+    strata and typical samples at high ones).
     """
     check_ratio(ratio)
     from backend.scoring.pruning.sampling import DEFAULT_SIMS_SAMPLING
 
-    return PruneRecipe("sims", "sim", {"sims": {"params": DEFAULT_SIMS_SAMPLING}})
+    return PruneRecipe("sims", "ensemble", {"sims": {"params": DEFAULT_SIMS_SAMPLING}})
 
 
 def recommended_scorers() -> tuple[str, ...]:
@@ -227,6 +252,11 @@ def _sim(
     )
 
 
+def _ensemble(inputs: ScoreInputs, name: str) -> np.ndarray:
+    parts = ens.ENSEMBLES[name]
+    return ens.rank_ensemble([difficulty_of(p, compute_score(p, inputs)) for p in parts])
+
+
 _L, _E = ("logits",), ("embeddings",)
 for _spec in (
     ScoreSpec("el2n", lambda i, **o: dyn.el2n_score(i.logits, i.labels, **o), True, _L,
@@ -240,6 +270,10 @@ for _spec in (
     ScoreSpec("dynamic_uncertainty",
               lambda i, **o: dyn.dynamic_uncertainty(i.logits, i.labels, **o), True, _L,
               "He et al. 2023", "sliding-window std of the true-class probability"),
+    ScoreSpec("ensemble", lambda i, **o: _ensemble(i, "ensemble"), True, _L,
+              "Pleiss et al. 2020 + Paul et al. 2021", "mean rank of AUM and EL2N hardness"),
+    ScoreSpec("tdds", lambda i, **o: dyn.tdds_score(i.logits, i.labels, **o), True, _L,
+              "Zhang et al. 2024", "temporal dual-depth: spread of per-epoch output change"),
     ScoreSpec("cartography_confidence",
               lambda i, **o: dyn.cartography(i.logits, i.labels).confidence, False, _L,
               "Swayamdipta et al. 2020", "mean true-class probability (low = hard)"),
@@ -269,7 +303,7 @@ for _spec in (
     register_score(_spec)
 
 DEFAULT_SCORERS = (
-    "el2n", "grand", "forgetting", "aum", "dynamic_uncertainty", "cartography_confidence",
+    "el2n", "grand", "forgetting", "aum", "ensemble", "dynamic_uncertainty", "tdds", "cartography_confidence",
     "cartography_variability", "prototypes", "moderate", "knn_density", "knn_uniqueness",
     "semdedup", "separability", "integrity", "model_certainty", "sim",
 )  # fmt: skip
