@@ -21,7 +21,8 @@ Protocol (issue 3; the anchors quoted there were measured on exactly this):
 - evaluation: ``MLPClassifier(hidden_layer_sizes=(128,), random_state=seed)`` (other parameters
   at scikit-learn's defaults) trained on the kept rows, test accuracy in %, seeds 0-4;
 - anchors computed here: full data, random, keep-hard top-k on EL2N, forgetting, AUM, TDDS
-  and prototypes, keep-easy prototypes, CCS over AUM, EL2N and TDDS.
+  and prototypes, keep-easy prototypes, CCS over AUM, EL2N and TDDS; D2 pruning (Maharana et
+  al. 2024) over AUM and over the ensemble is shown too, outside the issue's anchor list.
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ ANCHOR_METHODS = (
     "keep_hard:prototypes", "keep_easy:prototypes", "ccs:aum", "ccs:el2n", "ccs:tdds",
 )  # fmt: skip
 OUR_METHODS = ("sims:sim", "sims:el2n", "sims:forgetting", "sims:aum")
+#: Published procedures shown beside the anchors (not in the issue's anchor list).
+OTHER_METHODS = ("d2:aum", "d2:ensemble")
 DEFAULT = "default"
 
 
@@ -136,7 +139,7 @@ def run_benchmark(seeds: list[int], ratios: tuple[float, ...]) -> dict:
     score_seconds = time.perf_counter() - started
     full = [accuracy(x_tr, y_tr, x_te, y_te, s) for s in seeds]
     print(f"  full data {np.mean(full):.2f}", file=sys.stderr)
-    results = evaluate((DEFAULT, *OUR_METHODS, *ANCHOR_METHODS), ratios, seeds, data, scores,
+    results = evaluate((DEFAULT, *OUR_METHODS, *ANCHOR_METHODS, *OTHER_METHODS), ratios, seeds, data, scores,
                        x_tr, y_tr, x_te, y_te)
     table = {m: {str(r): summarise(v) for r, v in per.items()} for m, per in results.items()}
     verdict = {}

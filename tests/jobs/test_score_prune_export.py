@@ -62,6 +62,8 @@ def test_prune_default_and_named_methods(scored, capsys: pytest.CaptureFixture[s
     assert main(["prune", "--workspace", str(ws_path), "--method", "ccs:aum", "--ratio", "0.3", "--name", "ccs",
                  "--seed", "1"]) == 0
     assert abs(len(subsets.subset_ids(ws, "ccs")) - round(0.7 * N)) <= 10
+    assert main(["prune", "--workspace", str(ws_path), "--method", "d2:ensemble", "--ratio", "0.6", "--name", "d2"]) == 0
+    assert abs(len(subsets.subset_ids(ws, "d2")) - round(0.4 * N)) <= 10
     assert main(["prune", "--workspace", str(ws_path), "--method", "random", "--ratio", "0.2", "--name", "tr",
                  "--split", "train", "--per-class", "balanced"]) == 0
     kept = set(subsets.subset_ids(ws, "tr"))

@@ -335,6 +335,20 @@ def _ccs(difficulty, ratio, *, embeddings, labels, per_class, seed, exclude, **o
     )  # fmt: skip
 
 
+def _d2(difficulty, ratio, *, embeddings, labels, per_class, seed, exclude, **options):  # noqa: ANN001
+    from backend.scoring.pruning.d2 import d2_select
+
+    if embeddings is None:
+        raise ValueError("method 'd2' needs the embeddings (its kNN graph)")
+    d = procedures._check_difficulty(difficulty, labels.size)
+
+    def pick(idx: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+        return d2_select(d, idx, k, embeddings=embeddings, **options)
+
+    return procedures.select(labels.size, ratio, pick, labels=labels, per_class=per_class, seed=seed,
+                             exclude=exclude)
+
+
 def _sims(difficulty, ratio, *, embeddings, labels, per_class, seed, exclude, params=None):  # noqa: ANN001
     from backend.scoring.pruning.sampling import DEFAULT_SIMS_SAMPLING, SimsSampling, sims_sample
 
@@ -358,6 +372,8 @@ for _method in (
                "keep samples nearest the median distance to their class median"),
     MethodSpec("ccs", _ccs, "aum", "Zheng et al. 2023",
                "coverage-centric: hard cut-off, 50 strata, smallest stratum first"),
+    MethodSpec("d2", _d2, "aum", "Maharana et al. 2024",
+               "message passing on a kNN graph: hard regions first, near-copies demoted"),
     MethodSpec("sims", _sims, "sim", "Grosz et al. 2024",
                "importance sampling adaptive to the ratio over any score"),
 ):  # fmt: skip
