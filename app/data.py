@@ -183,11 +183,16 @@ def thumbnail(path: str, size: int) -> np.ndarray | None:
     Small images (the 8x8 digits) are enlarged with nearest-neighbour so their pixels stay sharp;
     large ones are reduced. Cached per file and modification time.
     """
+    modified = _modified(path)
+    return None if modified is None else _cached_thumbnail(path, size, modified)
+
+
+def _modified(path: str) -> int | None:
+    """The file's modification time in ns (the thumbnail caches' key), None if unreadable."""
     try:
-        modified = os.stat(path).st_mtime_ns
+        return os.stat(path).st_mtime_ns
     except OSError:
         return None
-    return _cached_thumbnail(path, size, modified)
 
 
 @st.cache_data(show_spinner=False, max_entries=5000)
@@ -205,13 +210,8 @@ def _cached_thumbnail(path: str, size: int, modified: int) -> np.ndarray | None:
 
 def thumbnail_uri(path: object, size: int) -> str | None:
     """The thumbnail as a ``data:image/png`` URI (for ``st.column_config.ImageColumn``)."""
-    if not isinstance(path, str) or not path:
-        return None
-    try:
-        modified = os.stat(path).st_mtime_ns
-    except OSError:
-        return None
-    return _cached_thumbnail_uri(path, size, modified)
+    modified = _modified(path) if isinstance(path, str) and path else None
+    return None if modified is None else _cached_thumbnail_uri(path, size, modified)
 
 
 @st.cache_data(show_spinner=False, max_entries=5000)

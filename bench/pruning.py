@@ -84,7 +84,13 @@ def score_split(x: np.ndarray, y: np.ndarray) -> tuple[Dataset, dict[str, np.nda
 
 def kept_rows(method: str, ratio: float, data: Dataset, scores: dict, seed: int,
               params: SimsSampling | None = None) -> np.ndarray:
-    """Indices kept by ``method`` (``"default"`` = the recommended recipe, as ``thresher prune``)."""
+    """Indices kept by ``method`` (``"default"`` = the recommended recipe, as ``thresher prune``;
+    ``"sims:a+b"`` = SIMS sampling over the rank blend of scores a and b)."""
+    if "+" in method:
+        blend = method.partition(":")[2]
+        difficulty = rank_ensemble([registry.difficulty_of(p, scores[p]) for p in blend.split("+")])
+        return sims_sample(difficulty, ratio, embeddings=data.unit, labels=data.labels, seed=seed,
+                           params=params or DEFAULT_SIMS_SAMPLING)
     options: dict = {}
     if method == DEFAULT:
         recipe = registry.recommended_default(ratio)
@@ -236,26 +242,12 @@ SELECTION_SCORES = ("sim", "aum", "el2n", "tdds", "ensemble", "sim+aum", "sim+au
                     "sim+aum+tdds", "aum+el2n+tdds", "aum+tdds", "aum+el2n+dynamic_uncertainty")
 
 
-def _blend_rows(blend: str, ratio: float, data: Dataset, scores: dict, seed: int) -> np.ndarray:
-    difficulty = rank_ensemble([registry.difficulty_of(p, scores[p]) for p in blend.split("+")])
-    return sims_sample(difficulty, ratio, embeddings=data.unit, labels=data.labels, seed=seed)
-
-
 def _select_on_split(split: int, seeds: list[int], ratios: tuple[float, ...]) -> dict:
     """{method: {ratio: [validation accuracy per seed]}} on validation split ``split``."""
     x_fit, x_val, y_fit, y_val = validation_split(split)
     data, scores = score_split(x_fit, y_fit)
-    out = evaluate(ANCHOR_METHODS, ratios, seeds, data, scores, x_fit, y_fit, x_val, y_val)
-    for score in SELECTION_SCORES:
-        out[f"sims:{score}"] = {}
-        for ratio in ratios:
-            accs = []
-            for seed in seeds:
-                keep = (_blend_rows(score, ratio, data, scores, seed) if "+" in score
-                        else kept_rows(f"sims:{score}", ratio, data, scores, seed))
-                accs.append(accuracy(x_fit[keep], y_fit[keep], x_val, y_val, seed))
-            out[f"sims:{score}"][ratio] = accs
-    return out
+    methods = (*ANCHOR_METHODS, *(f"sims:{score}" for score in SELECTION_SCORES))
+    return evaluate(methods, ratios, seeds, data, scores, x_fit, y_fit, x_val, y_val)
 
 
 def select(seeds: list[int], ratios: tuple[float, ...]) -> dict:

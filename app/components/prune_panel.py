@@ -5,7 +5,7 @@ The ratio is the fraction of samples REMOVED, everywhere in Thresher (0.3 keeps 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import pandas as pd
 import streamlit as st
@@ -42,8 +42,8 @@ class PruneRequest:
 
 
 def n_kept(n: int, ratio: float) -> int:
-    """How many of ``n`` samples a prune keeps (``budgets.n_to_keep``: round(n (1 - ratio)), >= 1)."""
-    return 0 if n < 1 else int(min(n, max(1, round(n * (1.0 - ratio)))))
+    """How many of ``n`` samples a prune keeps (round(n (1 - ratio)), >= 1; 0 when n < 1)."""
+    return prune_data.prune_job().kept_count(n, ratio)
 
 
 def score_columns(frame: pd.DataFrame) -> list[str]:
@@ -151,18 +151,7 @@ def run_button(root: str, request: PruneRequest, *, score_run: str) -> None:
         return
     try:
         with st.spinner("Pruning…"):
-            done = prune_data.run_prune(
-                root,
-                name=request.name,
-                ratio=request.ratio,
-                method=request.method,
-                per_class=request.per_class,
-                seed=request.seed,
-                split=request.split,
-                dedup=request.dedup,
-                score_run=score_run,
-                overwrite=request.overwrite,
-            )
+            done = prune_data.run_prune(root, score_run=score_run, **asdict(request))
     except (StorageError, ValueError) as exc:
         st.error(f"Nothing was saved: {exc}")
         return

@@ -11,7 +11,7 @@ import numpy as np
 
 from backend.jobs.tracking import recorded_run
 from backend.scoring.pruning import registry
-from backend.scoring.pruning.budgets import check_ratio
+from backend.scoring.pruning.budgets import check_ratio, n_to_keep
 from backend.storage import results, runs, subsets
 from backend.storage.errors import NotFoundError, StorageError
 from backend.storage.workspace import Workspace
@@ -81,6 +81,11 @@ def prune(ws: Workspace, *, name: str, ratio: float, method: str | None = None, 
         run.summary = {"n_pool": len(pool), "n_kept": len(kept_ids), "n_removed": len(pool) - len(kept_ids),
                        "subset": name, "method": method}
     return PruneResult(run.run_id, name, method, len(kept_ids), len(pool) - len(kept_ids))
+
+
+def kept_count(n: int, ratio: float) -> int:
+    """How many of ``n`` samples a prune at ``ratio`` (fraction removed) keeps; 0 when n < 1."""
+    return 0 if n < 1 else n_to_keep(n, ratio)
 
 
 def method_names() -> list[str]:

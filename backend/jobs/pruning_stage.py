@@ -76,7 +76,7 @@ def pruning_scores(data: Dataset, probes: ProbeOutputs, names: list[str], *,
     out = {}
     for name in names:
         spec = registry.get_score(name)
-        missing = [n for n in spec.needs if getattr(inputs, n) is None]
+        missing = inputs.missing(*spec.needs)
         if missing:
             why = ("imported logits carry no penultimate features" if probes.source != "probe"
                    else f"the probes record no penultimate features above {LARGE_N} rows")

@@ -100,6 +100,23 @@ def _summarise(given: np.ndarray, dist: np.ndarray, flags: np.ndarray) -> KnnVot
     )
 
 
+def _votes(
+    given_labels: np.ndarray,
+    neighbor_indices: np.ndarray,
+    n_classes: int | None,
+    neighbor_similarities: np.ndarray | None,
+    weighting: str,
+) -> tuple[np.ndarray, int, np.ndarray]:
+    """(given labels as int64, number of classes, neighbour label distribution (N, C))."""
+    given = np.asarray(given_labels).astype(np.int64)
+    c = int(given.max()) + 1 if n_classes is None else n_classes
+    dist = neighbor_label_distribution(
+        neighbor_indices, given, n_classes=c, neighbor_similarities=neighbor_similarities,
+        weighting=weighting,
+    )  # fmt: skip
+    return given, c, dist
+
+
 def knn_vote(
     given_labels: np.ndarray,
     neighbor_indices: np.ndarray,
@@ -121,15 +138,7 @@ def knn_vote(
     """
     if rule not in VOTE_RULES:
         raise ValueError(f"unknown rule {rule!r}; choose one of {', '.join(VOTE_RULES)}")
-    given = np.asarray(given_labels).astype(np.int64)
-    c = int(given.max()) + 1 if n_classes is None else n_classes
-    dist = neighbor_label_distribution(
-        neighbor_indices,
-        given,
-        n_classes=c,
-        neighbor_similarities=neighbor_similarities,
-        weighting=weighting,
-    )
+    given, _, dist = _votes(given_labels, neighbor_indices, n_classes, neighbor_similarities, weighting)
     rows = np.arange(given.size)
     agreement = dist[rows, given]
     tol = 1e-9
@@ -164,15 +173,7 @@ def knn_rank(
     3. In each class j, flag the ``issues_per_class[j]`` highest scores, never a sample whose
        given label is strictly the most voted.
     """
-    given = np.asarray(given_labels).astype(np.int64)
-    c = int(given.max()) + 1 if n_classes is None else n_classes
-    dist = neighbor_label_distribution(
-        neighbor_indices,
-        given,
-        n_classes=c,
-        neighbor_similarities=neighbor_similarities,
-        weighting=weighting,
-    )
+    given, c, dist = _votes(given_labels, neighbor_indices, n_classes, neighbor_similarities, weighting)
     if issues_per_class is None:
         joint, _ = compute_confident_joint(given, dist)
         issues_per_class = joint.sum(axis=1) - np.diagonal(joint)

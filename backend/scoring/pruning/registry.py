@@ -43,12 +43,12 @@ class ScoreInputs:
     features: np.ndarray | None = None
     probs_by_model: np.ndarray | None = None
 
-    def provided(self) -> set[str]:
-        return {n for n in ("embeddings", "norms", "logits", "features", "probs_by_model")
-                if getattr(self, n) is not None}
+    def missing(self, *names: str) -> list[str]:
+        """Those of ``names`` that were not provided (None)."""
+        return [n for n in names if getattr(self, n) is None]
 
     def need(self, *names: str) -> None:
-        missing = [n for n in names if getattr(self, n) is None]
+        missing = self.missing(*names)
         if missing:
             raise ValueError(f"this score needs {', '.join(missing)}, which were not provided")
 
@@ -180,16 +180,7 @@ def prune(
     y = np.asarray(labels)
     difficulty = None
     if score_name is not None:
-        derived = None if scores is None else from_stored(score_name, scores)
-        if scores is not None and score_name in scores:
-            raw = np.asarray(scores[score_name], dtype=np.float64)
-        elif derived is not None:
-            raw = derived
-        elif inputs is not None and not (set(get_score(score_name).needs) - inputs.provided()):
-            raw = compute_score(score_name, inputs, **options.get(score_name, {}))
-        else:
-            raise ValueError(f"method {method!r} needs the {score_name!r} score{_parts_hint(score_name)}, "
-                             "which these scores lack; compute it with `thresher score`")
+        raw = _raw_score(method, score_name, scores, inputs, options.get(score_name, {}))
         difficulty = difficulty_of(score_name, raw)
     if embeddings is None and inputs is not None:
         embeddings = inputs.embeddings
@@ -203,6 +194,20 @@ def prune(
         exclude=dedup,
         **options.get(spec.name, {}),
     )
+
+
+def _raw_score(method: str, name: str, scores: dict[str, np.ndarray] | None, inputs: ScoreInputs | None,
+               options: dict[str, Any]) -> np.ndarray:
+    """Score ``name`` as stored, else rebuilt from stored parts, else computed from ``inputs``."""
+    if scores is not None and name in scores:
+        return np.asarray(scores[name], dtype=np.float64)
+    derived = None if scores is None else from_stored(name, scores)
+    if derived is not None:
+        return derived
+    if inputs is not None and not inputs.missing(*get_score(name).needs):
+        return compute_score(name, inputs, **options)
+    raise ValueError(f"method {method!r} needs the {name!r} score{_parts_hint(name)}, "
+                     "which these scores lack; compute it with `thresher score`")
 
 
 def recommended_default(ratio: float) -> PruneRecipe:
