@@ -38,6 +38,7 @@ bench: setup
 bench-tune: setup
 	$(BIN)/python bench/pruning.py --select
 	$(BIN)/python bench/pruning.py --tune
+	$(BIN)/python bench/pruning.py --alternatives
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts

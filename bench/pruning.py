@@ -5,8 +5,13 @@ Run: ``.venv/bin/python bench/pruning.py [--seeds 0 1 2 3 4] [--out PATH]``; ``-
 run (2 seeds, 2 ratios); ``--tune`` picks the SIMS sampling parameters on a validation split carved
 out of the training split (the test split is never read) and writes
 ``bench/results/pruning_tuning.json``; ``--select`` picks the default's score on six validation
-splits carved out of the training split (``bench/results/pruning_selection.json``). Not part of
-the unit tests.
+splits carved out of the training split (``bench/results/pruning_selection.json``);
+``--alternatives`` runs the designs in ``ALTERNATIVES`` against the default on the same six splits,
+paired (``bench/results/pruning_alternatives.json``). Not part of the unit tests.
+
+The test-split verdict compares the default with the best anchor of each ratio both by mean and
+paired (same seeds, same test samples): the mean difference with its standard error over seeds,
+and the samples right by only one of the two, pooled over seeds, with an exact sign test.
 
 Protocol (issue 3; the anchors quoted there were measured on exactly this):
 
@@ -35,6 +40,7 @@ import platform
 import sys
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -83,9 +89,10 @@ def score_split(x: np.ndarray, y: np.ndarray) -> tuple[Dataset, dict[str, np.nda
 
 
 def kept_rows(method: str, ratio: float, data: Dataset, scores: dict, seed: int,
-              params: SimsSampling | None = None) -> np.ndarray:
+              params: SimsSampling | None = None, method_options: dict | None = None) -> np.ndarray:
     """Indices kept by ``method`` (``"default"`` = the recommended recipe, as ``thresher prune``;
-    ``"sims:a+b"`` = SIMS sampling over the rank blend of scores a and b)."""
+    ``"sims:a+b"`` = SIMS sampling over the rank blend of scores a and b); ``params`` replaces
+    the SIMS sampling parameters, ``method_options`` are the procedure's options (e.g. D2's)."""
     if "+" in method:
         blend = method.partition(":")[2]
         difficulty = rank_ensemble([registry.difficulty_of(p, scores[p]) for p in blend.split("+")])
@@ -97,32 +104,48 @@ def kept_rows(method: str, ratio: float, data: Dataset, scores: dict, seed: int,
         method, options = recipe.name, recipe.options
     if params is not None:
         options = {**options, "sims": {"params": params}}
+    if method_options:
+        options = {**options, registry.parse_method(method)[0].name: method_options}
     inputs = registry.ScoreInputs(labels=data.labels, embeddings=data.unit, norms=data.norms)
     return registry.prune(method, ratio, labels=data.labels, scores=scores, inputs=inputs,
                           per_class="proportional", seed=seed, options=options)
 
 
-def accuracy(x_train, y_train, x_test, y_test, seed: int) -> float:
+def correct(x_train, y_train, x_test, y_test, seed: int) -> np.ndarray:
+    """(n_test,) bool: which evaluation samples the protocol's MLP gets right."""
     model = MLPClassifier(hidden_layer_sizes=(128,), random_state=seed)
     # one BLAS thread: 4x faster for these small matrices on the shared 2-core box
     with warnings.catch_warnings(), threadpool_limits(limits=1):
         warnings.simplefilter("ignore", ConvergenceWarning)
         model.fit(x_train, y_train)
-    return 100.0 * float((model.predict(x_test) == y_test).mean())
+    return model.predict(x_test) == y_test
 
 
-def evaluate(methods, ratios, seeds, data, scores, x_tr, y_tr, x_ev, y_ev, params=None) -> dict:
-    """{method: {ratio: [accuracy per seed]}}."""
+def accuracy(x_train, y_train, x_test, y_test, seed: int) -> float:
+    return 100.0 * float(correct(x_train, y_train, x_test, y_test, seed).mean())
+
+
+def evaluate(methods, ratios, seeds, data, scores, x_tr, y_tr, x_ev, y_ev, params=None,
+             hits: dict | None = None) -> dict:
+    """{method: {ratio: [accuracy per seed]}}; ``hits``, when given, is filled with
+    {method: {ratio: [(n_eval,) bool per seed]}} for the paired comparison."""
     out: dict = {}
     for method in methods:
-        out[method] = {}
+        key = str(method)
+        out[key] = {}
         for ratio in ratios:
             accs = []
             for seed in seeds:
-                keep = kept_rows(method, ratio, data, scores, seed, params)
-                accs.append(accuracy(x_tr[keep], y_tr[keep], x_ev, y_ev, seed))
-            out[method][ratio] = accs
-            print(f"  {method:24s} r={ratio:.1f}  {np.mean(accs):6.2f} ± {np.std(accs):.2f}",
+                name, params_, options = (method, params, None)
+                if isinstance(method, Alternative):
+                    name, params_, options = method.method, method.sampling(), method.options
+                keep = kept_rows(name, ratio, data, scores, seed, params_, options)
+                right = correct(x_tr[keep], y_tr[keep], x_ev, y_ev, seed)
+                accs.append(100.0 * float(right.mean()))
+                if hits is not None:
+                    hits.setdefault(key, {}).setdefault(ratio, []).append(right)
+            out[key][ratio] = accs
+            print(f"  {key:24s} r={ratio:.1f}  {np.mean(accs):6.2f} ± {np.std(accs):.2f}",
                   file=sys.stderr, flush=True)
     return out
 
@@ -130,6 +153,29 @@ def evaluate(methods, ratios, seeds, data, scores, x_tr, y_tr, x_ev, y_ev, param
 def summarise(values: list[float]) -> dict:
     return {"mean": round(float(np.mean(values)), 2), "std": round(float(np.std(values)), 2),
             "per_seed": [round(v, 2) for v in values]}
+
+
+def sign_test_p(wins: int, losses: int) -> float:
+    """Exact two-sided sign (McNemar) test: P(a split at least this uneven | no difference)."""
+    from scipy.stats import binomtest
+
+    if wins + losses == 0:
+        return 1.0
+    return float(binomtest(wins, wins + losses, 0.5).pvalue)
+
+
+def paired(ours: list[np.ndarray], theirs: list[np.ndarray]) -> dict:
+    """Paired comparison over seeds of two methods' per-sample hits (same models' seeds, same
+    evaluation samples): the mean accuracy difference with its standard error over seeds, and
+    the discordant samples pooled over seeds (right by us only / by them only) with the exact
+    sign-test p-value. A difference of 1 sample-seed is 100 / (n_eval * seeds) points."""
+    diffs = np.array([100.0 * (a.mean() - b.mean()) for a, b in zip(ours, theirs, strict=True)])
+    wins = int(sum(int((a & ~b).sum()) for a, b in zip(ours, theirs, strict=True)))
+    losses = int(sum(int((~a & b).sum()) for a, b in zip(ours, theirs, strict=True)))
+    se = float(diffs.std(ddof=1) / np.sqrt(diffs.size)) if diffs.size > 1 else float("nan")
+    return {"difference": round(float(diffs.mean()), 3), "standard_error": round(se, 3),
+            "right_by_default_only": wins, "right_by_anchor_only": losses,
+            "sign_test_p": round(sign_test_p(wins, losses), 3)}
 
 
 def load_split():
@@ -145,8 +191,9 @@ def run_benchmark(seeds: list[int], ratios: tuple[float, ...]) -> dict:
     score_seconds = time.perf_counter() - started
     full = [accuracy(x_tr, y_tr, x_te, y_te, s) for s in seeds]
     print(f"  full data {np.mean(full):.2f}", file=sys.stderr)
+    hits: dict = {}
     results = evaluate((DEFAULT, *OUR_METHODS, *ANCHOR_METHODS, *OTHER_METHODS), ratios, seeds, data, scores,
-                       x_tr, y_tr, x_te, y_te)
+                       x_tr, y_tr, x_te, y_te, hits=hits)
     table = {m: {str(r): summarise(v) for r, v in per.items()} for m, per in results.items()}
     verdict = {}
     for ratio in ratios:
@@ -159,6 +206,7 @@ def run_benchmark(seeds: list[int], ratios: tuple[float, ...]) -> dict:
             "best_anchor_this_run_mean": round(best, 2), "quoted_best_anchor": quoted,
             "default_at_or_above_best_anchor_this_run": ours >= best - 1e-9,
             "default_at_or_above_quoted_best_anchor": ours >= quoted - 1e-9,
+            "paired_vs_best_anchor_this_run": paired(hits[DEFAULT][ratio], hits[best_name][ratio]),
         }
     return {
         "full": summarise(full), "methods": table, "verdict": verdict,
@@ -263,6 +311,65 @@ def select(seeds: list[int], ratios: tuple[float, ...]) -> dict:
             "ranking": ranking, "chosen": ranking[0]["score"]}
 
 
+@dataclass(frozen=True)
+class Alternative:
+    """A design tried against the default on the validation splits (``--alternatives``)."""
+
+    label: str
+    method: str
+    why: str
+    sampling_changes: tuple = ()  # SimsSampling fields replaced, as (name, value) pairs
+    options: dict | None = None  # the procedure's options
+
+    def sampling(self) -> SimsSampling | None:
+        if not self.sampling_changes:
+            return None
+        return SimsSampling(**{**DEFAULT_SIMS_SAMPLING.to_dict(), **dict(self.sampling_changes)})
+
+    def __str__(self) -> str:
+        return self.label
+
+
+ALTERNATIVES = (
+    Alternative("blend aum+el2n+forgetting+tdds", "sims:aum+el2n+forgetting+tdds",
+                "more hardness estimators in the rank ensemble"),
+    Alternative("blend aum+el2n+grand", "sims:aum+el2n+grand", "GraNd added to the ensemble"),
+    Alternative("blend aum+el2n+knn_uniqueness", "sims:aum+el2n+knn_uniqueness",
+                "redundancy: drop easy samples that have a close neighbour first"),
+    *(Alternative(f"hard cut-off beta {b:g}", "default", f"CCS's cut of the hardest {b:.0%}",
+                  (("beta", b),)) for b in (0.01, 0.03)),
+    *(Alternative(f"class tilt {t:g}", "default", "SIMS inter-class term: harder classes keep more",
+                  (("class_tilt", t),)) for t in (0.5, 1.0, 2.0)),
+    Alternative("coverage at every ratio", "default", "coverage strata from r = 0 (ramp to 0.95)",
+                (("coverage_start", 0.0),)),
+    *(Alternative(f"d2:ensemble gamma {g:g}", "d2:ensemble",
+                  "D2 (Maharana et al. 2024); gamma 1 is the paper's scale, larger = weaker messages",
+                  options={"gamma_forward": g, "gamma_reverse": g}) for g in (1.0, 3.0, 6.0)),
+)
+
+
+def _alternatives_on_split(split: int, seeds: list[int], ratios: tuple[float, ...]) -> dict:
+    x_fit, x_val, y_fit, y_val = validation_split(split)
+    data, scores = score_split(x_fit, y_fit)
+    hits: dict = {}
+    evaluate((DEFAULT, *ALTERNATIVES), ratios, seeds, data, scores, x_fit, y_fit, x_val, y_val, hits=hits)
+    return hits
+
+
+def alternatives(seeds: list[int], ratios: tuple[float, ...]) -> dict:
+    """Every :data:`ALTERNATIVES` design against the default, paired (same split, same seed, same
+    validation samples), pooled over the ``VALIDATION_SPLITS``; the test split is never read."""
+    per_split = _on_splits(_alternatives_on_split, seeds, ratios)
+    hits = {m: {r: [h for res in per_split for h in res[m][r]] for r in ratios} for m in per_split[0]}
+    rows = []
+    for alt in ALTERNATIVES:
+        rows.append({"design": alt.label, "method": alt.method, "why": alt.why,
+                     "sampling_changes": dict(alt.sampling_changes), "options": alt.options,
+                     "vs_default": {str(r): paired(hits[alt.label][r], hits[DEFAULT][r]) for r in ratios}})
+    means = {str(r): round(float(np.mean([100 * h.mean() for h in hits[DEFAULT][r]])), 2) for r in ratios}
+    return {"splits": list(VALIDATION_SPLITS), "default_validation_mean": means, "alternatives": rows}
+
+
 def markdown(result: dict) -> str:
     ratios = list(result["verdict"])
     lines = ["| method (fraction removed →) | " + " | ".join(ratios) + " |",
@@ -282,6 +389,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--tune", action="store_true", help="tune SIMS sampling on a validation split")
     parser.add_argument("--select", action="store_true",
                         help="choose the default's score on six validation splits")
+    parser.add_argument("--alternatives", action="store_true",
+                        help="try the designs in ALTERNATIVES against the default on the validation splits")
     parser.add_argument("--grid", type=json.loads, help='--tune grid as JSON, e.g. '
                         '\'{"score": ["sim"], "coverage_full": [0.8, 0.95]}\' (default: the module grid)')
     parser.add_argument("--out", type=Path)
@@ -289,8 +398,11 @@ def main(argv: list[str] | None = None) -> dict:
     seeds, ratios = (args.seeds[:2], (0.5, 0.9)) if args.quick else (args.seeds, RATIOS)
     started = time.perf_counter()
     load = os.getloadavg()
-    kind = "pruning_tuning" if args.tune else "pruning_selection" if args.select else "pruning"
-    if args.tune:
+    kind = ("pruning_tuning" if args.tune else "pruning_selection" if args.select
+            else "pruning_alternatives" if args.alternatives else "pruning")
+    if args.alternatives:
+        result = alternatives(seeds, ratios)
+    elif args.tune:
         result = tune(seeds, ratios, args.grid)
     elif args.select:
         result = select(seeds, ratios)
@@ -316,6 +428,11 @@ def main(argv: list[str] | None = None) -> dict:
         print(json.dumps(result["trials"][:5], indent=2))
     elif args.select:
         print(json.dumps(result["ranking"][:5], indent=2))
+    elif args.alternatives:
+        for row in result["alternatives"]:
+            print(f"{row['design']:34s}", "  ".join(
+                f"{v['difference']:+.2f}±{v['standard_error']:.2f} (p={v['sign_test_p']:.2f})"
+                for v in row["vs_default"].values()))
     else:
         print(markdown(result))
         print(json.dumps(result["verdict"], indent=2))

@@ -30,12 +30,24 @@ class EmbedResult:
     seconds: float
 
 
-def normalise_rows(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """L2-normalise rows; returns (unit vectors float32, original norms float32). Zero rows stay zero."""
+NORMALISE_BLOCK = 65_536  # rows per block in normalise_rows
+
+
+def normalise_rows(vectors: np.ndarray, *, in_place: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """L2-normalise rows; returns (unit vectors float32, original norms float32). Zero rows stay zero.
+
+    Row blocks, so no (N, D) temporary beside the result; ``in_place=True`` writes the unit
+    vectors over ``vectors`` when it is a writeable float32 array (the ingest of 1M x 512 saves
+    2 GB that way)."""
     vectors = np.asarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(vectors, axis=1)
-    unit = vectors / np.maximum(norms, 1e-12)[:, None]  # float32 already: no second copy below
-    return unit.astype(np.float32, copy=False), norms.astype(np.float32)
+    unit = vectors if in_place and vectors.flags.writeable else np.empty_like(vectors)
+    norms = np.empty(vectors.shape[0], dtype=np.float32)
+    for lo in range(0, vectors.shape[0], NORMALISE_BLOCK):
+        block = vectors[lo : lo + NORMALISE_BLOCK]
+        norms[lo : lo + NORMALISE_BLOCK] = np.linalg.norm(block, axis=1)
+        np.divide(block, np.maximum(norms[lo : lo + NORMALISE_BLOCK], 1e-12)[:, None],
+                  out=unit[lo : lo + NORMALISE_BLOCK])  # fmt: skip
+    return unit, norms
 
 
 def embed(ws: Workspace, settings: EmbedSettings | None = None, *, show_progress: bool = True) -> EmbedResult:

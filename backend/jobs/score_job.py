@@ -80,7 +80,8 @@ def score(ws: Workspace, *, embedding_key: str | None = None, scorers: str | lis
         # The training-dynamics scores first: they are the only readers of the (S, E, N, C)
         # logits, which are then released (3.2 GB at 1M rows x 8 epochs x 100 classes) before
         # the label-noise and geometry stages make their own large temporaries. Measured at 1M
-        # (bench/scale.py): the job's peak RSS went from 12.6 GB to <see scale.json>.
+        # (bench/scale.py), with the blockwise normalisation and the in-place probe logits: the
+        # job's peak RSS went from 12.6 GB to 10.8 GB (the notes in bench/results/scale.json).
         _say(show_progress, f"pruning scores: {', '.join(names)}")
         dynamics = [n for n in names if n in READS_LOGITS]
         with stage(log, "pruning scores (training dynamics)", show=show_progress):

@@ -360,8 +360,8 @@ def cross_fit_probs(
     device = resolve_device(config.device)
     probs = np.empty((x_np.shape[0], n_classes), np.float32)
     for fold, (train_idx, test_idx) in enumerate(_folds(y_np, config.n_folds, seed)):
-        mean, scale = _standardizer(x_np[train_idx], config.standardize)
         x_train = x_np[train_idx]  # a copy, standardised in place (one copy instead of three)
+        mean, scale = _standardizer(x_train, config.standardize)
         x_train -= mean
         x_train /= scale
         x_train = torch.from_numpy(x_train).to(device)

@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 MARKER = "workspace.json"
+WRITE_CHUNK_ROWS = 65_536  # rows per slice when a large batch of vectors is written
 
 
 def utcnow() -> datetime:
@@ -189,8 +190,8 @@ class Workspace:
             raise ValueError(f"{batch.num_rows} ids for {n} vectors")
         if upsert:
             table.merge_insert("id").when_matched_update_all().when_not_matched_insert_all().execute(batch)
-        else:
-            table.add(batch)
+        else:  # streamed in slices, still one commit: Lance buffers a slice, not the whole batch
+            table.add(batch.to_reader(max_chunksize=WRITE_CHUNK_ROWS))
 
     def embedded_ids(self, key: str) -> set[str]:
         name = schemas.embedding_table_name(key)

@@ -4,6 +4,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from backend.ingest.embeddings_file import read_embeddings_file
@@ -122,3 +124,51 @@ def test_embeddings_file_missing_column(tmp_path: Path) -> None:
     pd.DataFrame({"id": ["a"], "embedding": [[1.0]]}).to_parquet(tmp_path / "e.parquet")
     with pytest.raises(SourceError, match="label"):
         read_embeddings_file(tmp_path / "e.parquet", IngestReport())
+
+
+def _read_rows(tmp_path: Path, table: pa.Table) -> tuple[list[str], np.ndarray, list[str]]:
+    pq.write_table(table, tmp_path / "e.parquet", row_group_size=2)  # several chunks
+    report = IngestReport()
+    got = read_embeddings_file(tmp_path / "e.parquet", report)
+    return [c.id for c in got.candidates], got.vectors, report.lines()
+
+
+def test_embeddings_parquet_bad_rows_are_reported_one_by_one(tmp_path: Path) -> None:
+    emb = pa.array([[1.0, 2.0], None, [3.0, None], [4.0, 5.0], [6.0, 7.0]], pa.list_(pa.float64()))
+    table = pa.table({"id": ["a", "b", "c", "d", "a"], "label": ["x"] * 5, "embedding": emb})
+    ids, vectors, lines = _read_rows(tmp_path, table)
+    assert ids == ["a", "d"]
+    np.testing.assert_array_equal(vectors, np.array([[1, 2], [4, 5]], np.float32))
+    assert vectors.dtype == np.float32
+    assert any("row 2" in line and "not a list of numbers" in line for line in lines)
+    assert any("row 3" in line and "NaN" in line for line in lines)
+    assert any("row 5" in line and "duplicate id 'a' (first on row 1)" in line for line in lines)
+
+
+def test_embeddings_parquet_fixed_size_and_integer_lists(tmp_path: Path) -> None:
+    flat = pa.array(np.arange(6, dtype=np.int32))
+    emb = pa.FixedSizeListArray.from_arrays(flat, 3)
+    ids, vectors, lines = _read_rows(tmp_path, pa.table({"id": ["a", "b"], "label": [1, 2], "embedding": emb}))
+    assert ids == ["a", "b"] and not lines
+    np.testing.assert_array_equal(vectors, np.arange(6, dtype=np.float32).reshape(2, 3))
+
+
+def test_embeddings_parquet_text_column_is_a_row_error(tmp_path: Path) -> None:
+    table = pa.table({"id": ["a", "b"], "label": ["x", "y"], "embedding": ["1.5", "oops"]})
+    ids, vectors, lines = _read_rows(tmp_path, table)
+    assert ids == ["a"] and vectors.shape == (1, 1)
+    assert any("row 2" in line and "not a list of numbers" in line for line in lines)
+
+
+def test_embeddings_file_keeps_every_row_without_a_copy_of_the_rows(tmp_path: Path) -> None:
+    vecs = np.random.default_rng(0).normal(size=(50, 4)).astype(np.float32)
+    np.savez(tmp_path / "e.npz", id=np.arange(50).astype(str), label=np.zeros(50, int), embedding=vecs)
+    got = read_embeddings_file(tmp_path / "e.npz", IngestReport())
+    np.testing.assert_array_equal(got.vectors, vecs)
+    assert got.vectors.base is not None  # a view of the one flat buffer, not a stack of rows
+
+
+def test_embeddings_npz_needs_a_numeric_matrix(tmp_path: Path) -> None:
+    np.savez(tmp_path / "e.npz", id=np.array(["a"]), label=np.array([1]), embedding=np.zeros((1, 2, 2)))
+    with pytest.raises(SourceError, match="2-D numeric array"):
+        read_embeddings_file(tmp_path / "e.npz", IngestReport())

@@ -189,7 +189,7 @@ def masked_out_of_fold_probs(
             rows = train_idx[mask[train_idx]]
             dynamics = train_dynamics(  # held-out predictions only: no per-epoch logits
                 x[rows], y[rows], n_classes=n_classes, config=config, seed=sub_seed(seed, fold),
-                record_logits=False,
+                record_logits=False, standardize_in_place=True,  # x[rows] is this loop's own copy
             )
             total[test_idx] += softmax(predict_logits(dynamics, x[test_idx]))
     return (total / len(config.seeds)).astype(np.float32)

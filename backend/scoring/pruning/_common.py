@@ -42,15 +42,30 @@ def check_embeddings(embeddings: np.ndarray, *, name: str = "embeddings") -> np.
     if x.ndim != 2 or 0 in x.shape:
         raise ValueError(f"{name} must be a non-empty (N, D) array, got shape {x.shape}")
     x = x.astype(np.float32, copy=False)
-    if not np.isfinite(x).all():
+    if not all(np.isfinite(x[rows]).all() for rows in row_blocks(x.shape[0])):
         raise ValueError(f"{name} contain NaN or infinite values")
     return x
 
 
+BLOCK_ROWS = 65_536  # rows per block: (N, D) temporaries stay at block size (1M x 512: 32 MB, not 2 GB)
+
+
+def row_blocks(n: int, size: int | None = None):
+    """Slices covering range(n) in blocks of ``size`` (default BLOCK_ROWS) rows."""
+    size = size or BLOCK_ROWS
+    for lo in range(0, n, size):
+        yield slice(lo, min(lo + size, n))
+
+
 def l2_normalize(x: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length (zero rows stay zero), float32."""
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return (x / np.maximum(norms, EPS)).astype(np.float32)
+    x = np.asarray(x)
+    out = np.empty(x.shape, dtype=np.float32)
+    for rows in row_blocks(x.shape[0]):  # same per-row arithmetic as one pass, no (N, D) temporaries
+        block = x[rows]
+        norms = np.linalg.norm(block, axis=1, keepdims=True)
+        np.divide(block, np.maximum(norms, EPS), out=out[rows], casting="unsafe")
+    return out
 
 
 def softmax(z: np.ndarray) -> np.ndarray:

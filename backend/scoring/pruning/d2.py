@@ -19,7 +19,10 @@ Choices the paper leaves to tuning, documented here: difficulty enters as its ra
 the pool (scale-free and non-negative, so that the subtraction in step 3 always demotes);
 k = 10, gamma_f = gamma_r = 1 on unit-norm embeddings (distances lie in [0, 2]); the
 neighbours of step 3 are the taken sample's own k nearest (the directed kNN graph). Step 3 uses
-a lazy max-heap: O(budget * k * log pool) Python operations.
+a lazy max-heap: O(budget * k * log pool) Python operations. On the digits validation splits
+(``bench/pruning.py --alternatives``) gamma = 3 or 6 (weaker messages) is closer to keep-hard and
+better than gamma = 1 below removed 0.9, worse at 0.9; gamma stays 1, the paper's scale, because
+no value is better everywhere (``registry.prune(..., options={"d2": {...}})`` takes others).
 """
 
 from __future__ import annotations

@@ -43,8 +43,16 @@ chosen on six (``pruning_selection.json``: 11 scores and rank blends; the AUM + 
 ensemble, ``ensemble.py``, came first with margins -0.01 / 0.00 / +0.11 / +3.46) and the ramp
 re-checked with it (``pruning_tuning.json``: ``coverage_start`` in {0.4, 0.5, 0.6} x
 ``coverage_full`` in {0.8, 0.95} x ``knee`` in {0.7, 0.8}; 0.6 / 0.95 / 0.7 stayed first).
-Below ``coverage_start`` this procedure is keep-hard top-k on its score. ``class_tilt``,
-``temperature`` and ``lam_end`` were not tuned (0, 0, 0: deterministic, plain class policy).
+Below ``coverage_start`` this procedure is keep-hard top-k on its score. ``temperature`` and
+``lam_end`` were not tuned (0, 0: deterministic). ``bench/pruning.py --alternatives``
+(``pruning_alternatives.json``, paired over the same 30 validation runs) then tried the designs
+left out: ``beta`` 0.01 / 0.03 (-0.5 / -1.5 points at r = 0.3: the hardest samples are the
+valuable ones here), ``class_tilt`` 0.5 / 1 / 2 (within noise at r <= 0.7, -0.5 / -2.5 at 0.9 for
+1 / 2), coverage strata at every ratio (-0.2 to -0.5 below 0.9), rank blends with forgetting + TDDS,
+GraNd or kNN uniqueness (within +-0.13 below 0.9, uniqueness -0.6 at 0.7), and D2 with
+gamma 1 / 3 / 6 (below the default except +0.44 at 0.7 for gamma 6, which then loses 4.6 at 0.9).
+None beats the default beyond noise at every ratio, so these stay at their defaults
+(``beta`` = 0, ``class_tilt`` = 0).
 Test-split results are in the README's Benchmarks section.
 """
 

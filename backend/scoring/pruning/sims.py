@@ -31,6 +31,7 @@ from backend.scoring.pruning._common import (
     check_labels,
     l2_normalize,
     rank_quantile,
+    row_blocks,
 )
 
 QUANTILE_FLOOR = 1e-3  # quantile 0 would zero the whole product
@@ -41,13 +42,19 @@ def class_prototypes(embeddings: np.ndarray, labels: np.ndarray) -> tuple[np.nda
     x = l2_normalize(check_embeddings(embeddings))
     y = check_labels(labels, x.shape[0])
     classes, inverse = np.unique(y, return_inverse=True)
-    sums = np.zeros((classes.size, x.shape[1]), dtype=np.float64)
-    np.add.at(sums, inverse, x)
-    return classes, l2_normalize(sums.astype(np.float32))
+    return classes, _prototypes(x, inverse, classes.size)
+
+
+def _prototypes(unit: np.ndarray, inverse: np.ndarray, k: int) -> np.ndarray:
+    sums = np.zeros((k, unit.shape[1]), dtype=np.float64)
+    np.add.at(sums, inverse, unit)
+    return l2_normalize(sums.astype(np.float32))
 
 
 def separability(embeddings: np.ndarray, labels: np.ndarray, *, eps: float = 1e-6) -> np.ndarray:
     """s = d_N / (d_P + eps) with cosine distances to class prototypes (module docstring).
+
+    Row blocks: memory is the normalised embeddings plus one (block, K) distance matrix.
 
     Returns
     -------
@@ -56,15 +63,19 @@ def separability(embeddings: np.ndarray, labels: np.ndarray, *, eps: float = 1e-
     """
     x = l2_normalize(check_embeddings(embeddings))
     y = check_labels(labels, x.shape[0])
-    classes, protos = class_prototypes(x, y)
+    classes, own = np.unique(y, return_inverse=True)
     if classes.size < 2:
         raise ValueError("separability needs at least two classes")
-    own = np.searchsorted(classes, y)
-    dist = 1.0 - (x @ protos.T).astype(np.float64)  # (N, K); K = classes, small
-    d_pos = dist[np.arange(y.size), own]
-    dist[np.arange(y.size), own] = np.inf
-    d_neg = dist.min(axis=1)
-    return d_neg / (np.maximum(d_pos, 0.0) + eps)
+    protos = _prototypes(x, own, classes.size)
+    out = np.empty(y.size)
+    for rows in row_blocks(y.size):
+        dist = 1.0 - (x[rows] @ protos.T).astype(np.float64)  # (block, K); K = classes, small
+        mine = own[rows]
+        at = np.arange(mine.size)
+        d_pos = dist[at, mine]
+        dist[at, mine] = np.inf
+        out[rows] = dist.min(axis=1) / (np.maximum(d_pos, 0.0) + eps)
+    return out
 
 
 def integrity(norms: np.ndarray) -> np.ndarray:
