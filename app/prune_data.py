@@ -69,8 +69,10 @@ def run_prune(
     dedup: bool,
     score_run: str,
     overwrite: bool,
+    options: tuple[tuple[str, str], ...] = (),
 ) -> PruneDone:
-    """Run ``prune_job.prune`` in this process; raises ``StorageError`` / ``ValueError`` unchanged."""
+    """Run ``prune_job.prune`` in this process; raises ``StorageError`` / ``ValueError`` unchanged.
+    ``options``: the procedure's parameters as (key, text value) pairs (``--option KEY=VALUE``)."""
     result = prune_job().prune(
         open_workspace(root),
         name=name,
@@ -82,6 +84,7 @@ def run_prune(
         dedup=dedup,
         score_run=score_run,
         overwrite=overwrite,
+        method_options=dict(options),
     )
     forget_subsets()
     _cached_prune_outcome.clear()

@@ -62,6 +62,7 @@ PRUNE_SPLIT = "prune.split"
 PRUNE_DEDUP = "prune.dedup"
 PRUNE_SUBSET_NAME = "prune.subset_name"
 PRUNE_OVERWRITE = "prune.overwrite"
+PRUNE_OPTION = "prune.option"  # + ".<method>.<parameter>"
 PRUNE_HISTOGRAM_SCORE = "prune.histogram_score"
 PRUNE_LAST = "prune.last_result"
 

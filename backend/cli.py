@@ -121,6 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", required=True, help="name of the subset to create")
     p.add_argument("--split", help="prune only this split (e.g. train); other samples are not in the subset")
     p.add_argument("--dedup", action="store_true", help="remove SemDeDup near-duplicates first")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", type=_key_value,
+                   help="a parameter of the procedure, repeatable: sims (the default) takes its sampling "
+                   "shape (e.g. knee=0.8, coverage_start=0.5, beta=0.01, class_tilt=1), ccs takes beta and "
+                   "n_strata, d2 takes k, gamma_forward and gamma_reverse; an unknown key lists the known ones")
     p.add_argument("--score-run", help="score run id (default: the latest)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing subset of that name")
 
@@ -162,6 +166,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--embedding", help="embedding key of a CLIP model (default: the latest)")
     p.add_argument("--top", type=int, default=10)
     return parser
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip() or not value.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (e.g. gamma_reverse=3), got {text!r}")
+    return key.strip(), value.strip()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

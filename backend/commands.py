@@ -139,7 +139,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
     ws = Workspace.open(args.workspace)
     result = prune(ws, name=args.name, ratio=args.ratio, method=args.method, per_class=args.per_class,
                    seed=args.seed, split=args.split, dedup=args.dedup, score_run=args.score_run,
-                   overwrite=args.overwrite)
+                   overwrite=args.overwrite, method_options=dict(args.option))
     print(f"subset {result.subset!r}: kept {result.n_kept}, removed {result.n_removed} "
           f"(ratio {args.ratio} removed) with {result.method} (run {result.run_id})")
     return 0

@@ -39,6 +39,7 @@ class PruneRequest:
     dedup: bool
     name: str
     overwrite: bool
+    options: tuple[tuple[str, str], ...] = ()  # the procedure's parameters changed from defaults
 
 
 def n_kept(n: int, ratio: float) -> int:
@@ -72,6 +73,27 @@ def _choose_score(method: str, pool: pd.DataFrame) -> str:
     return f"{method}:{score}"
 
 
+def _parameters(method: str) -> tuple[tuple[str, str], ...]:
+    """The procedure's parameters in an expander; returns the ones changed from their defaults."""
+    defaults = prune_data.prune_job().method_parameters(method)
+    if not defaults:
+        return ()
+    changed = []
+    with st.expander("Procedure parameters"):
+        st.caption("Defaults as documented with each procedure; `thresher prune --option KEY=VALUE` sets the same.")
+        for key, default in defaults.items():
+            widget_key = f"{state.PRUNE_OPTION}.{method.partition(':')[0]}.{key}"
+            if isinstance(default, bool):
+                value = st.checkbox(key, value=default, key=widget_key)
+            elif isinstance(default, int):
+                value = int(st.number_input(key, value=default, step=1, key=widget_key))
+            else:
+                value = float(st.number_input(key, value=float(default), step=0.05, format="%.3f", key=widget_key))
+            if value != default:
+                changed.append((key, str(value)))
+    return tuple(changed)
+
+
 def controls(pool: pd.DataFrame) -> PruneRequest:
     """Every setting of the prune; the caption under the ratio says how many samples stay."""
     with st.spinner("Loading the pruning procedures…"):
@@ -101,6 +123,7 @@ def controls(pool: pd.DataFrame) -> PruneRequest:
         if chosen is None:
             st.caption("The recommended recipe fixes its score and sampling.")
     method_column.caption(job.describe_method(chosen or recommended))
+    options = _parameters(chosen) if chosen else ()
 
     policy_column, seed_column, split_column, dedup_column = st.columns(4)
     policy = policy_column.selectbox(
@@ -136,7 +159,9 @@ def controls(pool: pd.DataFrame) -> PruneRequest:
     overwrite = overwrite_column.checkbox(
         "Replace an existing subset with this name", key=state.PRUNE_OVERWRITE
     )
-    return PruneRequest(ratio, chosen, per_class, int(seed), split, dedup, name.strip(), overwrite)
+    return PruneRequest(
+        ratio, chosen, per_class, int(seed), split, dedup, name.strip(), overwrite, options
+    )
 
 
 def run_button(root: str, request: PruneRequest, *, score_run: str) -> None:

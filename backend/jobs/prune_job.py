@@ -35,13 +35,15 @@ def latest_score_run(ws: Workspace) -> dict:
 
 def prune(ws: Workspace, *, name: str, ratio: float, method: str | None = None, per_class: str = "proportional",
           seed: int = 0, split: str | None = None, dedup: bool = False, score_run: str | None = None,
-          overwrite: bool = False) -> PruneResult:
+          overwrite: bool = False, method_options: dict[str, str] | None = None) -> PruneResult:
     """Keep ``1 - ratio`` of the samples (of ``split`` when given) by ``method`` over the scores of
     ``score_run`` (default: the latest), and save them as subset ``name``.
 
     With no ``method`` the recommended default for this ratio is used
     (:func:`backend.scoring.pruning.registry.recommended_default`). ``dedup`` removes SemDeDup
-    near-duplicates first (Abbas et al. 2023).
+    near-duplicates first (Abbas et al. 2023). ``method_options`` are the procedure's parameters as
+    ``KEY=VALUE`` text (:func:`backend.scoring.pruning.registry.method_options`), checked before
+    anything is read or written.
     """
     from backend.jobs.score_inputs import load_dataset  # imports torch (probes): only when pruning
 
@@ -49,14 +51,16 @@ def prune(ws: Workspace, *, name: str, ratio: float, method: str | None = None, 
     name = subsets.check_subset_name(name)
     if name in subsets.subset_names(ws) and not overwrite:
         raise StorageError(f"a subset named {name!r} exists; choose another --name or pass --overwrite")
-    source = runs.get_run(ws, score_run) if score_run else latest_score_run(ws)
-    data = load_dataset(ws, source["embedding_key"])
-    scores = results.read_scores(ws, source["run_id"]).set_index("id").reindex(data.ids)
     options: dict = {}
     if method is None:
         recipe = registry.recommended_default(ratio)
         method, options = recipe.name, recipe.options
     registry.parse_method(method)  # ValueError naming the known methods
+    if method_options:
+        options = {**options, **registry.method_options(method, method_options)}
+    source = runs.get_run(ws, score_run) if score_run else latest_score_run(ws)
+    data = load_dataset(ws, source["embedding_key"])
+    scores = results.read_scores(ws, source["run_id"]).set_index("id").reindex(data.ids)
     keep_mask = np.ones(len(data.ids), dtype=bool)
     if split:
         split_by_id = ws.samples(columns=["id", "split"]).set_index("id")["split"]
@@ -105,6 +109,11 @@ def recommended_method(ratio: float) -> str:
 def default_score(method: str) -> str | None:
     """The score ``method`` runs on when none is named (``None`` for score-free methods)."""
     return registry.parse_method(method)[1]
+
+
+def method_parameters(name: str) -> dict:
+    """The procedure's settable parameters and their defaults (``--option``; the app's expander)."""
+    return registry.method_parameters(name)
 
 
 def describe_method(name: str) -> str:

@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from app import state
 from app.components.prune_panel import RECOMMENDED, n_kept
-from backend.storage import Workspace, subsets
+from backend.storage import Workspace, runs, subsets
 from tests.app.app_testkit import CLASSES, N_SAMPLES, PER_SPLIT, metric_values
 
 
@@ -118,3 +118,19 @@ def test_n_kept_matches_the_budget_rule() -> None:
     assert n_kept(36, 0.3) == 25
     assert n_kept(10, 0.95) == 1  # at least one
     assert n_kept(0, 0.5) == 0
+
+
+def test_procedure_parameters_reach_the_prune(app_on, writable_scored_workspace: Path) -> None:
+    at = prune_page(app_on, writable_scored_workspace)
+    at.selectbox(key=state.PRUNE_METHOD).set_value("d2").run()
+    gamma = at.number_input(key=f"{state.PRUNE_OPTION}.d2.gamma_reverse")
+    assert gamma.value == 1.0  # the procedure's documented default
+    gamma.set_value(20.0)
+    at.number_input(key=f"{state.PRUNE_OPTION}.d2.k").set_value(5)
+    at.text_input(key=state.PRUNE_SUBSET_NAME).input("tuned")
+    at.button(key="prune.run").click().run()
+    assert not at.exception and "Saved subset 'tuned'" in at.success[0].value
+    ws = Workspace.open(writable_scored_workspace)
+    assert runs.latest_run(ws, "prune")["config"]["options"] == {"d2": {"gamma_reverse": 20.0, "k": 5}}
+    at.selectbox(key=state.PRUNE_METHOD).set_value("random").run()
+    assert not [n for n in at.number_input if str(n.key).startswith(state.PRUNE_OPTION)]

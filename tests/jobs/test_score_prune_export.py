@@ -78,6 +78,27 @@ def test_prune_default_and_named_methods(scored, capsys: pytest.CaptureFixture[s
     assert "ratio" in capsys.readouterr().err
 
 
+def test_prune_options_reach_the_procedure(scored, capsys: pytest.CaptureFixture[str]) -> None:
+    ws_path, _, _ = scored
+    ws = Workspace.open(ws_path)
+    base = ["prune", "--workspace", str(ws_path), "--ratio", "0.5"]
+    assert main([*base, "--method", "d2:aum", "--name", "d2-plain"]) == 0
+    assert main([*base, "--method", "d2:aum", "--name", "d2-weak", "--option", "gamma_reverse=20",
+                 "--option", "k=5"]) == 0
+    assert set(subsets.subset_ids(ws, "d2-weak")) != set(subsets.subset_ids(ws, "d2-plain"))
+    run = runs.latest_run(ws, "prune")
+    assert run["config"]["options"]["d2"] == {"gamma_reverse": 20.0, "k": 5}
+    assert main([*base, "--name", "sims-knee", "--option", "knee=0.4"]) == 0  # the default's own
+    capsys.readouterr()
+    # a wrong key or value is refused before anything is written, naming what is known
+    assert main([*base, "--method", "d2:aum", "--name", "bad", "--option", "gama=3"]) == 2
+    assert "gamma_reverse (default 1.0)" in capsys.readouterr().err
+    assert "bad" not in subsets.subset_names(ws)
+    with pytest.raises(SystemExit):
+        main([*base, "--name", "bad", "--option", "knee"])
+    assert "expected KEY=VALUE" in capsys.readouterr().err
+
+
 def test_export_scores_and_collapse(scored) -> None:
     ws_path, _, tmp = scored
     out = tmp / "scores.csv"

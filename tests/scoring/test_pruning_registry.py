@@ -251,3 +251,36 @@ def test_recommended_default_runs(inputs: ScoreInputs, dedup: np.ndarray) -> Non
         recipe.name, 0.7, labels=inputs.labels, inputs=inputs, dedup=dedup, options=recipe.options
     )
     assert kept.size == n_to_keep(N, 0.7) and not dedup[kept].any()
+
+
+def test_method_parameters_come_from_the_procedures() -> None:
+    assert registry.method_parameters("d2:aum") == {"k": 10, "gamma_forward": 1.0, "gamma_reverse": 1.0}
+    assert registry.method_parameters("ccs") == {"beta": 0.0, "n_strata": 50}
+    assert registry.method_parameters("sims:ensemble") == DEFAULT_SIMS_SAMPLING.to_dict()
+    assert registry.method_parameters("keep_hard:el2n") == {}
+
+
+def test_method_options_are_typed_and_checked() -> None:
+    assert registry.method_options("d2:aum", {"k": "5", "gamma_reverse": "3"}) == {
+        "d2": {"k": 5, "gamma_reverse": 3.0}
+    }
+    sims = registry.method_options("sims", {"knee": "0.8"})["sims"]["params"]
+    assert sims.knee == 0.8 and sims.coverage_start == DEFAULT_SIMS_SAMPLING.coverage_start
+    assert registry.method_options("ccs", {}) == {}
+    with pytest.raises(ValueError, match=r"no option 'gama'; its options: k \(default 10\)"):
+        registry.method_options("d2", {"gama": "3"})
+    with pytest.raises(ValueError, match="its options: none"):
+        registry.method_options("random", {"k": "3"})
+    with pytest.raises(ValueError, match=r"k='three': expected an integer"):
+        registry.method_options("d2", {"k": "three"})
+    with pytest.raises(ValueError, match="knee must lie in"):
+        registry.method_options("sims", {"knee": "2"})
+
+
+def test_method_options_change_the_kept_set(inputs: ScoreInputs) -> None:
+    def kept(options: dict) -> np.ndarray:
+        return prune("d2:el2n", 0.5, labels=inputs.labels, inputs=inputs, options=options)
+
+    plain = kept({})
+    np.testing.assert_array_equal(kept(registry.method_options("d2", {"gamma_reverse": "1"})), plain)
+    assert not np.array_equal(kept(registry.method_options("d2", {"gamma_reverse": "20"})), plain)

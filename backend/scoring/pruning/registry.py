@@ -7,11 +7,13 @@ The CLI looks names up here: ``thresher score --scorers el2n,sim`` computes scor
 score. With no method at all the CLI uses :func:`recommended_default`.
 
 Options travel as nested dicts of keyword arguments keyed by name, e.g.
-``{"ccs": {"beta": 0.1}, "prototypes": {"n_clusters": 10}}``.
+``{"ccs": {"beta": 0.1}, "prototypes": {"n_clusters": 10}}``; :func:`method_options` builds the
+procedure's part from ``thresher prune --option KEY=VALUE``.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -208,6 +210,62 @@ def _raw_score(method: str, name: str, scores: dict[str, np.ndarray] | None, inp
         return compute_score(name, inputs, **options)
     raise ValueError(f"method {method!r} needs the {name!r} score{_parts_hint(name)}, "
                      "which these scores lack; compute it with `thresher score`")
+
+
+def method_parameters(method: str) -> dict[str, Any]:
+    """The settable parameters of a procedure with their defaults (``thresher prune --option``):
+    SIMS's sampling shape, CCS's cut-off and strata, D2's graph; the others have none."""
+    spec, _ = parse_method(method)
+    if spec.name == "sims":
+        from backend.scoring.pruning.sampling import DEFAULT_SIMS_SAMPLING
+
+        return DEFAULT_SIMS_SAMPLING.to_dict()
+    if spec.name == "ccs":
+        target = procedures.ccs_prune
+    elif spec.name == "d2":
+        from backend.scoring.pruning.d2 import d2_select as target
+    else:
+        return {}
+    fixed = {"labels", "per_class", "seed", "exclude", "embeddings"}
+    return {
+        p.name: p.default for p in inspect.signature(target).parameters.values()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY and p.default is not inspect.Parameter.empty
+        and p.name not in fixed
+    }  # fmt: skip
+
+
+def method_options(method: str, given: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """``KEY=VALUE`` settings (text, as typed) -> the ``options`` :func:`prune` takes.
+
+    Each value is read as the type of the parameter's default (int, float or bool); unknown
+    keys and unreadable values raise ValueError naming the procedure's parameters. The ranges
+    are checked by the procedure itself (``SimsSampling``, ``ccs_select``, ``d2_select``).
+    """
+    spec, _ = parse_method(method)
+    known = method_parameters(method)
+    listing = ", ".join(f"{k} (default {v})" for k, v in known.items()) or "none"
+    typed: dict[str, Any] = {}
+    for key, text in given.items():
+        if key not in known:
+            raise ValueError(f"method {spec.name!r} has no option {key!r}; its options: {listing}")
+        typed[key] = _read_as(type(known[key]), key, str(text))
+    if spec.name == "sims":
+        from backend.scoring.pruning.sampling import SimsSampling
+
+        return {"sims": {"params": SimsSampling(**{**known, **typed})}}
+    return {spec.name: typed} if typed else {}
+
+
+def _read_as(kind: type, key: str, text: str) -> Any:
+    try:
+        if kind is bool:
+            if text.strip().lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(text)
+            return text.strip().lower() in ("true", "1", "yes")
+        return kind(text) if kind is not int else int(text.strip())
+    except ValueError:
+        expected = {int: "an integer", float: "a number", bool: "true or false"}.get(kind, kind.__name__)
+        raise ValueError(f"option {key}={text!r}: expected {expected}") from None
 
 
 def recommended_default(ratio: float) -> PruneRecipe:
