@@ -75,7 +75,7 @@ class _Vectors:
     @classmethod
     def from_matrix(cls, matrix: np.ndarray) -> _Vectors:
         matrix = np.asarray(matrix, dtype=np.float32)
-        matrix = matrix.reshape(matrix.shape[0], -1)
+        matrix = matrix.reshape(matrix.shape[0], int(np.prod(matrix.shape[1:], dtype=np.int64)))
         lengths = np.full(matrix.shape[0], matrix.shape[1], dtype=np.int64)
         return cls._packed(matrix.reshape(-1), lengths)
 
@@ -132,12 +132,14 @@ def _load_columns(path: Path) -> tuple[dict[str, list], _Vectors | None]:
                 if "embedding" not in npz.files:
                     return cols, None
                 embedding = npz["embedding"]
-                if embedding.ndim not in (1, 2) or not np.issubdtype(embedding.dtype, np.number):
+                if embedding.ndim not in (1, 2) or embedding.dtype.kind not in "biuf":
                     raise SourceError(
                         f"{path}: 'embedding' must be a 2-D numeric array (rows x dimensions), got "
                         f"shape {embedding.shape} of {embedding.dtype}"
                     )
                 return cols, _Vectors.from_matrix(embedding)
+    except SourceError:
+        raise
     except (ValueError, OSError, pa.ArrowException) as exc:
         raise SourceError(f"{path} could not be read: {exc}") from exc
     raise SourceError(f"{path}: unsupported embeddings file type {suffix!r}; use .parquet or .npz")
@@ -165,6 +167,12 @@ def read_embeddings_file(path: str | Path, report: IngestReport) -> ImportedEmbe
             report.add(path, f"unknown column {col!r}: known columns are id, label, embedding, path, split",
                        action="ignored column")
     n = len(cols["id"])
+    sizes = {name: len(values) for name, values in cols.items()} | {"embedding": vectors.lengths.size}
+    if len(set(sizes.values())) > 1:
+        raise SourceError(
+            f"{path}: the columns have different lengths ({', '.join(f'{k} {v}' for k, v in sizes.items())}); "
+            "every column needs one entry per sample"
+        )
     paths = cols.get("path")
     splits = cols.get("split")
     finite = vectors.finite_rows()
@@ -187,9 +195,12 @@ def read_embeddings_file(path: str | Path, report: IngestReport) -> ImportedEmbe
         if vec is None:
             report.add(path, "embedding is not a list of numbers", row=row, path=sample_id)
             continue
+        if vec.size == 0:
+            report.add(path, "embedding is an empty list", row=row, path=sample_id)
+            continue
         if dim is None:
             dim = vec.size
-        if vec.size != dim or dim == 0:
+        if vec.size != dim:
             report.add(path, f"embedding length {vec.size} differs from {dim} (the first row's)", row=row,
                        path=sample_id)
             continue

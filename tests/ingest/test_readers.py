@@ -172,3 +172,23 @@ def test_embeddings_npz_needs_a_numeric_matrix(tmp_path: Path) -> None:
     np.savez(tmp_path / "e.npz", id=np.array(["a"]), label=np.array([1]), embedding=np.zeros((1, 2, 2)))
     with pytest.raises(SourceError, match="2-D numeric array"):
         read_embeddings_file(tmp_path / "e.npz", IngestReport())
+
+
+def test_embeddings_npz_edge_shapes(tmp_path: Path) -> None:
+    np.savez(tmp_path / "e.npz", id=np.array([], str), label=np.array([], int), embedding=np.zeros((0, 4), np.float32))
+    got = read_embeddings_file(tmp_path / "e.npz", IngestReport())
+    assert got.candidates == [] and got.vectors.shape[0] == 0  # the ingest job says "no sample"
+    np.savez(tmp_path / "e.npz", id=np.array(["a", "b"]), label=np.array([1, 2]), embedding=np.zeros((3, 2)))
+    with pytest.raises(SourceError, match="different lengths .*id 2.*embedding 3"):
+        read_embeddings_file(tmp_path / "e.npz", IngestReport())
+    np.savez(tmp_path / "e.npz", id=np.array(["a"]), label=np.array([1]), embedding=np.ones((1, 2), complex))
+    with pytest.raises(SourceError, match="2-D numeric array") as info:
+        read_embeddings_file(tmp_path / "e.npz", IngestReport())
+    assert str(info.value).count(str(tmp_path / "e.npz")) == 1  # said once, not wrapped twice
+
+
+def test_an_empty_first_vector_does_not_fix_the_length(tmp_path: Path) -> None:
+    emb = pa.array([[], [1.0, 2.0], [3.0, 4.0]], pa.list_(pa.float32()))
+    ids, vectors, lines = _read_rows(tmp_path, pa.table({"id": ["a", "b", "c"], "label": ["x"] * 3, "embedding": emb}))
+    assert ids == ["b", "c"] and vectors.shape == (2, 2)
+    assert any("row 1" in line and "empty list" in line for line in lines)

@@ -91,9 +91,14 @@ def test_prune_options_reach_the_procedure(scored, capsys: pytest.CaptureFixture
     assert main([*base, "--name", "sims-knee", "--option", "knee=0.4"]) == 0  # the default's own
     capsys.readouterr()
     # a wrong key or value is refused before anything is written, naming what is known
+    n_runs = len(runs.list_runs(ws, "prune"))
     assert main([*base, "--method", "d2:aum", "--name", "bad", "--option", "gama=3"]) == 2
     assert "gamma_reverse (default 1.0)" in capsys.readouterr().err
-    assert "bad" not in subsets.subset_names(ws)
+    assert main([*base, "--method", "ccs:aum", "--name", "bad", "--option", "n_strata=0"]) == 2
+    assert "n_strata must be >= 1" in capsys.readouterr().err
+    assert "bad" not in subsets.subset_names(ws) and len(runs.list_runs(ws, "prune")) == n_runs
+    sims_run = runs.list_runs(ws, "prune")["config"].iloc[0]  # newest first: the sims-knee prune
+    assert sims_run["options"]["sims"]["params"]["knee"] == 0.4  # structured, not a repr
     with pytest.raises(SystemExit):
         main([*base, "--name", "bad", "--option", "knee"])
     assert "expected KEY=VALUE" in capsys.readouterr().err

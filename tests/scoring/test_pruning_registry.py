@@ -240,7 +240,7 @@ def test_prune_errors(inputs: ScoreInputs) -> None:
 def test_recommended_default() -> None:
     recipe = recommended_default(0.5)
     assert recipe.name == "sims:ensemble"
-    assert recipe.options == {"sims": {"params": DEFAULT_SIMS_SAMPLING}}
+    assert recipe.options == {"sims": {"params": DEFAULT_SIMS_SAMPLING.to_dict()}}
     with pytest.raises(ValueError, match="REMOVE"):
         recommended_default(-0.1)
 
@@ -265,7 +265,7 @@ def test_method_options_are_typed_and_checked() -> None:
         "d2": {"k": 5, "gamma_reverse": 3.0}
     }
     sims = registry.method_options("sims", {"knee": "0.8"})["sims"]["params"]
-    assert sims.knee == 0.8 and sims.coverage_start == DEFAULT_SIMS_SAMPLING.coverage_start
+    assert sims == {**DEFAULT_SIMS_SAMPLING.to_dict(), "knee": 0.8}  # a plain dict: JSON in the run
     assert registry.method_options("ccs", {}) == {}
     with pytest.raises(ValueError, match=r"no option 'gama'; its options: k \(default 10\)"):
         registry.method_options("d2", {"gama": "3"})
@@ -275,6 +275,16 @@ def test_method_options_are_typed_and_checked() -> None:
         registry.method_options("d2", {"k": "three"})
     with pytest.raises(ValueError, match="knee must lie in"):
         registry.method_options("sims", {"knee": "2"})
+    # ranges are checked here, before any prune run starts, with the procedures' own checks
+    with pytest.raises(ValueError, match="k must be >= 1"):
+        registry.method_options("d2", {"k": "0"})
+    with pytest.raises(ValueError, match="n_strata must be >= 1"):
+        registry.method_options("ccs", {"n_strata": "-3"})
+    with pytest.raises(ValueError, match=r"beta .* must lie in \[0, 1\)"):
+        registry.method_options("ccs", {"beta": "2"})
+    for text in ("nan", "inf", "-inf"):
+        with pytest.raises(ValueError, match="expected a finite number"):
+            registry.method_options("d2", {"gamma_forward": text})
 
 
 def test_method_options_change_the_kept_set(inputs: ScoreInputs) -> None:

@@ -64,6 +64,15 @@ def reverse_select(
     return np.asarray(picked, dtype=np.int64)
 
 
+def check_d2_parameters(*, k: int, gamma_forward: float, gamma_reverse: float) -> None:
+    """ValueError unless k >= 1 and both gammas are finite and >= 0."""
+    if not k >= 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    for name, gamma in (("gamma_forward", gamma_forward), ("gamma_reverse", gamma_reverse)):
+        if not (np.isfinite(gamma) and gamma >= 0):
+            raise ValueError(f"{name} must be a finite number >= 0, got {gamma}")
+
+
 def d2_select(
     difficulty: np.ndarray,
     candidates: np.ndarray,
@@ -79,10 +88,7 @@ def d2_select(
     ``difficulty`` (N,) higher = harder, ``embeddings`` (N, D); both indexed by ``candidates``.
     Returns the kept indices (a subset of ``candidates``).
     """
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
-    if gamma_forward < 0 or gamma_reverse < 0:
-        raise ValueError("gamma_forward and gamma_reverse must be >= 0")
+    check_d2_parameters(k=k, gamma_forward=gamma_forward, gamma_reverse=gamma_reverse)
     if budget >= candidates.size:
         return candidates.copy()
     x = l2_normalize(check_embeddings(embeddings)[candidates])

@@ -153,6 +153,14 @@ def topk_prune(
     )
 
 
+def check_ccs_parameters(*, beta: float, n_strata: int) -> None:
+    """ValueError unless 0 <= beta < 1 and n_strata >= 1 (also NaN-safe)."""
+    if not 0.0 <= beta < 1.0:
+        raise ValueError(f"beta (fraction of hardest samples cut) must lie in [0, 1), got {beta}")
+    if not n_strata >= 1:
+        raise ValueError(f"n_strata must be >= 1, got {n_strata}")
+
+
 def ccs_select(
     difficulty: np.ndarray,
     candidates: np.ndarray,
@@ -173,10 +181,7 @@ def ccs_select(
        m = min(|stratum|, floor(budget_left / strata_left)) samples drawn uniformly from it.
     The last stratum receives all that is left, so exactly ``budget`` samples are returned.
     """
-    if not 0.0 <= beta < 1.0:
-        raise ValueError(f"beta (fraction of hardest samples cut) must lie in [0, 1), got {beta}")
-    if n_strata < 1:
-        raise ValueError(f"n_strata must be >= 1, got {n_strata}")
+    check_ccs_parameters(beta=beta, n_strata=n_strata)
     d = difficulty[candidates]
     n_cut = min(int(np.floor(beta * candidates.size)), candidates.size - budget)
     order = np.argsort(-d, kind="stable")

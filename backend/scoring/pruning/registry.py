@@ -239,7 +239,8 @@ def method_options(method: str, given: dict[str, str]) -> dict[str, dict[str, An
 
     Each value is read as the type of the parameter's default (int, float or bool); unknown
     keys and unreadable values raise ValueError naming the procedure's parameters. The ranges
-    are checked by the procedure itself (``SimsSampling``, ``ccs_select``, ``d2_select``).
+    are checked here with the procedures' own checks (``SimsSampling``, ``check_ccs_parameters``,
+    ``check_d2_parameters``), so a bad value is refused before a prune run starts.
     """
     spec, _ = parse_method(method)
     known = method_parameters(method)
@@ -249,10 +250,17 @@ def method_options(method: str, given: dict[str, str]) -> dict[str, dict[str, An
         if key not in known:
             raise ValueError(f"method {spec.name!r} has no option {key!r}; its options: {listing}")
         typed[key] = _read_as(type(known[key]), key, str(text))
-    if spec.name == "sims":
+    settings = {**known, **typed}
+    if spec.name == "sims":  # stored as a plain dict (the run config is JSON), checked here
         from backend.scoring.pruning.sampling import SimsSampling
 
-        return {"sims": {"params": SimsSampling(**{**known, **typed})}}
+        return {"sims": {"params": SimsSampling(**settings).to_dict()}}
+    if spec.name == "ccs":
+        procedures.check_ccs_parameters(**settings)
+    elif spec.name == "d2":
+        from backend.scoring.pruning.d2 import check_d2_parameters
+
+        check_d2_parameters(**settings)
     return {spec.name: typed} if typed else {}
 
 
@@ -262,9 +270,12 @@ def _read_as(kind: type, key: str, text: str) -> Any:
             if text.strip().lower() not in ("true", "false", "1", "0", "yes", "no"):
                 raise ValueError(text)
             return text.strip().lower() in ("true", "1", "yes")
-        return kind(text) if kind is not int else int(text.strip())
+        value = kind(text) if kind is not int else int(text.strip())
+        if kind is float and not np.isfinite(value):
+            raise ValueError(text)
+        return value
     except ValueError:
-        expected = {int: "an integer", float: "a number", bool: "true or false"}.get(kind, kind.__name__)
+        expected = {int: "an integer", float: "a finite number", bool: "true or false"}.get(kind, kind.__name__)
         raise ValueError(f"option {key}={text!r}: expected {expected}") from None
 
 
@@ -278,7 +289,7 @@ def recommended_default(ratio: float) -> PruneRecipe:
     check_ratio(ratio)
     from backend.scoring.pruning.sampling import DEFAULT_SIMS_SAMPLING
 
-    return PruneRecipe("sims", "ensemble", {"sims": {"params": DEFAULT_SIMS_SAMPLING}})
+    return PruneRecipe("sims", "ensemble", {"sims": {"params": DEFAULT_SIMS_SAMPLING.to_dict()}})
 
 
 def recommended_scorers() -> tuple[str, ...]:
