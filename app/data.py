@@ -148,10 +148,15 @@ def _cached_run_list(root: str, kind: str, versions: Versions) -> pd.DataFrame:
     return runs.list_runs(open_workspace(root), kind)
 
 
+def finished_runs(root: str, kind: str) -> pd.DataFrame:
+    """Finished runs of one kind, newest first."""
+    listed = run_list(root, kind)
+    return listed[listed["status"] == "done"].reset_index(drop=True)
+
+
 def projection_runs(root: str) -> pd.DataFrame:
     """Finished projection runs, newest first."""
-    project_runs = run_list(root, "project")
-    return project_runs[project_runs["status"] == "done"].reset_index(drop=True)
+    return finished_runs(root, "project")
 
 
 def subset_list(root: str) -> pd.DataFrame:
@@ -285,8 +290,7 @@ def write_manifest(root: str, subset: str | None, fmt: str, out: str) -> Path:
 # --------------------------------------------------------------------------- scoring runs
 def score_runs(root: str) -> pd.DataFrame:
     """Finished score runs (``thresher score``), newest first."""
-    score = run_list(root, "score")
-    return score[score["status"] == "done"].reset_index(drop=True)
+    return finished_runs(root, "score")
 
 
 def label_issues(root: str, run_id: str) -> pd.DataFrame:

@@ -1,33 +1,18 @@
 """The Prune page's data access: pruning procedures, the pool a prune chooses from, outcomes.
 
 Same caching rules as :mod:`app.data` (results cached under the Lance versions they read).
-``backend.jobs.prune_job`` pulls in the scorers and torch (seconds), so it is imported on first
-use only.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from types import ModuleType
 
 import pandas as pd
 import streamlit as st
 
 from app.data import Versions, forget_subsets, open_workspace, table_versions
+from backend.jobs import prune_job
 from backend.storage import results, subsets
-
-
-def prune_job() -> ModuleType:
-    """``backend.jobs.prune_job`` (method names, descriptions, ``prune``), imported on first use:
-    it pulls in the scorers and torch (seconds), which pages that do not prune should not pay for."""
-    from backend.jobs import prune_job as module
-
-    return module
-
-
-def default_prune_score(method: str) -> str | None:
-    """The score ``method`` runs on when none is named (``None`` for score-free methods)."""
-    return prune_job().default_score(method)
 
 
 def prune_pool(root: str, score_run: str) -> pd.DataFrame:
@@ -73,7 +58,7 @@ def run_prune(
 ) -> PruneDone:
     """Run ``prune_job.prune`` in this process; raises ``StorageError`` / ``ValueError`` unchanged.
     ``options``: the procedure's parameters as (key, text value) pairs (``--option KEY=VALUE``)."""
-    result = prune_job().prune(
+    result = prune_job.prune(
         open_workspace(root),
         name=name,
         ratio=ratio,

@@ -55,8 +55,9 @@ from sklearn.model_selection import train_test_split  # noqa: E402
 from sklearn.neural_network import MLPClassifier  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
+from backend.jobs.dataset import Dataset  # noqa: E402
 from backend.jobs.pruning_stage import pruning_scores  # noqa: E402
-from backend.jobs.score_inputs import Dataset, probe_config_for, run_probes  # noqa: E402
+from backend.jobs.score_inputs import probe_config_for, run_probes  # noqa: E402
 from backend.scoring.pruning import registry  # noqa: E402
 from backend.scoring.pruning.ensemble import rank_ensemble  # noqa: E402
 from backend.scoring.pruning.sampling import DEFAULT_SIMS_SAMPLING, SimsSampling, sims_sample  # noqa: E402

@@ -13,6 +13,7 @@ import streamlit as st
 from app import data, prune_data, state
 from app.components import score_charts
 from app.components.palette import natural_order
+from backend.jobs import prune_job
 from backend.storage import StorageError
 
 RECOMMENDED = "(recommended)"
@@ -44,7 +45,7 @@ class PruneRequest:
 
 def n_kept(n: int, ratio: float) -> int:
     """How many of ``n`` samples a prune keeps (round(n (1 - ratio)), >= 1; 0 when n < 1)."""
-    return prune_data.prune_job().kept_count(n, ratio)
+    return prune_job.kept_count(n, ratio)
 
 
 def score_columns(frame: pd.DataFrame) -> list[str]:
@@ -60,11 +61,11 @@ def score_columns(frame: pd.DataFrame) -> list[str]:
 
 def _choose_score(method: str, pool: pd.DataFrame) -> str:
     """The score ``method`` runs on: one select box per method, defaulting to its own score."""
-    default = prune_data.default_prune_score(method)
+    default = prune_job.default_score(method)
     if default is None:
         st.caption("This method uses no score.")
         return method
-    known = set(prune_data.prune_job().score_names())
+    known = set(prune_job.score_names())
     available = [s for s in score_columns(pool) if s in known] or [default]
     index = available.index(default) if default in available else 0
     score = st.selectbox("Score", available, index=index, key=f"{state.PRUNE_SCORE}.{method}")
@@ -75,7 +76,7 @@ def _choose_score(method: str, pool: pd.DataFrame) -> str:
 
 def _parameters(method: str) -> tuple[tuple[str, str], ...]:
     """The procedure's parameters in an expander; returns the ones changed from their defaults."""
-    defaults = prune_data.prune_job().method_parameters(method)
+    defaults = prune_job.method_parameters(method)
     if not defaults:
         return ()
     changed = []
@@ -96,8 +97,6 @@ def _parameters(method: str) -> tuple[tuple[str, str], ...]:
 
 def controls(pool: pd.DataFrame) -> PruneRequest:
     """Every setting of the prune; the caption under the ratio says how many samples stay."""
-    with st.spinner("Loading the pruning procedures…"):
-        job = prune_data.prune_job()
     ratio_column, method_column, score_column = st.columns([2, 2, 1])
     ratio = ratio_column.slider(
         "Fraction REMOVED",
@@ -109,10 +108,10 @@ def controls(pool: pd.DataFrame) -> PruneRequest:
         help="The fraction of samples the prune removes: 0.3 removes 30% and keeps 70%.",
     )
     keeps = ratio_column.empty()
-    recommended = job.recommended_method(ratio)
+    recommended = prune_job.recommended_method(ratio)
     method = method_column.selectbox(
         "Method",
-        [RECOMMENDED, *job.method_names()],
+        [RECOMMENDED, *prune_job.method_names()],
         key=state.PRUNE_METHOD,
         format_func=lambda m: (
             f"recommended for this ratio: {recommended}" if m == RECOMMENDED else m
@@ -122,7 +121,7 @@ def controls(pool: pd.DataFrame) -> PruneRequest:
         chosen = None if method == RECOMMENDED else _choose_score(method, pool)
         if chosen is None:
             st.caption("The recommended recipe fixes its score and sampling.")
-    method_column.caption(job.describe_method(chosen or recommended))
+    method_column.caption(prune_job.describe_method(chosen or recommended))
     options = _parameters(chosen) if chosen else ()
 
     policy_column, seed_column, split_column, dedup_column = st.columns(4)

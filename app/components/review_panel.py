@@ -3,6 +3,7 @@ suspicious samples with row selection, saving them as a subset, and the CSV down
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import pandas as pd
@@ -43,13 +44,16 @@ class IssueFilter:
     detectors: tuple[str, ...] = ()
 
 
-def _detector_sets(issues: pd.DataFrame) -> pd.Series:
-    return issues["detectors"].fillna("").map(lambda t: {d.strip() for d in t.split(",")} - {""})
+def _detector_sets(issues: pd.DataFrame) -> dict[str, set[str]]:
+    """{distinct ``detectors`` text: the detector names in it}. A run has a handful of distinct
+    texts however many rows it has, so every rerun parses those, not one per sample."""
+    texts = issues["detectors"].fillna("").unique()
+    return {t: {d.strip() for d in t.split(",")} - {""} for t in texts}
 
 
 def detector_names(issues: pd.DataFrame) -> list[str]:
     """Every detector named in the run's ``detectors`` column, sorted."""
-    return sorted(set().union(*_detector_sets(issues))) if len(issues) else []
+    return sorted(set().union(*_detector_sets(issues).values())) if len(issues) else []
 
 
 def apply_filter(issues: pd.DataFrame, chosen: IssueFilter) -> pd.DataFrame:
@@ -61,7 +65,8 @@ def apply_filter(issues: pd.DataFrame, chosen: IssueFilter) -> pd.DataFrame:
         mask &= issues["label"].fillna("(none)").astype(str).isin(chosen.classes)
     if chosen.detectors:
         wanted = set(chosen.detectors)
-        mask &= _detector_sets(issues).map(lambda found: bool(found & wanted))
+        matching = [text for text, found in _detector_sets(issues).items() if found & wanted]
+        mask &= issues["detectors"].fillna("").isin(matching)
     return issues[mask.to_numpy()].reset_index(drop=True)
 
 
@@ -193,7 +198,7 @@ def save_and_download(root: str, shown: pd.DataFrame, ticked: list[str], *, run_
     with download_column:
         st.download_button(
             f"Download {len(shown):,} rows (CSV)",
-            data=csv_bytes(shown),
+            data=functools.partial(csv_bytes, shown),  # built on click, not on every rerun
             file_name=f"label-issues-{run_id}.csv",
             mime="text/csv",
             on_click="ignore",

@@ -7,6 +7,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from app import data
+
 
 def no_score_run_message(workspace_root: Path | str) -> str:
     return (
@@ -21,6 +23,16 @@ def run_label(run: pd.Series) -> str:
     flagged = summary.get("n_label_issues", "?")
     scored = summary.get("n_samples", "?")
     return f"{when} · {run['embedding_key']} · {flagged} flagged of {scored}"
+
+
+def require_score_run(root: str, workspace_root: Path | str, *, key: str) -> str:
+    """The score run the page shows (chosen with :func:`choose_score_run`); with none, the page
+    says how to make one and stops."""
+    score_runs = data.score_runs(root)
+    if score_runs.empty:
+        st.info(no_score_run_message(workspace_root))
+        st.stop()
+    return choose_score_run(score_runs, key=key)
 
 
 def choose_score_run(score_runs: pd.DataFrame, *, key: str) -> str:

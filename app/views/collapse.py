@@ -4,18 +4,13 @@ import streamlit as st
 
 from app import data, state
 from app.components import collapse_panel
-from app.components.score_runs import choose_score_run, no_score_run_message
+from app.components.score_runs import require_score_run
 from app.components.workspace import require_workspace
 from backend.storage import StorageError
 
 root, ws = require_workspace()
 st.title("Neural collapse")
-score_runs = data.score_runs(root)
-if score_runs.empty:
-    st.info(no_score_run_message(ws.root))
-    st.stop()
-
-run_id = choose_score_run(score_runs, key=state.COLLAPSE_RUN)
+run_id = require_score_run(root, ws.root, key=state.COLLAPSE_RUN)
 try:
     summary = data.collapse_summary(root, run_id)
 except StorageError as exc:

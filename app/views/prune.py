@@ -4,17 +4,12 @@ import streamlit as st
 
 from app import data, prune_data, state
 from app.components import overview, prune_panel
-from app.components.score_runs import choose_score_run, no_score_run_message
+from app.components.score_runs import require_score_run
 from app.components.workspace import require_workspace
 
 root, ws = require_workspace()
 st.title("Prune")
-score_runs = data.score_runs(root)
-if score_runs.empty:
-    st.info(no_score_run_message(ws.root))
-    st.stop()
-
-run_id = choose_score_run(score_runs, key=state.PRUNE_RUN)
+run_id = require_score_run(root, ws.root, key=state.PRUNE_RUN)
 request = prune_panel.controls(prune_data.prune_pool(root, run_id))
 prune_panel.run_button(root, request, score_run=run_id)
 done = state.last_prune(root)

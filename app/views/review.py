@@ -4,17 +4,12 @@ import streamlit as st
 
 from app import data, state
 from app.components import review_panel
-from app.components.score_runs import choose_score_run, no_score_run_message
+from app.components.score_runs import require_score_run
 from app.components.workspace import require_workspace
 
 root, ws = require_workspace()
 st.title("Review label issues")
-score_runs = data.score_runs(root)
-if score_runs.empty:
-    st.info(no_score_run_message(ws.root))
-    st.stop()
-
-run_id = choose_score_run(score_runs, key=state.REVIEW_RUN)
+run_id = require_score_run(root, ws.root, key=state.REVIEW_RUN)
 issues = data.label_issues(root, run_id)
 shown = review_panel.apply_filter(issues, review_panel.choose_filter(issues))
 review_panel.summary(issues, shown)

@@ -15,6 +15,7 @@ import numpy as np
 
 from backend.config import EmbedSettings
 from backend.jobs.tracking import recorded_run
+from backend.scoring.vectors import unit_rows
 from backend.storage.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -30,23 +31,15 @@ class EmbedResult:
     seconds: float
 
 
-NORMALISE_BLOCK = 65_536  # rows per block in normalise_rows
-
-
 def normalise_rows(vectors: np.ndarray, *, in_place: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """L2-normalise rows; returns (unit vectors float32, original norms float32). Zero rows stay zero.
 
-    Row blocks, so no (N, D) temporary beside the result; ``in_place=True`` writes the unit
-    vectors over ``vectors`` when it is a writeable float32 array (the ingest of 1M x 512 saves
-    2 GB that way)."""
+    Row blocks (:func:`backend.scoring.vectors.unit_rows`), so no (N, D) temporary beside the
+    result; ``in_place=True`` writes the unit vectors over ``vectors`` when it is a writeable
+    float32 array (the ingest of 1M x 512 saves 2 GB that way)."""
     vectors = np.asarray(vectors, dtype=np.float32)
     unit = vectors if in_place and vectors.flags.writeable else np.empty_like(vectors)
-    norms = np.empty(vectors.shape[0], dtype=np.float32)
-    for lo in range(0, vectors.shape[0], NORMALISE_BLOCK):
-        block = vectors[lo : lo + NORMALISE_BLOCK]
-        norms[lo : lo + NORMALISE_BLOCK] = np.linalg.norm(block, axis=1)
-        np.divide(block, np.maximum(norms[lo : lo + NORMALISE_BLOCK], 1e-12)[:, None],
-                  out=unit[lo : lo + NORMALISE_BLOCK])  # fmt: skip
+    norms = unit_rows(vectors, unit)
     return unit, norms
 
 

@@ -95,10 +95,7 @@ def ingest(ws: Workspace, source: str | Path, *, embeddings: bool = False,
                 ids = [c.id for c in imported.candidates]
                 unit, norms = normalise_rows(imported.vectors, in_place=True)  # the reader's own buffer
                 imported = None  # the raw (N, D) vectors are not needed once normalised
-                # a first import into a new table needs no merge on id (Lance's merge_insert
-                # holds its own copy of the batch: ~+3 GB and 16 s of the 29 s at 1M x 512)
-                ws.append_embeddings(key, ids, unit, norms,
-                                     upsert=ws.has_table(schemas.embedding_table_name(key)))
+                ws.append_embeddings(key, ids, unit, norms, upsert=True)
         report_path = _write_report(ws, run.run_id, report)
         run.summary = {"n_ingested": n_rows, "n_new": n_new, "n_updated": n_updated,
                        "n_skipped": len(report.skipped), "reasons": report.reasons(),

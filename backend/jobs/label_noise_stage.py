@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from backend.jobs.score_inputs import LARGE_N, Dataset, ProbeOutputs
+from backend.jobs.dataset import Dataset
+from backend.jobs.score_inputs import LARGE_N, ProbeOutputs
 from backend.scoring.label_noise.pipeline import VerdictConfig, label_issue_verdict
 from backend.scoring.label_noise.verdict import detector_names
 from backend.scoring.probes import ProbeConfig

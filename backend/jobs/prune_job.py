@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from backend.jobs.dataset import load_dataset
 from backend.jobs.tracking import recorded_run
 from backend.scoring.pruning import registry
 from backend.scoring.pruning.budgets import check_ratio, n_to_keep
@@ -45,8 +46,6 @@ def prune(ws: Workspace, *, name: str, ratio: float, method: str | None = None, 
     ``KEY=VALUE`` text (:func:`backend.scoring.pruning.registry.method_options`), checked before
     anything is read or written.
     """
-    from backend.jobs.score_inputs import load_dataset  # imports torch (probes): only when pruning
-
     check_ratio(ratio)
     name = subsets.check_subset_name(name)
     if name in subsets.subset_names(ws) and not overwrite:
@@ -61,13 +60,14 @@ def prune(ws: Workspace, *, name: str, ratio: float, method: str | None = None, 
     source = runs.get_run(ws, score_run) if score_run else latest_score_run(ws)
     data = load_dataset(ws, source["embedding_key"])
     scores = results.read_scores(ws, source["run_id"]).set_index("id").reindex(data.ids)
-    keep_mask = np.ones(len(data.ids), dtype=bool)
+    pool: slice | np.ndarray = slice(None)  # every sample: views, not copies (2 GB at 1M x 512)
+    n_pool = len(data.ids)
     if split:
         split_by_id = ws.samples(columns=["id", "split"]).set_index("id")["split"]
-        keep_mask = split_by_id.reindex(data.ids).fillna("").to_numpy() == split
-        if not keep_mask.any():
+        pool = np.flatnonzero(split_by_id.reindex(data.ids).fillna("").to_numpy() == split)
+        if not pool.size:
             raise StorageError(f"no sample has split {split!r}")
-    pool = np.flatnonzero(keep_mask)
+        n_pool = pool.size
     score_arrays = {c: scores[c].to_numpy()[pool] for c in scores.columns if scores[c].notna().all()}
     inputs = registry.ScoreInputs(labels=data.labels[pool], embeddings=data.unit[pool], norms=data.norms[pool])
     duplicates = None
@@ -82,9 +82,9 @@ def prune(ws: Workspace, *, name: str, ratio: float, method: str | None = None, 
                               per_class=per_class, seed=seed, dedup=duplicates, options=options)
         kept_ids = data.ids[pool][kept].tolist()
         subsets.save_subset(ws, name, kept_ids, origin="prune", run_id=run.run_id, overwrite=overwrite)
-        run.summary = {"n_pool": len(pool), "n_kept": len(kept_ids), "n_removed": len(pool) - len(kept_ids),
+        run.summary = {"n_pool": n_pool, "n_kept": len(kept_ids), "n_removed": n_pool - len(kept_ids),
                        "subset": name, "method": method}
-    return PruneResult(run.run_id, name, method, len(kept_ids), len(pool) - len(kept_ids))
+    return PruneResult(run.run_id, name, method, len(kept_ids), n_pool - len(kept_ids))
 
 
 def kept_count(n: int, ratio: float) -> int:

@@ -33,7 +33,8 @@ import math
 
 import numpy as np
 
-from backend.jobs.score_inputs import LARGE_N, Dataset, ProbeOutputs
+from backend.jobs.dataset import Dataset
+from backend.jobs.score_inputs import LARGE_N, ProbeOutputs
 from backend.jobs.tracking import stage
 from backend.scoring.knn import knn_search
 from backend.scoring.pruning import registry
@@ -123,13 +124,7 @@ def _dynamics_in_blocks(name: str, inputs: registry.ScoreInputs) -> np.ndarray:
 
 def _knn_scores(name: str, sims: np.ndarray) -> np.ndarray:
     """The registry's kNN scores from precomputed neighbour similarities (N, k >= 3), most
-    similar first. Same formulas as ``geometry_scores.knn_density`` (mean similarity of the
-    k = 10 nearest) and ``knn_uniqueness`` (weights 0.6 / 0.3 / 0.1 on the cosine distances of
-    the 3 nearest)."""
-    from backend.scoring.pruning.geometry_scores import UNIQUENESS_WEIGHTS
+    similar first, by the scorers' own formulas."""
+    from backend.scoring.pruning.geometry_scores import density_from_sims, uniqueness_from_sims
 
-    s = sims.astype(np.float64)
-    if name == "knn_density":
-        return s.mean(axis=1)
-    w = np.asarray(UNIQUENESS_WEIGHTS) / sum(UNIQUENESS_WEIGHTS)
-    return ((1.0 - s[:, : w.size]) * w).sum(axis=1)
+    return density_from_sims(sims) if name == "knn_density" else uniqueness_from_sims(sims)

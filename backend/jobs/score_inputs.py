@@ -1,8 +1,5 @@
-"""Assembling what the scorers read from a workspace: labels, embeddings, probe outputs.
-
-Labels are stored as strings; scorers take integer classes. ``classes`` fixes the order: label
-strings sorted numerically when they are all integers ("2" < "10"), else alphabetically.
-"""
+"""Assembling what the scorers read besides the dataset (``backend.jobs.dataset``): the probes'
+outputs, or the user's imported per-epoch logits."""
 
 from __future__ import annotations
 
@@ -11,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from backend.jobs.dataset import Dataset
 from backend.scoring.probes import (
     ProbeConfig,
     TrainingDynamics,
@@ -28,60 +26,11 @@ log = logging.getLogger(__name__)
 LARGE_N = 50_000
 
 
-def sort_classes(labels: list[str]) -> list[str]:
-    unique = sorted(set(labels))
-    try:
-        return sorted(unique, key=lambda s: (int(s), s))
-    except ValueError:
-        return unique
-
-
 def probe_config_for(n: int, *, device: str | None = None) -> ProbeConfig:
     """The probe recipe for ``n`` samples (documented in README "Scoring")."""
     if n <= LARGE_N:
         return ProbeConfig(device=device)
     return ProbeConfig(kind="linear", epochs=8, seeds=(0,), n_folds=3, batch_size=1024, device=device)
-
-
-@dataclass
-class Dataset:
-    ids: np.ndarray  # (N,) object
-    labels: np.ndarray  # (N,) int64 class index into ``classes``
-    classes: list[str]
-    unit: np.ndarray  # (N, D) float32 L2-normalised embeddings
-    norms: np.ndarray  # (N,) norms before normalising
-    embedding_key: str
-
-    @property
-    def features(self) -> np.ndarray:
-        """The unnormalised embeddings (what probes and neural-collapse metrics read)."""
-        return self.unit * self.norms[:, None]
-
-    @property
-    def n_classes(self) -> int:
-        return len(self.classes)
-
-
-def load_dataset(ws: Workspace, embedding_key: str) -> Dataset:
-    """The stored embeddings of ``embedding_key`` with their samples' labels as class indices.
-
-    Ids are matched with one vectorised ``Index.get_indexer`` and labels coded with
-    ``np.unique`` (per-id Python loops took ~10 s at 1M rows); same result as before.
-    """
-    ids, unit, norms = ws.load_embeddings(embedding_key)
-    labels_by_id = ws.samples(columns=["id", "label"]).set_index("id")["label"]
-    pos = labels_by_id.index.get_indexer(ids)
-    if (pos < 0).any():
-        missing = ids[pos < 0]
-        raise StorageError(f"{len(missing)} embedded ids have no sample row (e.g. {missing[0]}); re-ingest them")
-    label_text = labels_by_id.to_numpy()[pos].astype(str)
-    unique_text, codes = np.unique(label_text, return_inverse=True)
-    classes = sort_classes(unique_text.tolist())
-    if len(classes) < 2:
-        raise StorageError(f"scoring needs at least 2 classes; {ws.root} has {len(classes)}")
-    index = {c: k for k, c in enumerate(classes)}
-    labels = np.array([index[t] for t in unique_text.tolist()], dtype=np.int64)[codes.reshape(-1)]
-    return Dataset(ids, labels, classes, unit, norms.astype(np.float32), embedding_key)
 
 
 @dataclass

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from backend.jobs.dataset import Dataset, load_dataset
 from backend.jobs.label_noise_stage import label_noise_stage
 from backend.jobs.project_job import default_embedding_key
 from backend.jobs.pruning_stage import (
@@ -24,13 +25,7 @@ from backend.jobs.pruning_stage import (
     pruning_scores,
     shared_neighbors,
 )
-from backend.jobs.score_inputs import (
-    Dataset,
-    ProbeOutputs,
-    load_dataset,
-    probe_config_for,
-    run_probes,
-)
+from backend.jobs.score_inputs import ProbeOutputs, probe_config_for, run_probes
 from backend.jobs.tracking import recorded_run, stage
 from backend.scoring import neural_collapse as nc
 from backend.scoring.pruning import registry

@@ -318,7 +318,7 @@ def predict_logits(
     return (hidden @ dynamics.weights[epoch].T + dynamics.biases[epoch]).astype(np.float32)
 
 
-def _folds(y: np.ndarray, n_folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def cv_folds(y: np.ndarray, n_folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """Stratified shuffled folds; plain shuffled K-fold when no class has ``n_folds`` members."""
     n = y.shape[0]
     if n < 2:
@@ -359,7 +359,7 @@ def cross_fit_probs(
     x_np, y_np = _validate(features, labels, n_classes)
     device = resolve_device(config.device)
     probs = np.empty((x_np.shape[0], n_classes), np.float32)
-    for fold, (train_idx, test_idx) in enumerate(_folds(y_np, config.n_folds, seed)):
+    for fold, (train_idx, test_idx) in enumerate(cv_folds(y_np, config.n_folds, seed)):
         x_train = x_np[train_idx]  # a copy, standardised in place (one copy instead of three)
         mean, scale = _standardizer(x_train, config.standardize)
         x_train -= mean

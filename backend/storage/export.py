@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -43,17 +44,25 @@ def to_bytes(frame: pd.DataFrame, fmt: str) -> bytes:
 
 
 def write_export(frame: pd.DataFrame, fmt: str, out: str | os.PathLike) -> Path:
-    """Write atomically: a temporary file renamed into place, so a failed export leaves no half file."""
+    """Write ``frame`` as ``fmt`` atomically (:func:`write_atomic`)."""
+    out = write_atomic(lambda: to_bytes(frame, fmt), out, example=f"manifest.{fmt}")
+    log.info("wrote %d rows to %s", len(frame), out)
+    return out
+
+
+def write_atomic(make_bytes: Callable[[], bytes], out: str | os.PathLike, *, example: str) -> Path:
+    """Check ``out`` (not a folder, its folder exists), then write ``make_bytes()`` to a temporary
+    file renamed into place, so a failed export leaves no half file. ``example``: a file name
+    the error suggests when ``out`` is a folder."""
     out = Path(out).expanduser()
     if out.is_dir():
-        raise StorageError(f"--out {out} is a folder; give a file name such as {out / ('manifest.' + fmt)}")
+        raise StorageError(f"--out {out} is a folder; give a file name such as {out / example}")
     if not out.parent.exists():
         raise StorageError(f"folder {out.parent} does not exist; create it first or pick another --out")
-    data = to_bytes(frame, fmt)
+    data = make_bytes()
     tmp = out.with_name(f".{out.name}.partial")
     tmp.write_bytes(data)
     os.replace(tmp, out)
-    log.info("wrote %d rows to %s", len(frame), out)
     return out
 
 

@@ -11,6 +11,7 @@ import pandas as pd
 
 from backend.storage import results
 from backend.storage.errors import StorageError
+from backend.storage.export import write_atomic
 from backend.storage.workspace import Workspace
 
 #: Where the collapse export takes its headline numbers from, in order of preference: a user's
@@ -63,10 +64,6 @@ def collapse_summary(ws: Workspace, run_id: str) -> dict:
 
 
 def write_json(payload: dict, out: str | os.PathLike) -> Path:
-    out = Path(out).expanduser()
-    if not out.parent.exists():
-        raise StorageError(f"folder {out.parent} does not exist; create it first or pick another --out")
-    tmp = out.with_name(f".{out.name}.partial")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=False))
-    os.replace(tmp, out)
-    return out
+    """``payload`` as indented JSON, written atomically (:func:`backend.storage.export.write_atomic`)."""
+    return write_atomic(lambda: json.dumps(payload, indent=2, sort_keys=False).encode(), out,
+                        example="collapse.json")

@@ -168,12 +168,15 @@ class Workspace:
                           *, upsert: bool = False) -> None:
         """Append one batch of L2-normalised vectors in one commit (a crash loses at most this batch).
 
-        With ``upsert=True`` vectors of ids already stored are replaced (same single commit).
+        With ``upsert=True`` vectors of ids already stored are replaced (same single commit); into a
+        table that did not exist yet it is a plain append (Lance's merge_insert holds its own copy
+        of the batch: ~+3 GB and 16 s of 29 s for a first import of 1M x 512).
         """
         unit_vectors = np.ascontiguousarray(unit_vectors, dtype=np.float32)
         n, dim = unit_vectors.shape
         schema = schemas.embedding_schema(dim)
         name = schemas.embedding_table_name(key)
+        existed = self.has_table(name)
         table = self.table(name, schema=schema)
         stored_dim = table.schema.field("embedding").type.list_size
         if stored_dim != dim:
@@ -188,7 +191,7 @@ class Workspace:
         )
         if batch.num_rows != n:
             raise ValueError(f"{batch.num_rows} ids for {n} vectors")
-        if upsert:
+        if upsert and existed:
             table.merge_insert("id").when_matched_update_all().when_not_matched_insert_all().execute(batch)
         else:  # streamed in slices, still one commit: Lance buffers a slice, not the whole batch
             table.add(batch.to_reader(max_chunksize=WRITE_CHUNK_ROWS))

@@ -18,6 +18,7 @@ from streamlit.testing.v1 import AppTest
 from backend.config import ProjectionSettings
 from backend.jobs.ingest_job import ingest
 from backend.jobs.project_job import project
+from backend.scoring.neural_collapse import SCALAR_FIELDS
 from backend.storage import Workspace, results, runs
 
 MAIN_SCRIPT = Path(__file__).resolve().parents[2] / "app" / "main.py"
@@ -35,11 +36,7 @@ N_FLAGGED = FLAGGED_PER_CLASS * len(CLASSES)
 DETECTORS = ("confident_learning", "knn_vote", "aum")
 CURVE_EPOCHS = 5
 #: Dataset-level collapse metrics as the score job stores them (``neural_collapse.SCALAR_FIELDS``).
-COLLAPSE_SCALARS = (
-    "nc1", "equinorm", "equiangularity", "max_angle", "etf_distance", "of_distance",
-    "equinorm_w", "equiangularity_w", "max_angle_w", "etf_distance_w", "of_distance_w",
-    "nc3", "nc4", "imbalance_ratio",
-)  # fmt: skip
+COLLAPSE_SCALARS = SCALAR_FIELDS  # every scalar a collapse row stores
 CLASSIFIER_ONLY = ("equinorm_w", "equiangularity_w", "max_angle_w", "etf_distance_w",
                    "of_distance_w", "nc3", "nc4")  # fmt: skip
 PER_CLASS = ("count", "within_trace", "between_norm", "within_between_ratio", "nc1")

@@ -3,13 +3,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from backend.jobs import embed_job
 from backend.jobs.embed_job import normalise_rows
+from backend.scoring import vectors
 
 
 @pytest.mark.parametrize("in_place", [False, True])
 def test_normalise_rows_in_blocks_matches_the_direct_formula(monkeypatch, in_place: bool) -> None:
-    monkeypatch.setattr(embed_job, "NORMALISE_BLOCK", 3)  # several blocks and a short last one
+    monkeypatch.setattr(vectors, "BLOCK_ROWS", 3)  # several blocks and a short last one
     x = np.random.default_rng(0).normal(size=(8, 5)).astype(np.float32)
     x[4] = 0.0
     expected_norms = np.linalg.norm(x, axis=1)

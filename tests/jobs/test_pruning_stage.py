@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from backend.jobs import pruning_stage
-from backend.jobs.score_inputs import Dataset, ProbeOutputs
+from backend.jobs.dataset import Dataset
+from backend.jobs.score_inputs import ProbeOutputs
 from backend.scoring.knn import knn_search
 from backend.scoring.pruning import registry
 

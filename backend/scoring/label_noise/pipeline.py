@@ -7,11 +7,9 @@ This is the one label-noise module that trains models (through
 from __future__ import annotations
 
 import logging
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-from sklearn.model_selection import KFold, StratifiedKFold
 
 from backend.scoring.knn import knn_search
 from backend.scoring.label_noise.aum import aum_with_threshold_samples
@@ -26,6 +24,7 @@ from backend.scoring.label_noise.verdict import (
 from backend.scoring.probe_models import sub_seed
 from backend.scoring.probes import (
     ProbeConfig,
+    cv_folds,
     out_of_fold_probs,
     predict_logits,
     softmax,
@@ -177,7 +176,7 @@ def masked_out_of_fold_probs(
     """Out-of-fold probabilities (N, C) float32 where probes train only on ``train_mask`` rows.
 
     Every row still gets a prediction from probes that never saw it (K-fold per seed in
-    ``config.seeds``, stratified and shuffled like :func:`backend.scoring.probes.cross_fit_probs`);
+    ``config.seeds``, the same splits as :func:`backend.scoring.probes.cross_fit_probs`);
     rows outside ``train_mask`` are simply never trained on. Averaged over seeds.
     """
     x = np.ascontiguousarray(features, dtype=np.float32)
@@ -185,7 +184,7 @@ def masked_out_of_fold_probs(
     mask = np.asarray(train_mask, bool)
     total = np.zeros((y.size, n_classes))
     for seed in config.seeds:
-        for fold, (train_idx, test_idx) in enumerate(_folds(y, config.n_folds, seed)):
+        for fold, (train_idx, test_idx) in enumerate(cv_folds(y, config.n_folds, seed)):
             rows = train_idx[mask[train_idx]]
             dynamics = train_dynamics(  # held-out predictions only: no per-epoch logits
                 x[rows], y[rows], n_classes=n_classes, config=config, seed=sub_seed(seed, fold),
@@ -193,18 +192,6 @@ def masked_out_of_fold_probs(
             )
             total[test_idx] += softmax(predict_logits(dynamics, x[test_idx]))
     return (total / len(config.seeds)).astype(np.float32)
-
-
-def _folds(y: np.ndarray, n_folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    k = min(n_folds, y.size)
-    counts = np.bincount(y)
-    rs = seed % 2**32
-    if counts[counts > 0].max() >= k:
-        splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=rs)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # "least populated class" warning
-            return list(splitter.split(np.zeros(y.size), y))
-    return list(KFold(n_splits=k, shuffle=True, random_state=rs).split(np.zeros(y.size)))
 
 
 def _aum_train_fn(x: np.ndarray, probe: ProbeConfig, seed: int):

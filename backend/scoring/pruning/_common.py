@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-EPS = 1e-12
+from backend.scoring.vectors import EPS, l2_normalize, row_blocks  # noqa: F401  (shared helpers)
 
 
 def as_runs(logits: np.ndarray, *, name: str = "logits") -> np.ndarray:
@@ -47,27 +47,6 @@ def check_embeddings(embeddings: np.ndarray, *, name: str = "embeddings") -> np.
     return x
 
 
-BLOCK_ROWS = 65_536  # rows per block: (N, D) temporaries stay at block size (1M x 512: 32 MB, not 2 GB)
-
-
-def row_blocks(n: int, size: int | None = None):
-    """Slices covering range(n) in blocks of ``size`` (default BLOCK_ROWS) rows."""
-    size = size or BLOCK_ROWS
-    for lo in range(0, n, size):
-        yield slice(lo, min(lo + size, n))
-
-
-def l2_normalize(x: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length (zero rows stay zero), float32."""
-    x = np.asarray(x)
-    out = np.empty(x.shape, dtype=np.float32)
-    for rows in row_blocks(x.shape[0]):  # same per-row arithmetic as one pass, no (N, D) temporaries
-        block = x[rows]
-        norms = np.linalg.norm(block, axis=1, keepdims=True)
-        np.divide(block, np.maximum(norms, EPS), out=out[rows], casting="unsafe")
-    return out
-
-
 def softmax(z: np.ndarray) -> np.ndarray:
     """Softmax over the last axis, float64."""
     z = z - z.max(axis=-1, keepdims=True)
@@ -99,12 +78,3 @@ def rank_quantile(values: np.ndarray) -> np.ndarray:
         counts = np.bincount(inverse)
         ranks = (sums / counts)[inverse]
     return ranks / (n - 1)
-
-
-def minmax(values: np.ndarray) -> np.ndarray:
-    """Scale to [0, 1]; constant input maps to 0.5."""
-    v = np.asarray(values, dtype=np.float64)
-    lo, hi = v.min(), v.max()
-    if hi - lo <= EPS * max(1.0, abs(hi)):
-        return np.full_like(v, 0.5)
-    return (v - lo) / (hi - lo)

@@ -129,10 +129,23 @@ def knn_density(embeddings: np.ndarray, *, k: int = 10, method: str = "auto") ->
     if k < 1:
         raise ValueError("kNN density needs at least 2 samples")
     _, sims = knn_search(x, k, method=method)
+    return density_from_sims(sims)
+
+
+def density_from_sims(sims: np.ndarray) -> np.ndarray:
+    """kNN density from precomputed neighbour similarities (N, k): their mean, float64."""
     return sims.astype(np.float64).mean(axis=1)
 
 
 UNIQUENESS_WEIGHTS = (0.6, 0.3, 0.1)
+
+
+def uniqueness_from_sims(sims: np.ndarray) -> np.ndarray:
+    """Uniqueness from precomputed neighbour similarities (N, k), most similar first: the
+    ``UNIQUENESS_WEIGHTS`` on the cosine distances of the first min(k, 3), float64."""
+    k = min(len(UNIQUENESS_WEIGHTS), sims.shape[1])
+    w = np.asarray(UNIQUENESS_WEIGHTS[:k]) / sum(UNIQUENESS_WEIGHTS[:k])
+    return ((1.0 - sims[:, :k].astype(np.float64)) * w).sum(axis=1)
 
 
 def knn_uniqueness(embeddings: np.ndarray, *, method: str = "auto") -> np.ndarray:
@@ -150,8 +163,7 @@ def knn_uniqueness(embeddings: np.ndarray, *, method: str = "auto") -> np.ndarra
     if k < 1:
         raise ValueError("kNN uniqueness needs at least 2 samples")
     _, sims = knn_search(x, k, method=method)
-    w = np.asarray(UNIQUENESS_WEIGHTS[:k]) / sum(UNIQUENESS_WEIGHTS[:k])
-    return ((1.0 - sims.astype(np.float64)) * w).sum(axis=1)
+    return uniqueness_from_sims(sims)
 
 
 class Duplicates(NamedTuple):
