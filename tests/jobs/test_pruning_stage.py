@@ -43,6 +43,20 @@ def test_dynamics_in_row_blocks_equal_one_call(tiny, monkeypatch: pytest.MonkeyP
         np.testing.assert_array_equal(whole[name], registry.compute_score(name, inputs), err_msg=name)
 
 
+def test_row_blocks_are_cut_once_per_call(tiny, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both cartography columns come from one pass per block (the blocks are shared)."""
+    from backend.scoring.pruning import dynamics_scores as dyn
+
+    data, probes = tiny
+    per_row = 8 * 2 * probes.logits.shape[1] * probes.logits.shape[3]
+    monkeypatch.setattr(pruning_stage, "DYNAMICS_BLOCK_BYTES", 100 * per_row)  # 3 blocks of 300 rows
+    passes = []
+    original = dyn.cartography
+    monkeypatch.setattr(dyn, "cartography", lambda *a: passes.append(1) or original(*a))
+    pruning_stage.pruning_scores(data, probes, ["cartography_confidence", "cartography_variability"])
+    assert len(passes) == 3
+
+
 def test_ensemble_alone_in_row_blocks_equals_the_registry(tiny, monkeypatch: pytest.MonkeyPatch) -> None:
     data, probes = tiny
     inputs = registry.ScoreInputs(labels=data.labels, logits=probes.logits)

@@ -17,6 +17,7 @@ from backend.scoring.pruning.geometry_scores import (
     moderate_score,
     prototype_distance,
     semdedup,
+    spherical_clusters,
 )
 
 
@@ -184,3 +185,18 @@ def test_semdedup_threshold_one_finds_nothing_and_errors() -> None:
         semdedup(x, keep="first")
     with pytest.raises(ValueError, match="cosine similarity in \\[-1, 1\\]"):
         semdedup(x, threshold=1.5)
+
+
+def test_prototypes_and_semdedup_accept_a_shared_fit() -> None:
+    from sklearn.datasets import load_digits
+
+    x = load_digits().data[:400].astype(np.float32)
+    fit = spherical_clusters(x, 12, seed=3)
+    assert fit.assign.shape == (400,) and fit.centroids.shape == (12, 64)
+    np.testing.assert_allclose(np.linalg.norm(fit.centroids, axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(prototype_distance(x, clusters=fit), prototype_distance(x, n_clusters=12, seed=3))
+    shared = semdedup(x, threshold=0.98, clusters=fit)
+    np.testing.assert_array_equal(shared.is_duplicate, semdedup(x, threshold=0.98, n_clusters=12, seed=3).is_duplicate)
+    np.testing.assert_array_equal(shared.cluster, fit.assign)
+    with pytest.raises(ValueError, match="clusters assign 400 rows, the embeddings have 399"):
+        prototype_distance(x[:399], clusters=fit)

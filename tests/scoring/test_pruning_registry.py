@@ -135,6 +135,42 @@ def test_scores_match_their_functions(inputs: ScoreInputs) -> None:
     assert semdedup_score.sum() == 12 and set(np.unique(semdedup_score)) == {0.0, 1.0}
 
 
+def test_shared_steps_run_once_per_inputs(inputs: ScoreInputs, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Prototypes and SemDeDup share one k-means fit per (K, seed), sim reuses separability, the
+    two cartography columns one pass; the values equal the unshared functions'."""
+    from backend.scoring.pruning import dynamics_scores as dyn
+    from backend.scoring.pruning import geometry_scores as geo
+    from backend.scoring.pruning import sims
+
+    fresh = ScoreInputs(labels=inputs.labels, embeddings=inputs.embeddings, norms=inputs.norms,
+                        logits=inputs.logits, probs_by_model=inputs.probs_by_model)
+    calls: dict[str, int] = {}
+
+    def counted(module, name):  # noqa: ANN001, ANN202
+        original = getattr(module, name)
+
+        def run(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+            calls[name] = calls.get(name, 0) + 1
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, run)
+
+    for module, name in ((geo, "kmeans"), (sims, "separability"), (dyn, "cartography")):
+        counted(module, name)
+    values = {n: compute_score(n, fresh) for n in
+              ("prototypes", "semdedup", "separability", "sim", "cartography_confidence",
+               "cartography_variability")}  # fmt: skip
+    assert calls == {"kmeans": 1, "separability": 1, "cartography": 1}
+    compute_score("prototypes", fresh, n_clusters=7)  # another K: its own fit
+    assert calls["kmeans"] == 2
+    monkeypatch.undo()
+    np.testing.assert_array_equal(values["prototypes"], geo.prototype_distance(inputs.embeddings))
+    np.testing.assert_array_equal(values["semdedup"], geo.semdedup(inputs.embeddings).is_duplicate)
+    np.testing.assert_array_equal(values["separability"], sims.separability(inputs.embeddings, inputs.labels))
+    np.testing.assert_array_equal(values["cartography_variability"],
+                                  dyn.cartography(inputs.logits, inputs.labels).variability)
+
+
 def test_compute_score_names_missing_inputs() -> None:
     bare = ScoreInputs(labels=np.zeros(4, dtype=int))
     with pytest.raises(ValueError, match="needs logits, features, which were not provided"):

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from backend.scoring.class_columns import best_other, true_class
+
 TrainFn = Callable[[np.ndarray, int, int], np.ndarray]
 """train_fn(labels (N,) with values in [0, C], n_classes = C + 1, run index) -> logits (E, N, C + 1)."""
 
@@ -55,11 +57,7 @@ def margins_from_logits(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     y = np.asarray(labels).astype(np.int64)
     if z.ndim != 3 or y.shape != (z.shape[1],):
         raise ValueError(f"need logits (E, N, C) and labels (N,), got {z.shape} and {y.shape}")
-    rows = np.arange(y.size)
-    assigned = z[:, rows, y]
-    others = z.copy()
-    others[:, rows, y] = -np.inf
-    return assigned - others.max(axis=2)
+    return true_class(z, y) - best_other(z, y)[0]
 
 
 def aum_from_logits(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:

@@ -18,6 +18,8 @@ import logging
 
 import numpy as np
 
+from backend.scoring.class_columns import best_other, true_class
+
 log = logging.getLogger(__name__)
 
 FILTERS = ("prune_by_noise_rate", "prune_by_class", "both", "confident_learning")
@@ -175,11 +177,7 @@ def normalized_margin(given_labels: np.ndarray, pred_probs: np.ndarray) -> np.nd
     section 4; Northcutt et al. "rank by normalized margin").
     """
     labels, probs = _check(given_labels, pred_probs)
-    rows = np.arange(labels.size)
-    own = probs[rows, labels]
-    others = probs.copy()
-    others[rows, labels] = -np.inf
-    return (own - others.max(axis=1) + 1) / 2
+    return (true_class(probs, labels) - best_other(probs, labels)[0] + 1) / 2
 
 
 def find_label_issues(

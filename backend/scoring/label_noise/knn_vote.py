@@ -22,9 +22,11 @@ its ``(indices, similarities)`` so one search serves several scorers.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
+from backend.scoring.class_columns import best_other, true_class
 from backend.scoring.label_noise.confident_learning import compute_confident_joint
 
 WEIGHTINGS = ("uniform", "similarity")
@@ -84,19 +86,26 @@ def neighbor_label_distribution(
     return dist / dist.sum(axis=1, keepdims=True)
 
 
-def _summarise(given: np.ndarray, dist: np.ndarray, flags: np.ndarray) -> KnnVote:
-    rows = np.arange(given.size)
-    agreement = dist[rows, given]
-    others = dist.copy()
-    others[rows, given] = -1.0
-    best_other = others.argmax(axis=1)
-    score = (others[rows, best_other] - agreement + 1.0) / 2.0
+class _Margins(NamedTuple):
+    agreement: np.ndarray  # (N,) vote share of the given label
+    score: np.ndarray  # (N,) (best other share - agreement + 1) / 2, higher = worse
+    other: np.ndarray  # (N,) the most voted other class
+
+
+def _margins(given: np.ndarray, dist: np.ndarray) -> _Margins:
+    agreement = true_class(dist, given)
+    other_share, other = best_other(dist, given)
+    return _Margins(agreement, (np.maximum(other_share, 0.0) - agreement + 1.0) / 2.0, other)  # no other class: share 0
+
+
+def _summarise(given: np.ndarray, dist: np.ndarray, flags: np.ndarray, margins: _Margins | None = None) -> KnnVote:
+    m = _margins(given, dist) if margins is None else margins
     return KnnVote(
         label_distribution=dist,
-        agreement=agreement,
-        label_issue_score=score,
+        agreement=m.agreement,
+        label_issue_score=m.score,
         is_label_issue=flags,
-        suggested_label=np.where(flags, best_other, given),
+        suggested_label=np.where(flags, m.other, given),
     )
 
 
@@ -139,13 +148,10 @@ def knn_vote(
     if rule not in VOTE_RULES:
         raise ValueError(f"unknown rule {rule!r}; choose one of {', '.join(VOTE_RULES)}")
     given, _, dist = _votes(given_labels, neighbor_indices, n_classes, neighbor_similarities, weighting)
-    rows = np.arange(given.size)
-    agreement = dist[rows, given]
+    agreement = true_class(dist, given)
     tol = 1e-9
     if rule == "plurality":
-        others = dist.copy()
-        others[rows, given] = -1.0
-        flags = others.max(axis=1) > agreement + tol
+        flags = best_other(dist, given)[0] > agreement + tol
     else:
         flags = agreement < 0.5 - tol
     return _summarise(given, dist, flags)
@@ -178,8 +184,8 @@ def knn_rank(
         joint, _ = compute_confident_joint(given, dist)
         issues_per_class = joint.sum(axis=1) - np.diagonal(joint)
     counts = np.asarray(issues_per_class, dtype=np.int64)
-    summary = _summarise(given, dist, np.zeros(given.size, bool))
-    score = summary.label_issue_score
+    margins = _margins(given, dist)
+    score = margins.score
     flags = np.zeros(given.size, bool)
     for j in range(c):
         members = np.flatnonzero(given == j)
@@ -188,4 +194,4 @@ def knn_rank(
         order = members[np.argsort(-score[members], kind="stable")]
         flags[order[: counts[j]]] = True
     flags &= score >= 0.5  # the given label is not strictly the most voted
-    return _summarise(given, dist, flags)
+    return _summarise(given, dist, flags, margins)

@@ -40,10 +40,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from backend.scoring.class_columns import best_other
 from backend.scoring.label_noise.confident_learning import (
     normalized_margin,
     num_label_issues,
 )
+from backend.scoring.ranks import rank_quantile
 
 log = logging.getLogger(__name__)
 
@@ -156,31 +158,14 @@ def combine_signals(
     score = 1.0 - normalized_margin(given, posterior)
     ranking = score
     if extra_scores is not None and extra_weight > 0:
-        ranking = (1 - extra_weight) * _ranks(score) + extra_weight * _ranks(extra_scores)
+        ranking = (1 - extra_weight) * rank_quantile(score) + extra_weight * rank_quantile(extra_scores)
     budget = num_label_issues(given, posterior) if n_issues is None else int(n_issues)
     order = np.argsort(-ranking, kind="stable")
     flags = np.zeros(given.size, bool)
     flags[order[: max(budget, 0)]] = True
     flags &= score >= 0.5  # never flag a sample whose given label strictly wins
-    # best other class: mask the given label with -inf; on our own posterior (both signals given)
-    # in place and restored afterwards instead of on an (N, C) copy
-    rows = np.arange(given.size)
+    # on our own posterior (both signals given) the given column is masked in place, not on an
+    # (N, C) copy
     own_posterior = pred_probs is not None and knn_distribution is not None
-    others = posterior if own_posterior else posterior.copy()
-    given_column = others[rows, given]
-    others[rows, given] = -np.inf
-    best_other = others.argmax(axis=1)
-    if own_posterior:
-        others[rows, given] = given_column
-    suggested = np.where(flags, best_other, given)
+    suggested = np.where(flags, best_other(posterior, given, in_place=own_posterior)[1], given)
     return CombinedFlags(posterior, score, flags, suggested, budget)
-
-
-def _ranks(values: np.ndarray) -> np.ndarray:
-    """Ranks scaled to [0, 1] (average rank for ties)."""
-    from scipy.stats import rankdata
-
-    values = np.asarray(values, dtype=np.float64)
-    if values.size < 2:
-        return np.zeros_like(values)
-    return (rankdata(values) - 1) / (values.size - 1)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from backend.scoring.class_columns import best_other, true_class  # noqa: F401  (shared helpers)
+from backend.scoring.ranks import rank_quantile  # noqa: F401  (shared helper)
 from backend.scoring.vectors import EPS, l2_normalize, row_blocks  # noqa: F401  (shared helpers)
 
 
@@ -52,29 +54,3 @@ def softmax(z: np.ndarray) -> np.ndarray:
     z = z - z.max(axis=-1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=-1, keepdims=True)
-
-
-def true_class(values: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Pick ``values[..., i, labels[i]]`` from (..., N, C) arrays -> (..., N)."""
-    idx = np.broadcast_to(labels[:, None], values.shape[:-1] + (1,))
-    return np.take_along_axis(values, idx, axis=-1)[..., 0]
-
-
-def rank_quantile(values: np.ndarray) -> np.ndarray:
-    """Average-rank quantiles in [0, 1] (0 = smallest); a single value maps to 0.5."""
-    v = np.asarray(values, dtype=np.float64)
-    n = v.size
-    if n == 0:
-        return v.copy()
-    if n == 1:
-        return np.full(1, 0.5)
-    order = np.argsort(v, kind="stable")
-    ranks = np.empty(n)
-    ranks[order] = np.arange(n, dtype=np.float64)
-    # average the ranks of ties so that equal scores get equal quantiles
-    uniq, inverse = np.unique(v, return_inverse=True)
-    if uniq.size < n:
-        sums = np.bincount(inverse, weights=ranks)
-        counts = np.bincount(inverse)
-        ranks = (sums / counts)[inverse]
-    return ranks / (n - 1)

@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from backend.scoring.pruning._common import as_runs, check_labels, softmax, true_class
+from backend.scoring.pruning._common import as_runs, best_other, check_labels, softmax, true_class
 
 
 def default_early_epoch(n_epochs: int) -> int:
@@ -141,10 +141,7 @@ def aum_margin(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """
     runs = as_runs(logits)
     y = check_labels(labels, runs.shape[2], runs.shape[3])
-    assigned = true_class(runs, y)  # (S, E, N)
-    others = runs.copy()
-    others[..., np.arange(y.size), y] = -np.inf
-    margin = assigned - others.max(axis=-1)
+    margin = true_class(runs, y) - best_other(runs, y)[0]  # (S, E, N)
     return margin.mean(axis=(0, 1))
 
 

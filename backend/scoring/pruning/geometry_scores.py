@@ -51,8 +51,36 @@ def default_n_clusters(n: int) -> int:
     return int(min(1000, max(2, round(math.sqrt(n)))))
 
 
+class Clusters(NamedTuple):
+    """A spherical k-means fit: ``assign`` (N,) int64 cluster ids, ``centroids`` (K, D) float32
+    unit rows."""
+
+    assign: np.ndarray
+    centroids: np.ndarray
+
+
+def spherical_clusters(embeddings: np.ndarray, n_clusters: int | None = None, *, seed: int = 0) -> Clusters:
+    """Seeded k-means on the L2-normalised rows (K default :func:`default_n_clusters`), centroids
+    renormalised: the clustering :func:`prototype_distance` and :func:`semdedup` share (pass it as
+    ``clusters=`` to run both on one fit)."""
+    return _fit_clusters(l2_normalize(check_embeddings(embeddings)), n_clusters, seed)
+
+
+def _fit_clusters(unit: np.ndarray, n_clusters: int | None, seed: int) -> Clusters:
+    k = default_n_clusters(unit.shape[0]) if n_clusters is None else n_clusters
+    assign, centroids = kmeans(unit, k, seed=seed)
+    return Clusters(assign, l2_normalize(centroids))
+
+
+def _check_clusters(clusters: Clusters, n: int) -> Clusters:
+    if clusters.assign.shape != (n,):
+        raise ValueError(f"clusters assign {clusters.assign.shape[0]} rows, the embeddings have {n}")
+    return clusters
+
+
 def prototype_distance(
-    embeddings: np.ndarray, *, n_clusters: int | None = None, seed: int = 0
+    embeddings: np.ndarray, *, n_clusters: int | None = None, seed: int = 0,
+    clusters: Clusters | None = None,
 ) -> np.ndarray:
     """Self-supervised prototype score: cosine distance to the nearest k-means centroid.
 
@@ -63,6 +91,8 @@ def prototype_distance(
     ----------
     embeddings : (N, D) floats; rows are L2-normalised here (spherical k-means).
     n_clusters : K; default :func:`default_n_clusters`.
+    clusters : a :func:`spherical_clusters` fit of these embeddings to use instead of fitting
+        (``n_clusters`` and ``seed`` are then unused).
 
     Returns
     -------
@@ -70,10 +100,8 @@ def prototype_distance(
     samples when data is plentiful, easy ones when it is scarce).
     """
     x = l2_normalize(check_embeddings(embeddings))
-    k = default_n_clusters(x.shape[0]) if n_clusters is None else n_clusters
-    assign, centroids = kmeans(x, k, seed=seed)
-    centroids = l2_normalize(centroids)
-    cos = np.einsum("nd,nd->n", x, centroids[assign], dtype=np.float64)
+    fit = _fit_clusters(x, n_clusters, seed) if clusters is None else _check_clusters(clusters, x.shape[0])
+    cos = np.einsum("nd,nd->n", x, fit.centroids[fit.assign], dtype=np.float64)
     return 1.0 - cos
 
 
@@ -182,6 +210,7 @@ def semdedup(
     n_clusters: int | None = None,
     keep: str = "farthest",
     seed: int = 0,
+    clusters: Clusters | None = None,
 ) -> Duplicates:
     """SemDeDup near-duplicate detection (Abbas et al. 2023, "SemDeDup: Data-efficient
     learning at web-scale through semantic deduplication").
@@ -197,6 +226,8 @@ def semdedup(
        ``threshold`` (= 1 - epsilon in the paper). Computed in row blocks (O(block x cluster)
        memory). As in the paper, a member close only to an earlier *duplicate* is dropped too.
     4. ``duplicate_of`` follows each duplicate's most similar earlier member down to a kept one.
+
+    ``clusters``: a :func:`spherical_clusters` fit of these embeddings to use for step 1.
     """
     if keep not in ("farthest", "nearest"):
         raise ValueError(f"keep must be 'farthest' or 'nearest', got {keep!r}")
@@ -204,9 +235,8 @@ def semdedup(
         raise ValueError(f"threshold is a cosine similarity in [-1, 1], got {threshold}")
     x = l2_normalize(check_embeddings(embeddings))
     n = x.shape[0]
-    k = default_n_clusters(n) if n_clusters is None else n_clusters
-    assign, centroids = kmeans(x, k, seed=seed)
-    centroids = l2_normalize(centroids)
+    fit = _fit_clusters(x, n_clusters, seed) if clusters is None else _check_clusters(clusters, n)
+    assign, centroids = fit
     to_centroid = np.einsum("nd,nd->n", x, centroids[assign])
     is_dup = np.zeros(n, dtype=bool)
     parent = np.full(n, -1, dtype=np.int64)

@@ -44,6 +44,16 @@ class ScoreInputs:
     logits: np.ndarray | None = None
     features: np.ndarray | None = None
     probs_by_model: np.ndarray | None = None
+    _memo: dict[tuple, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def memo(self, key: tuple, compute: Callable[[], Any]) -> Any:
+        """``compute()`` once per ``key`` for these inputs, then the stored result. Scorers that
+        share a step run it once when scored from the same inputs (one k-means for prototypes
+        and SemDeDup, one separability for itself and sim, one cartography pass for its two
+        columns: ~90 s of a 1M-row score job). The arrays must not change after the first call."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
 
     def missing(self, *names: str) -> list[str]:
         """Those of ``names`` that were not provided (None)."""
@@ -310,6 +320,31 @@ def _norms(inputs: ScoreInputs) -> np.ndarray:
     return np.linalg.norm(_embeddings(inputs).astype(np.float64), axis=1)
 
 
+def _separability(inputs: ScoreInputs) -> np.ndarray:
+    return inputs.memo(("separability",), lambda: sims.separability(inputs.embeddings, inputs.labels))
+
+
+def _cartography(inputs: ScoreInputs) -> dyn.Cartography:
+    return inputs.memo(("cartography",), lambda: dyn.cartography(inputs.logits, inputs.labels))
+
+
+def _clustered(score: Callable[..., Any]) -> Callable[..., Any]:
+    """A k-means-based geometry score run on this inputs' shared fit for (K, seed)."""
+
+    def run(inputs: ScoreInputs, *, n_clusters: int | None = None, seed: int = 0, **options: Any) -> Any:
+        n = check_embeddings(inputs.embeddings).shape[0]
+        k = geo.default_n_clusters(n) if n_clusters is None else int(n_clusters)
+        fit = inputs.memo(("clusters", k, seed),
+                          lambda: geo.spherical_clusters(inputs.embeddings, k, seed=seed))
+        return score(inputs.embeddings, clusters=fit, **options)
+
+    return run
+
+
+_prototypes = _clustered(geo.prototype_distance)
+_semdedup = _clustered(geo.semdedup)
+
+
 def _sim(
     inputs: ScoreInputs, *, weights: tuple[float, float, float] = (1.0, 1.0, 1.0)
 ) -> np.ndarray:
@@ -318,7 +353,7 @@ def _sim(
         certainty = sims.model_certainty(inputs.probs_by_model)
     integrity = None if inputs.norms is None else sims.integrity(inputs.norms)
     return sims.sims_score(
-        separability=sims.separability(_embeddings(inputs), inputs.labels),
+        separability=_separability(inputs),
         integrity=integrity,
         certainty=certainty,
         labels=inputs.labels,
@@ -349,12 +384,12 @@ for _spec in (
     ScoreSpec("tdds", lambda i, **o: dyn.tdds_score(i.logits, i.labels, **o), True, _L,
               "Zhang et al. 2024", "temporal dual-depth: spread of per-epoch output change"),
     ScoreSpec("cartography_confidence",
-              lambda i, **o: dyn.cartography(i.logits, i.labels).confidence, False, _L,
+              lambda i, **o: _cartography(i).confidence, False, _L,
               "Swayamdipta et al. 2020", "mean true-class probability (low = hard)"),
     ScoreSpec("cartography_variability",
-              lambda i, **o: dyn.cartography(i.logits, i.labels).variability, True, _L,
+              lambda i, **o: _cartography(i).variability, True, _L,
               "Swayamdipta et al. 2020", "std of the true-class probability (high = ambiguous)"),
-    ScoreSpec("prototypes", lambda i, **o: geo.prototype_distance(i.embeddings, **o), True, _E,
+    ScoreSpec("prototypes", _prototypes, True, _E,
               "Sorscher et al. 2022", "distance to the nearest k-means centroid"),
     ScoreSpec("moderate", lambda i, **o: geo.moderate_score(i.embeddings, i.labels), True, _E,
               "Xia et al. 2023", "|quantile of distance to class median - 0.5| (low = moderate)"),
@@ -363,9 +398,9 @@ for _spec in (
     ScoreSpec("knn_uniqueness", lambda i, **o: geo.knn_uniqueness(i.embeddings, **o), True, _E,
               "fiftyone-brain uniqueness", "weighted distance to the 3 nearest samples"),
     ScoreSpec("semdedup",
-              lambda i, **o: geo.semdedup(i.embeddings, **o).is_duplicate.astype(np.float64),
+              lambda i, **o: _semdedup(i, **o).is_duplicate.astype(np.float64),
               False, _E, "Abbas et al. 2023", "1 = near-duplicate of a kept sample"),
-    ScoreSpec("separability", lambda i, **o: sims.separability(i.embeddings, i.labels), False, _E,
+    ScoreSpec("separability", lambda i, **o: _separability(i), False, _E,
               "Grosz et al. 2024", "nearest-other-class over own-class prototype distance"),
     ScoreSpec("integrity", lambda i, **o: _norms(i), False, _E,
               "Grosz et al. 2024", "norm of the unnormalised embedding"),
