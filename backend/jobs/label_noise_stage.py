@@ -13,7 +13,7 @@ import pandas as pd
 from backend.jobs.dataset import Dataset
 from backend.jobs.score_inputs import LARGE_N, ProbeOutputs
 from backend.scoring.label_noise.pipeline import VerdictConfig, label_issue_verdict
-from backend.scoring.label_noise.verdict import detector_names
+from backend.scoring.label_noise.verdict import detector_texts
 from backend.scoring.probes import ProbeConfig
 
 
@@ -48,7 +48,7 @@ def label_noise_stage(
             "label_issue_score": verdict.label_issue_score.astype(np.float64),
             "is_label_issue": verdict.is_label_issue.astype(bool),
             "suggested_label": classes[verdict.suggested_label],
-            "detectors": [",".join(detector_names(mask)) for mask in verdict.agreed],
+            "detectors": detector_texts(verdict.agreed),
         }
     )
     scores = {f"{name}_score": values for name, values in verdict.detector_scores.items()}

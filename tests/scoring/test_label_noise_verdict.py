@@ -16,6 +16,7 @@ from backend.scoring.label_noise.verdict import (
     agreement_bitmask,
     combine_signals,
     detector_names,
+    detector_texts,
 )
 from backend.scoring.probes import ProbeConfig, out_of_fold_probs
 
@@ -51,6 +52,8 @@ def test_bitmask_round_trip() -> None:
     assert mask.tolist() == [3, 2, 1]
     assert detector_names(mask[0]) == ["confident_learning", "knn_vote"]
     assert detector_names(4) == [DETECTORS[2]]
+    assert detector_texts(mask).tolist() == ["confident_learning,knn_vote", "knn_vote", "confident_learning"]
+    assert detector_texts(np.array([0, 4])).tolist() == ["", DETECTORS[2]]
 
 
 def _blobs(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -107,6 +107,13 @@ def detector_names(agreed: int) -> list[str]:
     return [name for bit, name in enumerate(DETECTORS) if int(agreed) >> bit & 1]
 
 
+def detector_texts(agreed: np.ndarray) -> np.ndarray:
+    """(N,) object array of comma-joined :func:`detector_names` for (N,) bitmasks (one lookup
+    table of the 2^len(DETECTORS) texts, not one decode per sample)."""
+    table = np.array([",".join(detector_names(v)) for v in range(1 << len(DETECTORS))], dtype=object)
+    return table[np.asarray(agreed, dtype=np.int64)]
+
+
 def agreement_bitmask(detector_flags: dict[str, np.ndarray]) -> np.ndarray:
     """(N,) int64 bitmask: bit i set where ``DETECTORS[i]`` flagged the sample."""
     n = len(next(iter(detector_flags.values())))
