@@ -19,6 +19,12 @@ parameters, batch 128, 30 epochs, cosine decay of the learning rate from ``lr`` 
 steps. SGD + momentum is what the training-dynamics papers (Toneva et al. 2019, Paul et al. 2021,
 Pleiss et al. 2020) use, and on z-scored features it needs no tuning per dataset.
 
+Seeds: the out-of-fold probabilities and the dynamics average 3 probe seeds (``ProbeConfig.seeds``).
+Paul et al. 2021 average EL2N over 10 runs; on the pruning benchmark's validation splits, scores
+from 10 seeds were no better for the recommended default (paired, 30 runs: -0.14 +- 0.09 /
+-0.11 +- 0.07 / +0.07 +- 0.09 / -0.12 +- 0.13 points at removed 0.3 / 0.5 / 0.7 / 0.9,
+``bench/pruning.py --alternatives``) for 3.3x the probe time, so 3 stay.
+
 Determinism: all randomness (initialisation, minibatch order) comes from a ``torch.Generator``
 seeded from ``seed`` (and the fold index), never from the global RNG, so the same inputs and seed
 give bit-identical outputs on CPU (probes train with one intra-op thread by default, see

@@ -50,7 +50,8 @@ left out: ``beta`` 0.01 / 0.03 (-0.5 / -1.5 points at r = 0.3: the hardest sampl
 valuable ones here), ``class_tilt`` 0.5 / 1 / 2 (within noise at r <= 0.7, -0.5 / -2.5 at 0.9 for
 1 / 2), coverage strata at every ratio (-0.2 to -0.5 below 0.9), rank blends with forgetting + TDDS,
 GraNd or kNN uniqueness (within +-0.13 below 0.9, uniqueness -0.6 at 0.7), and D2 with
-gamma 1 / 3 / 6 (below the default except +0.44 at 0.7 for gamma 6, which then loses 4.6 at 0.9).
+gamma 1 / 3 / 6 (below the default except +0.44 at 0.7 for gamma 6, which then loses 4.6 at 0.9),
+and scores from probes over 10 seeds instead of 3 (-0.14 / -0.11 / +0.07 / -0.12, ``probes.py``).
 None beats the default beyond noise at every ratio, so these stay at their defaults
 (``beta`` = 0, ``class_tilt`` = 0).
 Test-split results are in the README's Benchmarks section.
