@@ -28,6 +28,7 @@ import pandas as pd
 import streamlit as st
 from PIL import Image
 
+from backend.jobs.run_compare import RunComparison, compare_runs
 from backend.storage import Workspace, export, queries, results, runs, score_export, subsets
 from backend.storage.queries import QueryEngine
 from backend.storage.schemas import embedding_table_name
@@ -138,13 +139,13 @@ def _cached_embedding_counts(root: str, versions: Versions) -> pd.DataFrame:
         return queries.embedding_counts(shared.engine)
 
 
-def run_list(root: str, kind: str) -> pd.DataFrame:
+def run_list(root: str, kind: str | None) -> pd.DataFrame:
     """Runs of one kind, newest first (``runs.list_runs``)."""
     return _cached_run_list(root, kind, table_versions(root, ("runs",)))
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def _cached_run_list(root: str, kind: str, versions: Versions) -> pd.DataFrame:
+def _cached_run_list(root: str, kind: str | None, versions: Versions) -> pd.DataFrame:
     return runs.list_runs(open_workspace(root), kind)
 
 
@@ -285,6 +286,33 @@ def _cached_export_bytes(root: str, subset: str | None, fmt: str, versions: Vers
 def write_manifest(root: str, subset: str | None, fmt: str, out: str) -> Path:
     """Write the manifest to ``out``; raises ``StorageError`` / ``OSError`` with the reason."""
     return export.write_export(manifest(root, subset), fmt, out)
+
+
+# --------------------------------------------------------------------------- runs
+#: Tables a run comparison reads (its cache key).
+COMPARISON_TABLES = ("runs", "scores", "label_issues", "collapse", "samples")
+
+
+def all_runs(root: str) -> pd.DataFrame:
+    """Every run of every kind, newest first (``runs.list_runs``)."""
+    return _cached_run_list(root, None, table_versions(root, ("runs",)))
+
+
+def run_comparison(root: str, run_a: str, run_b: str) -> RunComparison:
+    """``run_compare.compare_runs``; raises ``StorageError`` with the reason (different kinds,
+    unfinished score run, unknown id)."""
+    return _cached_run_comparison(root, run_a, run_b, table_versions(root, COMPARISON_TABLES))
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _cached_run_comparison(root: str, run_a: str, run_b: str, versions: Versions) -> RunComparison:
+    return compare_runs(open_workspace(root), run_a, run_b)
+
+
+def delete_run(root: str, run_id: str, *, force: bool = False) -> None:
+    """Delete a run and its rows (``runs.delete_run``: a running run only with ``force``; subsets
+    made from it are kept). The tables' new versions refresh every cached read."""
+    runs.delete_run(open_workspace(root), run_id, force=force)
 
 
 # --------------------------------------------------------------------------- scoring runs

@@ -16,6 +16,7 @@ PAGES = [
     st.Page("views/prune.py", title="Prune", icon=":material/content_cut:"),
     st.Page("views/collapse.py", title="Collapse", icon=":material/hub:"),
     st.Page("views/export.py", title="Export", icon=":material/download:"),
+    st.Page("views/runs.py", title="Runs", icon=":material/history:"),
 ]
 
 page = st.navigation(PAGES)

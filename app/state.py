@@ -74,6 +74,18 @@ COLLAPSE_CURVE_LOG = "collapse.curve_log_y"
 COLLAPSE_CLASS_METRIC = "collapse.class_metric"
 
 
+# Runs: the list's kind filter, the two compared runs, the delete form, the last deletion.
+RUNS_KIND = "runs.kind"
+RUNS_COMPARE_KIND = "runs.compare_kind"
+RUNS_COMPARE_A = "runs.compare_a"  # + ".<kind>"
+RUNS_COMPARE_B = "runs.compare_b"  # + ".<kind>"
+RUNS_ALL_SETTINGS = "runs.all_settings"
+RUNS_DELETE = "runs.delete_id"
+RUNS_DELETE_CONFIRM = "runs.delete_confirm"
+RUNS_DELETE_FORCE = "runs.delete_force"
+RUNS_DELETED = "runs.deleted"
+
+
 def default_workspace_root() -> str:
     """The workspace named by ``$THRESHER_WORKSPACE``, else the default demo workspace."""
     return os.environ.get(WORKSPACE_ENV) or str(DEFAULT_WORKSPACE)

@@ -149,10 +149,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-score", action="store_true", help="skip the scoring step (faster; the Review, Prune and "
                    "Collapse pages then ask for `thresher score`)")
 
-    p = sub.add_parser("runs", help="list the runs stored in a workspace")
+    p = sub.add_parser("runs", help="list, compare or delete the runs stored in a workspace",
+                       description="List the runs (every computation is one, stored with its config, embedding, "
+                       "seed, time and code version); --compare shows what differs between two runs of one kind "
+                       "and, for score runs, how far their flags, scores and neural-collapse metrics agree.")
     _workspace_arg(p)
-    p.add_argument("--kind", help="only runs of this kind (ingest, embed, project, ...)")
-    p.add_argument("--delete", metavar="RUN_ID", help="delete this run and the rows it produced")
+    p.add_argument("--kind", help="only runs of this kind (ingest, embed, project, score, prune)")
+    action = p.add_mutually_exclusive_group()
+    action.add_argument("--compare", nargs=2, metavar=("RUN_A", "RUN_B"), help="compare two runs of one kind")
+    action.add_argument("--delete", metavar="RUN_ID", help="delete this run and the rows it produced "
+                        "(subsets made from it are kept)")
+    p.add_argument("--force", action="store_true", help="with --delete: delete a run still marked running "
+                   "(only when its process has died)")
 
     p = sub.add_parser("subsets", help="list saved subsets, or delete one")
     _workspace_arg(p)

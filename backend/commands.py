@@ -6,6 +6,7 @@ import argparse
 import importlib.util
 import logging
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -169,10 +170,17 @@ def run_app(workspace: Path) -> int:
     Workspace.open(workspace)  # fail early, with the message, if it is not a workspace
     cmd, env = app_command(workspace)
     print(f"Thresher app on {workspace}: {app_url(env)}  (Ctrl-C stops it)", flush=True)
+    server = subprocess.Popen(cmd, env=env)
+    # SIGTERM (a process manager, `kill`) stops the server too instead of orphaning it; Ctrl-C
+    # reaches both processes (one process group), so there we only wait for it to exit.
+    previous = signal.signal(signal.SIGTERM, lambda *_: server.terminate())
     try:
-        return subprocess.call(cmd, env=env)
+        return server.wait()
     except KeyboardInterrupt:
+        server.wait()
         return 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def cmd_app(args: argparse.Namespace) -> int:
@@ -225,9 +233,16 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from backend.storage import runs
 
     ws = Workspace.open(args.workspace)
+    if args.force and not args.delete:
+        raise ValueError("--force only goes with --delete RUN_ID")
     if args.delete:
-        runs.delete_run(ws, args.delete)
+        runs.delete_run(ws, args.delete, force=args.force)
         print(f"deleted run {args.delete}")
+        return 0
+    if args.compare:
+        from backend.jobs.run_compare import compare_runs, report
+
+        print(report(compare_runs(ws, *args.compare)))
         return 0
     table = runs.list_runs(ws, args.kind)
     if table.empty:

@@ -96,6 +96,34 @@ def test_app_command_honours_streamlit_env(tmp_path: Path, monkeypatch: pytest.M
     assert env["STREAMLIT_SERVER_HEADLESS"] == "false" and app_url(env) == "http://127.0.0.1:8765"
 
 
+def test_stopping_the_app_command_stops_its_server(tmp_path: Path) -> None:
+    """SIGTERM to ``thresher app`` ends the server process too (a stand-in server: a sleeping child)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    ws = Workspace.open(tmp_path / "ws", create=True).root
+    pid_file = tmp_path / "server.pid"
+    server = f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(120)"
+    script = (
+        "import os, sys, pathlib, backend.commands as c\n"
+        f"c.app_command = lambda ws: ([sys.executable, '-c', {server!r}], dict(os.environ))\n"
+        "c.app_url = lambda env: 'http://test'\n"
+        f"sys.exit(c.run_app(pathlib.Path({str(ws)!r})))\n"
+    )
+    app = subprocess.Popen([sys.executable, "-c", script], cwd=Path(__file__).resolve().parents[1])
+    deadline = time.monotonic() + 60
+    while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    child = int(pid_file.read_text())
+    app.send_signal(signal.SIGTERM)
+    app.wait(timeout=30)
+    with pytest.raises(ProcessLookupError):
+        os.kill(child, 0)  # reaped by the app command: gone
+
+
 def test_parser_forms_from_the_issue() -> None:
     parser = build_parser()
     args = parser.parse_args(["ingest", "--workspace", "W", "demo"])

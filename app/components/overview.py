@@ -26,12 +26,12 @@ def metrics_row(counts: OverviewCounts) -> None:
         column.metric(label, f"{value:,}")
 
 
-def runs_frame(runs: pd.DataFrame) -> pd.DataFrame:
-    """The columns of a ``runs.list_runs`` frame worth showing, with the summary as short text."""
+def runs_frame(runs: pd.DataFrame, columns: list[str] = RUN_COLUMNS) -> pd.DataFrame:
+    """``columns`` of a ``runs.list_runs`` frame, with the summary as short text."""
     if runs.empty:
-        return pd.DataFrame(columns=RUN_COLUMNS)
+        return pd.DataFrame(columns=columns)
     shown = runs.assign(summary=[json.dumps(s, default=str)[:200] for s in runs["summary"]])
-    return shown[RUN_COLUMNS]
+    return shown[columns]
 
 
 def runs_table(title: str, runs: pd.DataFrame, *, empty_hint: str) -> None:

@@ -15,7 +15,7 @@ import pandas as pd
 import pyarrow as pa
 
 from backend.storage import schemas
-from backend.storage.errors import NotFoundError
+from backend.storage.errors import ConflictError, NotFoundError
 from backend.storage.workspace import Workspace, sql_string, utcnow
 from backend.version import code_version
 
@@ -107,9 +107,19 @@ def latest_run(ws: Workspace, kind: str, *, status: str = "done") -> dict[str, A
 RUN_OWNED_TABLES = ("projections", "scores", "label_issues", "collapse")
 
 
-def delete_run(ws: Workspace, run_id: str) -> None:
-    """Delete a run and the rows it produced. Subsets made from it are kept: they are curation."""
-    get_run(ws, run_id)
+def delete_run(ws: Workspace, run_id: str, *, force: bool = False) -> None:
+    """Delete a run and the rows it produced. Subsets made from it are kept: they are curation.
+
+    A ``running`` run is refused unless ``force``: its job would go on writing rows for a run
+    that no longer exists. ``force`` is for a run whose process died without marking it failed.
+    """
+    run = get_run(ws, run_id)
+    if run["status"] == "running" and not force:
+        started = pd.Timestamp(run["created_at"]).strftime("%Y-%m-%d %H:%M:%S")
+        raise ConflictError(
+            f"run {run_id} is still running (started {started} UTC); wait for it to finish, or, if its "
+            "process has died, delete it with force (thresher runs --delete ID --force)"
+        )
     where = f"run_id = {sql_string(run_id)}"
     for name in RUN_OWNED_TABLES:
         if ws.has_table(name):

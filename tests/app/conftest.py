@@ -33,11 +33,17 @@ def empty_workspace(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def app_on(monkeypatch: pytest.MonkeyPatch) -> Callable[[Path], AppTest]:
-    """``app_on(workspace)``: the whole app (router and sidebar) opened on ``workspace``, run once."""
+    """``app_on(workspace[, page])``: the whole app (router and sidebar) opened on ``workspace``,
+    run once; with ``page`` (e.g. ``"views/runs.py"``) switched to that page, which must run
+    without an exception."""
 
-    def make(workspace: Path) -> AppTest:
+    def make(workspace: Path, page: str | None = None) -> AppTest:
         monkeypatch.setenv("THRESHER_WORKSPACE", str(workspace))
-        return AppTest.from_file(MAIN_SCRIPT, default_timeout=APP_TIMEOUT_S).run()
+        at = AppTest.from_file(MAIN_SCRIPT, default_timeout=APP_TIMEOUT_S).run()
+        if page is not None:
+            at.switch_page(page).run()
+            assert not at.exception, at.exception
+        return at
 
     return make
 

@@ -14,10 +14,7 @@ from tests.app.app_testkit import CLASSES, CURVE_EPOCHS, add_score_run, metric_v
 
 
 def collapse_page(app_on, workspace: Path) -> AppTest:
-    at = app_on(workspace)
-    at.switch_page("views/collapse.py").run()
-    assert not at.exception
-    return at
+    return app_on(workspace, "views/collapse.py")
 
 
 def test_collapse_shows_headline_curve_and_per_class(app_on, scored_workspace: Path) -> None:

@@ -12,10 +12,7 @@ from tests.app.app_testkit import N_SAMPLES, metric_values
 
 
 def export_page(app_on, workspace: Path) -> AppTest:
-    at = app_on(workspace)
-    at.switch_page("views/export.py").run()
-    assert not at.exception
-    return at
+    return app_on(workspace, "views/export.py")
 
 
 def test_export_previews_the_whole_dataset_and_offers_a_download(

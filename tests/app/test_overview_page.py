@@ -18,6 +18,7 @@ PAGES = (
     "views/prune.py",
     "views/collapse.py",
     "views/export.py",
+    "views/runs.py",
 )
 SCORE_PAGES = ("views/review.py", "views/prune.py", "views/collapse.py")
 
@@ -62,6 +63,7 @@ def test_every_page_explains_a_missing_workspace(app_on, tmp_path: Path, page: s
         ("views/prune.py", "No score run yet"),
         ("views/collapse.py", "No score run yet"),
         ("views/export.py", "Nothing to export"),
+        ("views/runs.py", "No runs yet"),
     ],
 )
 def test_every_page_explains_an_empty_workspace(

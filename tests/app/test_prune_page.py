@@ -14,10 +14,7 @@ from tests.app.app_testkit import CLASSES, N_SAMPLES, PER_SPLIT, metric_values
 
 
 def prune_page(app_on, workspace: Path) -> AppTest:
-    at = app_on(workspace)
-    at.switch_page("views/prune.py").run()
-    assert not at.exception
-    return at
+    return app_on(workspace, "views/prune.py")
 
 
 def markdown_text(at: AppTest) -> str:

@@ -15,10 +15,7 @@ from tests.app.app_testkit import CLASSES, FLAGGED_PER_CLASS, N_FLAGGED, N_SAMPL
 
 
 def review_page(app_on, workspace: Path) -> AppTest:
-    at = app_on(workspace)
-    at.switch_page("views/review.py").run()
-    assert not at.exception
-    return at
+    return app_on(workspace, "views/review.py")
 
 
 def test_review_lists_the_flagged_samples_most_suspicious_first(

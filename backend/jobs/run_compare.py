@@ -1,0 +1,238 @@
+"""Compare two stored runs of one kind: what differs in their settings, and for score runs how far
+their results agree (label-issue flags, every score both stored, neural-collapse metrics).
+
+What a user asks after re-scoring with another embedding, probe or seed: did the flags move, do
+the pruning scores still rank the samples alike, did the geometry change? Reads storage only;
+``thresher runs --compare A B`` and the app's Runs page show the result.
+
+Choices:
+
+- Scores are compared on the samples both runs scored, by Spearman rank correlation (rankings,
+  not values, are what pruning uses) and by the overlap of their hardest ``TOP_FRACTION`` (what a
+  keep-hard prune at removed 1 - TOP_FRACTION would keep: the part that matters most). "Hardest"
+  is the registered orientation for pruning scores (``registry.difficulty_of``); the label-noise
+  detectors' scores are higher = more likely wrong.
+- Flags: counts flagged by both / only one, Jaccard index of the flagged sets, and on samples
+  both flag, how often they suggest the same label.
+- Collapse: the headline metrics of each run (``score_export.collapse_summary``), side by side.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from backend.scoring.pruning import registry
+from backend.storage import results, runs, score_export
+from backend.storage.errors import StorageError
+from backend.storage.workspace import Workspace
+
+#: Share of samples called "hardest" when comparing two runs' scores.
+TOP_FRACTION = 0.1
+#: Run-record fields compared besides the config and the summary.
+RECORD_FIELDS = ("kind", "status", "embedding_key", "seed", "code_version", "created_at", "finished_at")
+
+
+@dataclass
+class RunComparison:
+    """``settings``: field, a, b, same (record fields, then ``config.*`` and ``summary.*`` keys,
+    nested keys joined by dots). The rest only for score runs, else None: ``flags`` (counts and
+    rates), ``flag_changes`` (id, label, the two verdicts of every sample flagged by exactly one
+    run), ``scores`` (name, n, spearman, top_overlap per score both stored), ``collapse`` (metric,
+    a, b, difference) with ``collapse_sources`` (where each run's headline metrics come from)."""
+
+    run_a: str
+    run_b: str
+    kind: str
+    settings: pd.DataFrame
+    flags: dict[str, Any] | None = None
+    flag_changes: pd.DataFrame | None = None
+    scores: pd.DataFrame | None = None
+    collapse: pd.DataFrame | None = None
+    collapse_sources: tuple[str | None, str | None] | None = None
+
+
+def compare_runs(ws: Workspace, run_a: str, run_b: str) -> RunComparison:
+    """Compare runs ``run_a`` and ``run_b`` (ids) of ``ws``; both must be of one kind."""
+    if run_a == run_b:
+        raise StorageError(f"pick two different runs to compare (both are {run_a})")
+    a, b = runs.get_run(ws, run_a), runs.get_run(ws, run_b)
+    if a["kind"] != b["kind"]:
+        raise StorageError(
+            f"run {run_a} is a {a['kind']} run and {run_b} a {b['kind']} run; compare two runs of one kind"
+        )
+    out = RunComparison(run_a, run_b, a["kind"], settings_table(a, b))
+    if a["kind"] == "score":
+        for run in (a, b):
+            if run["status"] != "done":
+                raise StorageError(f"score run {run['run_id']} is {run['status']}: only finished runs have results to compare")
+        out.flags, out.flag_changes = compare_flags(ws, run_a, run_b)
+        out.scores = compare_scores(results.read_scores(ws, run_a), results.read_scores(ws, run_b))
+        compared = compare_collapse(ws, run_a, run_b)
+        if compared is not None:
+            out.collapse, out.collapse_sources = compared
+    return out
+
+
+def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
+    if isinstance(value, dict) and value:
+        for key, inner in value.items():
+            _flatten(f"{prefix}.{key}" if prefix else str(key), inner, out)
+    else:
+        out[prefix] = value
+
+
+def _text(value: Any) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    return str(value)
+
+
+def settings_table(a: dict, b: dict) -> pd.DataFrame:
+    """Run records side by side: field, a, b (as text; "" = absent), same."""
+    sides = []
+    for run in (a, b):
+        flat: dict[str, Any] = {f: run.get(f) for f in RECORD_FIELDS}
+        _flatten("config", run.get("config") or {}, flat)
+        _flatten("summary", run.get("summary") or {}, flat)
+        sides.append(flat)
+    fields = list(dict.fromkeys([*sides[0], *sides[1]]))
+    rows = [(f, _text(sides[0].get(f)), _text(sides[1].get(f))) for f in fields]
+    table = pd.DataFrame(rows, columns=["field", "a", "b"])
+    return table.assign(same=table["a"] == table["b"])
+
+
+def compare_flags(ws: Workspace, run_a: str, run_b: str) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Agreement of two score runs' label-issue verdicts on the samples both judged."""
+    cols = ["id", "is_label_issue", "suggested_label", "label_issue_score"]
+    va, vb = (results.read_label_issues(ws, r)[cols] for r in (run_a, run_b))
+    both = va.merge(vb, on="id", suffixes=("_a", "_b"))
+    fa, fb = both["is_label_issue_a"].astype(bool), both["is_label_issue_b"].astype(bool)
+    n_union = int((fa | fb).sum())
+    agree = both[fa & fb]
+    flags = {
+        "samples_in_both": len(both),
+        "flagged_a": int(fa.sum()),
+        "flagged_b": int(fb.sum()),
+        "flagged_by_both": int((fa & fb).sum()),
+        "only_a": int((fa & ~fb).sum()),
+        "only_b": int((~fa & fb).sum()),
+        "jaccard": float((fa & fb).sum() / n_union) if n_union else 1.0,
+        "same_suggestion_when_both_flag": (
+            float((agree["suggested_label_a"] == agree["suggested_label_b"]).mean()) if len(agree) else None
+        ),
+    }
+    labels = ws.samples(columns=["id", "label"])
+    changed = both[fa != fb].merge(labels, on="id", how="left")
+    changed = changed[["id", "label", "is_label_issue_a", "suggested_label_a", "label_issue_score_a",
+                       "is_label_issue_b", "suggested_label_b", "label_issue_score_b"]]  # fmt: skip
+    order = (changed["label_issue_score_a"] - changed["label_issue_score_b"]).abs()
+    changed = changed.assign(_order=order.to_numpy()).sort_values(["_order", "id"], ascending=[False, True])
+    return flags, changed.drop(columns="_order").reset_index(drop=True)
+
+
+def _hardness(name: str, values: np.ndarray) -> np.ndarray:
+    if name in registry.SCORES:
+        return registry.difficulty_of(name, values)
+    return np.asarray(values, dtype=np.float64)  # label-noise detector scores: higher = worse
+
+
+def compare_scores(wide_a: pd.DataFrame, wide_b: pd.DataFrame, *, top_fraction: float = TOP_FRACTION) -> pd.DataFrame:
+    """name, n, spearman, top_overlap for every score both wide frames (id + one column per score)
+    hold, on the ids both scored where both values are finite."""
+    names = sorted((set(wide_a.columns) & set(wide_b.columns)) - {"id"})
+    both = wide_a.merge(wide_b, on="id", suffixes=("_a", "_b"))
+    rows = []
+    for name in names:
+        x, y = both[f"{name}_a"].to_numpy(np.float64), both[f"{name}_b"].to_numpy(np.float64)
+        ok = np.isfinite(x) & np.isfinite(y)
+        x, y = x[ok], y[ok]
+        rows.append({"name": name, "n": int(ok.sum()), "spearman": _spearman(x, y),
+                     "top_overlap": _top_overlap(_hardness(name, x), _hardness(name, y), top_fraction)})
+    return pd.DataFrame(rows, columns=["name", "n", "spearman", "top_overlap"])
+
+
+def _spearman(x: np.ndarray, y: np.ndarray) -> float | None:
+    """Rank correlation with average ranks for ties; None when either side is constant."""
+    if x.size < 2:
+        return None
+    rx, ry = pd.Series(x).rank().to_numpy(), pd.Series(y).rank().to_numpy()
+    if rx.std() == 0 or ry.std() == 0:
+        return None
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
+def _top_overlap(hard_a: np.ndarray, hard_b: np.ndarray, fraction: float) -> float | None:
+    """Share of run a's hardest ``fraction`` that is also among run b's (ties broken by position)."""
+    k = int(round(fraction * hard_a.size))
+    if k < 1:
+        return None
+    top_a = np.argsort(-hard_a, kind="stable")[:k]
+    top_b = np.argsort(-hard_b, kind="stable")[:k]
+    return float(np.intersect1d(top_a, top_b).size / k)
+
+
+def compare_collapse(ws: Workspace, run_a: str, run_b: str) -> tuple[pd.DataFrame, tuple] | None:
+    """(metric, a, b, difference (b - a) of the two runs' headline neural-collapse metrics, the
+    source each run's headline came from); None when either run stored none."""
+    summaries = []
+    for run_id in (run_a, run_b):
+        try:
+            summaries.append(score_export.collapse_summary(ws, run_id))
+        except StorageError:
+            return None
+    rows = []
+    for metric in score_export.HEADLINE_METRICS:
+        va, vb = summaries[0].get(metric), summaries[1].get(metric)
+        if va is None and vb is None:
+            continue
+        diff = None if va is None or vb is None else vb - va
+        rows.append({"metric": metric, "a": va, "b": vb, "difference": diff})
+    sources = (summaries[0].get("headline_source"), summaries[1].get("headline_source"))
+    return pd.DataFrame(rows, columns=["metric", "a", "b", "difference"]), sources
+
+
+def _fmt(value: Any) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "n/a"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def report(cmp: RunComparison, *, max_changes: int = 20) -> str:
+    """The comparison as text (``thresher runs --compare``): settings that differ, then for score
+    runs the flags, the scores and the collapse metrics."""
+    lines = [f"{cmp.kind} runs  a = {cmp.run_a}  b = {cmp.run_b}", ""]
+    differ = cmp.settings[~cmp.settings["same"]]
+    lines.append(f"settings that differ ({len(differ)} of {len(cmp.settings)}):")
+    lines += [f"  {r.field}: {r.a or '(none)'}  ->  {r.b or '(none)'}" for r in differ.itertuples()]
+    if cmp.flags is not None:
+        f = cmp.flags
+        lines += ["", f"label-issue flags on the {f['samples_in_both']} samples both runs judged:",
+                  f"  flagged: a {f['flagged_a']}, b {f['flagged_b']}, both {f['flagged_by_both']}, "
+                  f"only a {f['only_a']}, only b {f['only_b']}; Jaccard {_fmt(f['jaccard'])}; same suggested "
+                  f"label where both flag: {_fmt(f['same_suggestion_when_both_flag'])}"]  # fmt: skip
+        if cmp.flag_changes is not None and len(cmp.flag_changes):
+            shown = cmp.flag_changes.head(max_changes)
+            lines.append(f"  flagged by one run only (largest score change first, {len(shown)} of "
+                         f"{len(cmp.flag_changes)}):")
+            lines += [f"    {r.id} ({r.label}): a {'flagged' if r.is_label_issue_a else 'kept'} "
+                      f"{_fmt(float(r.label_issue_score_a))}, b {'flagged' if r.is_label_issue_b else 'kept'} "
+                      f"{_fmt(float(r.label_issue_score_b))}" for r in shown.itertuples()]  # fmt: skip
+    if cmp.scores is not None:
+        lines += ["", f"scores both runs stored (Spearman rank correlation; top overlap = share of a's "
+                      f"hardest {TOP_FRACTION:.0%} among b's):"]  # fmt: skip
+        lines += [f"  {r.name:28s} n {r.n:8d}  spearman {_fmt(r.spearman):>6s}  top overlap {_fmt(r.top_overlap):>6s}"
+                  for r in cmp.scores.itertuples()]  # fmt: skip
+    if cmp.collapse is not None:
+        sources = cmp.collapse_sources or (None, None)
+        lines += ["", f"neural collapse (headline from a: {sources[0]}, b: {sources[1]}):"]
+        lines += [f"  {r.metric:16s} a {_fmt(r.a):>8s}  b {_fmt(r.b):>8s}  b - a {_fmt(r.difference):>8s}"
+                  for r in cmp.collapse.itertuples()]  # fmt: skip
+    elif cmp.kind == "score":
+        lines += ["", "neural collapse: at least one run stored no metrics"]
+    return "\n".join(lines)

@@ -1,0 +1,69 @@
+"""AppTest for the Runs page: the list, a comparison of two score runs, deleting a run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+from app import state
+from backend.storage import Workspace, runs
+from tests.app.app_testkit import N_FLAGGED, N_SAMPLES, SCORERS, add_score_run, metric_values
+
+
+def runs_page(app_on, workspace: Path) -> AppTest:
+    return app_on(workspace, "views/runs.py")
+
+
+def test_runs_listed_and_two_score_runs_compared(app_on, writable_scored_workspace: Path) -> None:
+    ws = Workspace.open(writable_scored_workspace)
+    newer = add_score_run(ws, seed=1)
+    at = runs_page(app_on, writable_scored_workspace)
+    assert at.title[0].value == "Runs"
+    listed = at.dataframe[0].value
+    assert set(listed["run_id"]) == set(runs.list_runs(ws)["run_id"]) and listed["run_id"].iloc[0] == newer
+    assert at.selectbox(key=state.RUNS_COMPARE_KIND).value == "score"
+    assert at.selectbox(key=f"{state.RUNS_COMPARE_B}.score").value == newer  # newest as b
+    shown = metric_values(at)
+    assert shown["Flagged by a"] == shown["Flagged by b"] == str(N_FLAGGED)
+    assert shown["Jaccard"] == "1.00"  # the test kit flags the same samples in every run
+    settings, scores = at.dataframe[1].value, at.dataframe[2].value
+    assert "seed" in set(settings["field"]) and "created_at" in set(settings["field"])
+    assert set(scores["name"]) == {*SCORERS, "cl_self_confidence"} and (scores["n"] == N_SAMPLES).all()
+    assert "Neural collapse" in " ".join(m.value for m in at.markdown)
+
+    at.selectbox(key=state.RUNS_KIND).set_value("project").run()
+    assert set(at.dataframe[0].value["kind"]) == {"project"}
+
+
+def test_delete_a_run_after_confirming(app_on, writable_scored_workspace: Path) -> None:
+    ws = Workspace.open(writable_scored_workspace)
+    older = runs.list_runs(ws, "score")["run_id"].iloc[0]
+    add_score_run(ws, seed=1)
+    at = runs_page(app_on, writable_scored_workspace)
+    at.selectbox(key=state.RUNS_DELETE).set_value(older).run()
+    assert at.button(key="runs.delete_button").disabled  # not confirmed yet
+    at.checkbox(key=state.RUNS_DELETE_CONFIRM).check().run()
+    at.button(key="runs.delete_button").click().run()
+    assert not at.exception
+    assert at.success[0].value == f"Deleted run {older}."
+    assert older not in set(runs.list_runs(ws)["run_id"])
+    assert older not in set(at.dataframe[0].value["run_id"])
+    assert "two finished runs of one kind" in at.info[0].value  # one score run is left
+
+
+def test_a_running_run_needs_the_force_box(app_on, writable_scored_workspace: Path) -> None:
+    ws = Workspace.open(writable_scored_workspace)
+    running = runs.start_run(ws, "score", {})
+    at = runs_page(app_on, writable_scored_workspace)
+    at.selectbox(key=state.RUNS_DELETE).set_value(running).run()
+    assert "still marked running" in at.warning[0].value
+    at.checkbox(key=state.RUNS_DELETE_CONFIRM).check().run()
+    at.button(key="runs.delete_button").click().run()
+    assert "Nothing was deleted" in at.error[0].value and "still running" in at.error[0].value
+    assert running in set(runs.list_runs(ws)["run_id"])
+    at.checkbox(key=state.RUNS_DELETE_FORCE).check().run()
+    at.checkbox(key=state.RUNS_DELETE_CONFIRM).check().run()
+    at.button(key="runs.delete_button").click().run()
+    assert at.success[0].value == f"Deleted run {running}."
+    assert running not in set(runs.list_runs(ws)["run_id"])

@@ -1,0 +1,118 @@
+"""Comparing two runs, and deleting one: on two score runs written through storage with known
+flags, scores and collapse metrics (no probes), and through the CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from backend.cli import main
+from backend.jobs.run_compare import compare_runs, compare_scores, report
+from backend.storage import Workspace, results, runs
+from backend.storage.errors import ConflictError, StorageError
+from tests.app.app_testkit import build_workspace, collapse_rows
+
+N = 36  # app_testkit's workspace: 3 classes x 12 images
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
+    """Run a flags samples 0-3, run b 2-5 (b suggests another label for sample 3); el2n equal,
+    aum reversed; only a stores sim; b's collapse has imbalance ratio 2 instead of 1."""
+    base = tmp_path_factory.mktemp("compare")
+    ws = Workspace.open(build_workspace(base / "ws", base / "images"))
+    samples = ws.samples(columns=["id", "label"]).sort_values("id").reset_index(drop=True)
+    ids, labels = samples["id"].tolist(), samples["label"].to_numpy()
+    classes = sorted(set(labels))
+    made = []
+    for name, flagged, probe, ratio in (("a", range(0, 4), "mlp", 1.0), ("b", range(2, 6), "linear", 2.0)):
+        run_id = runs.start_run(ws, "score", {"probe": {"kind": probe}, "folds": 5}, embedding_key="pixels-8", seed=0)
+        is_issue = np.isin(np.arange(N), list(flagged))
+        suggested = labels.copy()
+        suggested[is_issue] = classes[0] if name == "a" else classes[1]
+        suggested[2] = "stripe"  # the same suggestion for sample 2 in both runs
+        results.write_label_issues(ws, run_id, pd.DataFrame({
+            "id": ids, "label_issue_score": np.where(is_issue, 0.9, 0.1) + 0.001 * np.arange(N),
+            "is_label_issue": is_issue, "suggested_label": suggested, "detectors": "",
+        }))  # fmt: skip
+        scores = {"el2n": np.arange(N, dtype=float), "aum": np.arange(N) * (1.0 if name == "a" else -1.0)}
+        if name == "a":
+            scores["sim"] = np.ones(N)
+        results.write_scores(ws, run_id, ids, scores)
+        results.write_collapse(ws, run_id, collapse_rows(classes, ratio))
+        runs.finish_run(ws, run_id, {"n_label_issues": int(is_issue.sum())})
+        made.append(run_id)
+    return ws.root, made[0], made[1]
+
+
+def test_flags_scores_collapse_and_settings_compared(two_runs) -> None:
+    root, a, b = two_runs
+    cmp = compare_runs(Workspace.open(root), a, b)
+    assert cmp.kind == "score"
+    assert cmp.flags == {"samples_in_both": N, "flagged_a": 4, "flagged_b": 4, "flagged_by_both": 2,
+                         "only_a": 2, "only_b": 2, "jaccard": pytest.approx(2 / 6),
+                         "same_suggestion_when_both_flag": 0.5}  # fmt: skip
+    assert len(cmp.flag_changes) == 4 and set(cmp.flag_changes.columns) >= {"id", "label", "is_label_issue_a"}
+    scores = cmp.scores.set_index("name")
+    assert list(scores.index) == ["aum", "el2n"]  # sim: run a only
+    assert scores.loc["el2n", "spearman"] == pytest.approx(1.0) and scores.loc["el2n", "top_overlap"] == 1.0
+    assert scores.loc["aum", "spearman"] == pytest.approx(-1.0) and scores.loc["aum", "top_overlap"] == 0.0
+    collapse = cmp.collapse.set_index("metric")
+    assert collapse.loc["imbalance_ratio", "difference"] == pytest.approx(1.0)
+    assert collapse.loc["nc1", "difference"] == pytest.approx(0.0)
+    assert cmp.collapse_sources == ("probe_final", "probe_final")
+    settings = cmp.settings.set_index("field")
+    assert not settings.loc["config.probe.kind", "same"] and settings.loc["config.probe.kind", "b"] == "linear"
+    assert settings.loc["config.folds", "same"] and settings.loc["kind", "same"]
+    text = report(cmp)
+    assert "config.probe.kind: mlp  ->  linear" in text and "Jaccard 0.333" in text
+    assert "imbalance_ratio" in text and "spearman -1.000" in text
+
+
+def test_hardest_overlap_follows_each_score_orientation() -> None:
+    wide_a = pd.DataFrame({"id": list("abcdefghij"), "aum": np.arange(10.0), "knn_vote_score": np.arange(10.0)})
+    wide_b = wide_a.assign(aum=[0.0, 9, 8, 7, 6, 5, 4, 3, 2, 1], knn_vote_score=[0.0, 1, 2, 3, 4, 5, 6, 7, 9, 8])
+    table = compare_scores(wide_a, wide_b, top_fraction=0.1).set_index("name")
+    assert table.loc["aum", "top_overlap"] == 1.0  # low AUM = hard: sample a in both
+    assert table.loc["knn_vote_score", "top_overlap"] == 0.0  # high = worse: j in a, i in b
+
+
+def test_compare_refuses_other_kinds_the_same_run_and_unfinished_runs(two_runs) -> None:
+    root, a, _ = two_runs
+    ws = Workspace.open(root)
+    project = runs.list_runs(ws, "project")["run_id"].iloc[0]
+    with pytest.raises(StorageError, match="is a score run and .* a project run; compare two runs of one kind"):
+        compare_runs(ws, a, project)
+    with pytest.raises(StorageError, match="two different runs"):
+        compare_runs(ws, a, a)
+    running = runs.start_run(ws, "score", {})
+    try:
+        with pytest.raises(StorageError, match="is running: only finished runs"):
+            compare_runs(ws, a, running)
+    finally:
+        runs.delete_run(ws, running, force=True)
+
+
+def test_delete_refuses_a_running_run_unless_forced(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ws = Workspace.open(tmp_path / "ws", create=True)
+    running = runs.start_run(ws, "score", {})
+    with pytest.raises(ConflictError, match="still running .* --force"):
+        runs.delete_run(ws, running)
+    assert main(["runs", "--workspace", str(ws.root), "--delete", running]) == 2
+    assert "still running" in capsys.readouterr().err
+    assert main(["runs", "--workspace", str(ws.root), "--force"]) == 2
+    assert "--force only goes with --delete" in capsys.readouterr().err
+    assert main(["runs", "--workspace", str(ws.root), "--delete", running, "--force"]) == 0
+    assert runs.list_runs(ws).empty
+
+
+def test_cli_compare(two_runs, capsys: pytest.CaptureFixture[str]) -> None:
+    root, a, b = two_runs
+    assert main(["runs", "--workspace", str(root), "--compare", a, b]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"score runs  a = {a}  b = {b}") and "flagged: a 4, b 4, both 2" in out
+    assert main(["runs", "--workspace", str(root), "--compare", a, "score-20990101-000000-abcdef"]) == 2
+    assert "no run 'score-20990101-000000-abcdef'" in capsys.readouterr().err
