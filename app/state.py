@@ -81,8 +81,8 @@ RUNS_COMPARE_A = "runs.compare_a"  # + ".<kind>"
 RUNS_COMPARE_B = "runs.compare_b"  # + ".<kind>"
 RUNS_ALL_SETTINGS = "runs.all_settings"
 RUNS_DELETE = "runs.delete_id"
-RUNS_DELETE_CONFIRM = "runs.delete_confirm"
-RUNS_DELETE_FORCE = "runs.delete_force"
+RUNS_DELETE_CONFIRM = "runs.delete_confirm"  # + ".<run id>"
+RUNS_DELETE_FORCE = "runs.delete_force"  # + ".<run id>"
 RUNS_DELETED = "runs.deleted"
 
 

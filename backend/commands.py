@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from backend.config import EmbedSettings, ProjectionSettings
@@ -171,16 +172,45 @@ def run_app(workspace: Path) -> int:
     cmd, env = app_command(workspace)
     print(f"Thresher app on {workspace}: {app_url(env)}  (Ctrl-C stops it)", flush=True)
     server = subprocess.Popen(cmd, env=env)
-    # SIGTERM (a process manager, `kill`) stops the server too instead of orphaning it; Ctrl-C
-    # reaches both processes (one process group), so there we only wait for it to exit.
-    previous = signal.signal(signal.SIGTERM, lambda *_: server.terminate())
+    try:
+        return _exit_status(_serve(server))
+    finally:
+        _stop(server)
+
+
+def _serve(server: subprocess.Popen) -> int:
+    """Wait for the server. SIGTERM to this process (a process manager, ``kill``) stops it too,
+    instead of orphaning it; so does SIGINT, whether Ctrl-C sent it to the whole process group or
+    ``kill -INT`` to this process only. Signal handlers can only be set from the main thread."""
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, lambda *_: server.terminate()) if main else None
     try:
         return server.wait()
     except KeyboardInterrupt:
-        server.wait()
+        server.send_signal(signal.SIGINT)
         return 0
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if main:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _stop(server: subprocess.Popen, grace_s: float = 10.0) -> None:
+    """Make sure the server has exited: wait ``grace_s``, then terminate, then kill."""
+    for step in (None, server.terminate, server.kill):
+        if step is not None:
+            step()
+        try:
+            server.wait(timeout=grace_s)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+        except KeyboardInterrupt:  # a second Ctrl-C: stop waiting politely
+            continue
+
+
+def _exit_status(code: int) -> int:
+    """A child killed by signal n (negative code) -> 128 + n, as a shell reports it."""
+    return 128 - code if code < 0 else code
 
 
 def cmd_app(args: argparse.Namespace) -> int:
@@ -235,6 +265,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
     ws = Workspace.open(args.workspace)
     if args.force and not args.delete:
         raise ValueError("--force only goes with --delete RUN_ID")
+    if args.kind and (args.delete or args.compare):
+        raise ValueError("--kind filters the list of runs; it does not go with --compare or --delete")
     if args.delete:
         runs.delete_run(ws, args.delete, force=args.force)
         print(f"deleted run {args.delete}")

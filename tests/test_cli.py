@@ -96,8 +96,10 @@ def test_app_command_honours_streamlit_env(tmp_path: Path, monkeypatch: pytest.M
     assert env["STREAMLIT_SERVER_HEADLESS"] == "false" and app_url(env) == "http://127.0.0.1:8765"
 
 
-def test_stopping_the_app_command_stops_its_server(tmp_path: Path) -> None:
-    """SIGTERM to ``thresher app`` ends the server process too (a stand-in server: a sleeping child)."""
+@pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGINT"])
+def test_stopping_the_app_command_stops_its_server(tmp_path: Path, signal_name: str) -> None:
+    """SIGTERM, or SIGINT sent to ``thresher app`` alone (not Ctrl-C to its process group), ends
+    the server process too (a stand-in server: a sleeping child that ignores neither)."""
     import os
     import signal
     import subprocess
@@ -118,10 +120,27 @@ def test_stopping_the_app_command_stops_its_server(tmp_path: Path) -> None:
     while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
         time.sleep(0.1)
     child = int(pid_file.read_text())
-    app.send_signal(signal.SIGTERM)
+    app.send_signal(getattr(signal, signal_name))
     app.wait(timeout=30)
     with pytest.raises(ProcessLookupError):
         os.kill(child, 0)  # reaped by the app command: gone
+
+
+def test_the_app_server_can_be_waited_on_from_a_thread() -> None:
+    """Signal handlers exist only in the main thread: from another one the wait still works."""
+    import subprocess
+    import sys
+    import threading
+
+    from backend.commands import _exit_status, _serve
+
+    server = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    codes: list[int] = []
+    worker = threading.Thread(target=lambda: codes.append(_serve(server)))
+    worker.start()
+    worker.join(timeout=60)
+    assert codes == [3]
+    assert _exit_status(-15) == 143 and _exit_status(0) == 0
 
 
 def test_parser_forms_from_the_issue() -> None:

@@ -57,7 +57,8 @@ def comparison(cmp: RunComparison) -> None:
     """Settings that differ, then for score runs the flags, the scores and the collapse metrics."""
     show_all = st.toggle("Show every setting, not only those that differ", key=state.RUNS_ALL_SETTINGS)
     settings = cmp.settings if show_all else cmp.settings[~cmp.settings["same"]]
-    st.markdown(f"**Settings** ({int((~cmp.settings['same']).sum())} of {len(cmp.settings)} differ)")
+    st.markdown(f"**Settings** ({int((~cmp.settings['same']).sum())} of {len(cmp.settings)} differ; times and "
+                "durations are not counted)")
     st.dataframe(settings[["field", "a", "b"]] if not show_all else settings, hide_index=True)
     if cmp.flags is not None:
         flags_panel(cmp)
@@ -88,7 +89,8 @@ def flags_panel(cmp: RunComparison) -> None:
     same = f["same_suggestion_when_both_flag"]
     cells = [("Flagged by a", f"{f['flagged_a']:,}"), ("Flagged by b", f"{f['flagged_b']:,}"),
              ("By both", f"{f['flagged_by_both']:,}"), ("Only a / only b", f"{f['only_a']:,} / {f['only_b']:,}"),
-             ("Jaccard", f"{f['jaccard']:.2f}"), ("Same suggestion", "n/a" if same is None else f"{same:.0%}")]  # fmt: skip
+             ("Jaccard", "n/a" if f["jaccard"] is None else f"{f['jaccard']:.2f}"),
+             ("Same suggestion", "n/a" if same is None else f"{same:.0%}")]  # fmt: skip
     for column, (label, value) in zip(st.columns(len(cells)), cells, strict=True):
         column.metric(label, value)
     if cmp.flag_changes is not None and len(cmp.flag_changes):
@@ -110,8 +112,9 @@ def delete_form(root: str, all_runs: pd.DataFrame) -> None:
     if run["status"] == "running":
         st.warning(f"Run {run_id} is still marked running. Deleting it while its job works would leave "
                    "that job writing rows for a run that no longer exists.")
-        force = st.checkbox("Its process has died: delete it anyway", key=state.RUNS_DELETE_FORCE)
-    confirmed = st.checkbox(f"Yes, delete run {run_id}", key=state.RUNS_DELETE_CONFIRM)
+        force = st.checkbox("Its process has died: delete it anyway", key=f"{state.RUNS_DELETE_FORCE}.{run_id}")
+    # keyed by run: a box ticked for one run never confirms another picked afterwards
+    confirmed = st.checkbox(f"Yes, delete run {run_id}", key=f"{state.RUNS_DELETE_CONFIRM}.{run_id}")
     if st.button("Delete the run", type="primary", disabled=not confirmed, key="runs.delete_button"):
         try:
             data.delete_run(root, run_id, force=force)
@@ -119,7 +122,7 @@ def delete_form(root: str, all_runs: pd.DataFrame) -> None:
             st.error(f"Nothing was deleted: {exc}")
             return
         st.session_state[state.RUNS_DELETED] = run_id
-        for key in (state.RUNS_DELETE, state.RUNS_DELETE_CONFIRM, state.RUNS_DELETE_FORCE):
+        for key in (state.RUNS_DELETE, f"{state.RUNS_DELETE_CONFIRM}.{run_id}", f"{state.RUNS_DELETE_FORCE}.{run_id}"):
             st.session_state.pop(key, None)
         st.rerun()
 

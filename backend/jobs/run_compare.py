@@ -34,6 +34,10 @@ from backend.storage.workspace import Workspace
 TOP_FRACTION = 0.1
 #: Run-record fields compared besides the config and the summary.
 RECORD_FIELDS = ("kind", "status", "embedding_key", "seed", "code_version", "created_at", "finished_at")
+#: Fields that differ between any two runs (when, how long): shown, never counted as a difference.
+INFORMATIONAL = ("created_at", "finished_at", "summary.seconds")
+#: Characters of a value the text report prints.
+REPORT_WIDTH = 200
 
 
 @dataclass
@@ -94,7 +98,8 @@ def _text(value: Any) -> str:
 
 
 def settings_table(a: dict, b: dict) -> pd.DataFrame:
-    """Run records side by side: field, a, b (as text; "" = absent), same."""
+    """Run records side by side: field, a, b (as text; "" = absent), same (always True for the
+    ``INFORMATIONAL`` fields, which differ between any two runs)."""
     sides = []
     for run in (a, b):
         flat: dict[str, Any] = {f: run.get(f) for f in RECORD_FIELDS}
@@ -104,7 +109,7 @@ def settings_table(a: dict, b: dict) -> pd.DataFrame:
     fields = list(dict.fromkeys([*sides[0], *sides[1]]))
     rows = [(f, _text(sides[0].get(f)), _text(sides[1].get(f))) for f in fields]
     table = pd.DataFrame(rows, columns=["field", "a", "b"])
-    return table.assign(same=table["a"] == table["b"])
+    return table.assign(same=(table["a"] == table["b"]) | table["field"].isin(INFORMATIONAL))
 
 
 def compare_flags(ws: Workspace, run_a: str, run_b: str) -> tuple[dict[str, Any], pd.DataFrame]:
@@ -114,6 +119,9 @@ def compare_flags(ws: Workspace, run_a: str, run_b: str) -> tuple[dict[str, Any]
     both = va.merge(vb, on="id", suffixes=("_a", "_b"))
     fa, fb = both["is_label_issue_a"].astype(bool), both["is_label_issue_b"].astype(bool)
     n_union = int((fa | fb).sum())
+    jaccard = None  # no sample judged by both: nothing to agree on
+    if len(both):
+        jaccard = float((fa & fb).sum() / n_union) if n_union else 1.0  # neither flags any: agree
     agree = both[fa & fb]
     flags = {
         "samples_in_both": len(both),
@@ -122,7 +130,7 @@ def compare_flags(ws: Workspace, run_a: str, run_b: str) -> tuple[dict[str, Any]
         "flagged_by_both": int((fa & fb).sum()),
         "only_a": int((fa & ~fb).sum()),
         "only_b": int((~fa & fb).sum()),
-        "jaccard": float((fa & fb).sum() / n_union) if n_union else 1.0,
+        "jaccard": jaccard,
         "same_suggestion_when_both_flag": (
             float((agree["suggested_label_a"] == agree["suggested_label_b"]).mean()) if len(agree) else None
         ),
@@ -167,14 +175,24 @@ def _spearman(x: np.ndarray, y: np.ndarray) -> float | None:
     return float(np.corrcoef(rx, ry)[0, 1])
 
 
+def _top_weights(hard: np.ndarray, k: int) -> np.ndarray:
+    """P(sample in the hardest k) when ties at the k-th value are broken at random: 1 above it,
+    (k - n_above) / n_tied at it, 0 below."""
+    kth = np.partition(hard, hard.size - k)[hard.size - k]
+    above, tied = hard > kth, hard == kth
+    weights = above.astype(np.float64)
+    weights[tied] = (k - above.sum()) / tied.sum()
+    return weights
+
+
 def _top_overlap(hard_a: np.ndarray, hard_b: np.ndarray, fraction: float) -> float | None:
-    """Share of run a's hardest ``fraction`` that is also among run b's (ties broken by position)."""
+    """Expected share of run a's hardest ``fraction`` that is also among run b's, ties at the cut
+    broken at random (scores such as SemDeDup's 0/1 or forgetting counts are mostly ties: breaking
+    them by position would measure the row order). Two constant scores give ``fraction``, chance."""
     k = int(round(fraction * hard_a.size))
     if k < 1:
         return None
-    top_a = np.argsort(-hard_a, kind="stable")[:k]
-    top_b = np.argsort(-hard_b, kind="stable")[:k]
-    return float(np.intersect1d(top_a, top_b).size / k)
+    return float((_top_weights(hard_a, k) * _top_weights(hard_b, k)).sum() / k)
 
 
 def compare_collapse(ws: Workspace, run_a: str, run_b: str) -> tuple[pd.DataFrame, tuple] | None:
@@ -203,13 +221,17 @@ def _fmt(value: Any) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
+def _cut(text: str) -> str:
+    return text if len(text) <= REPORT_WIDTH else text[: REPORT_WIDTH - 1] + "…"
+
+
 def report(cmp: RunComparison, *, max_changes: int = 20) -> str:
     """The comparison as text (``thresher runs --compare``): settings that differ, then for score
     runs the flags, the scores and the collapse metrics."""
     lines = [f"{cmp.kind} runs  a = {cmp.run_a}  b = {cmp.run_b}", ""]
     differ = cmp.settings[~cmp.settings["same"]]
     lines.append(f"settings that differ ({len(differ)} of {len(cmp.settings)}):")
-    lines += [f"  {r.field}: {r.a or '(none)'}  ->  {r.b or '(none)'}" for r in differ.itertuples()]
+    lines += [f"  {r.field}: {_cut(r.a) or '(none)'}  ->  {_cut(r.b) or '(none)'}" for r in differ.itertuples()]
     if cmp.flags is not None:
         f = cmp.flags
         lines += ["", f"label-issue flags on the {f['samples_in_both']} samples both runs judged:",

@@ -65,6 +65,7 @@ def test_flags_scores_collapse_and_settings_compared(two_runs) -> None:
     assert collapse.loc["nc1", "difference"] == pytest.approx(0.0)
     assert cmp.collapse_sources == ("probe_final", "probe_final")
     settings = cmp.settings.set_index("field")
+    assert settings.loc["created_at", "same"]  # times differ between any two runs: not counted
     assert not settings.loc["config.probe.kind", "same"] and settings.loc["config.probe.kind", "b"] == "linear"
     assert settings.loc["config.folds", "same"] and settings.loc["kind", "same"]
     text = report(cmp)
@@ -78,6 +79,35 @@ def test_hardest_overlap_follows_each_score_orientation() -> None:
     table = compare_scores(wide_a, wide_b, top_fraction=0.1).set_index("name")
     assert table.loc["aum", "top_overlap"] == 1.0  # low AUM = hard: sample a in both
     assert table.loc["knn_vote_score", "top_overlap"] == 0.0  # high = worse: j in a, i in b
+
+
+def test_hardest_overlap_breaks_ties_at_random_not_by_row_order() -> None:
+    """SemDeDup's 0/1 leaves 90 tied "hardest" samples: the overlap is the expectation under
+    random tie-breaking (80 shared of 90, k = 10: 80 / 81 / 10), not 0 as row order would give;
+    two constant scores give chance, k / n."""
+    ids = [f"s{i:03d}" for i in range(100)]
+    dup_a, dup_b = np.zeros(100), np.zeros(100)
+    dup_a[:10], dup_b[50:60] = 1.0, 1.0
+    wide_a = pd.DataFrame({"id": ids, "semdedup": dup_a, "forgetting": np.zeros(100)})
+    wide_b = pd.DataFrame({"id": ids, "semdedup": dup_b, "forgetting": np.zeros(100)})
+    table = compare_scores(wide_a, wide_b).set_index("name")
+    assert table.loc["semdedup", "top_overlap"] == pytest.approx(80 / 81 / 10)
+    assert table.loc["forgetting", "top_overlap"] == pytest.approx(0.1)
+    assert table.loc["forgetting", "spearman"] is None or np.isnan(table.loc["forgetting", "spearman"])
+
+
+def test_no_sample_judged_by_both_is_no_agreement(two_runs) -> None:
+    root, a, _ = two_runs
+    ws = Workspace.open(root)
+    empty = runs.start_run(ws, "score", {})
+    runs.finish_run(ws, empty, {})
+    try:
+        cmp = compare_runs(ws, a, empty)
+        assert cmp.flags["samples_in_both"] == 0 and cmp.flags["jaccard"] is None
+        assert cmp.scores.empty and cmp.collapse is None
+        assert "Jaccard n/a" in report(cmp)
+    finally:
+        runs.delete_run(ws, empty)
 
 
 def test_compare_refuses_other_kinds_the_same_run_and_unfinished_runs(two_runs) -> None:
@@ -105,6 +135,8 @@ def test_delete_refuses_a_running_run_unless_forced(tmp_path: Path, capsys: pyte
     assert "still running" in capsys.readouterr().err
     assert main(["runs", "--workspace", str(ws.root), "--force"]) == 2
     assert "--force only goes with --delete" in capsys.readouterr().err
+    assert main(["runs", "--workspace", str(ws.root), "--kind", "score", "--delete", running]) == 2
+    assert "--kind filters the list of runs" in capsys.readouterr().err
     assert main(["runs", "--workspace", str(ws.root), "--delete", running, "--force"]) == 0
     assert runs.list_runs(ws).empty
 
