@@ -9,7 +9,8 @@ Choices:
 
 - Scores are compared on the samples both runs scored, by Spearman rank correlation (rankings,
   not values, are what pruning uses) and by the overlap of their hardest ``TOP_FRACTION`` (what a
-  keep-hard prune at removed 1 - TOP_FRACTION would keep: the part that matters most). "Hardest"
+  keep-hard prune at removed 1 - TOP_FRACTION would keep: the part that matters most; ties at the
+  cut, common in 0/1 and count scores, broken at random, in expectation). "Hardest"
   is the registered orientation for pruning scores (``registry.difficulty_of``); the label-noise
   detectors' scores are higher = more likely wrong.
 - Flags: counts flagged by both / only one, Jaccard index of the flagged sets, and on samples
