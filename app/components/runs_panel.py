@@ -73,6 +73,8 @@ def comparison(cmp: RunComparison) -> None:
                 "top_overlap": st.column_config.ProgressColumn("top overlap", min_value=0.0, max_value=1.0,
                                                                format="%.2f"),
             })  # fmt: skip
+    if cmp.kind == "prune":
+        kept_panel(cmp)
     if cmp.kind == "score":
         if cmp.collapse is None:
             st.caption("Neural collapse: at least one of the runs stored no metrics.")
@@ -96,6 +98,20 @@ def flags_panel(cmp: RunComparison) -> None:
     if cmp.flag_changes is not None and len(cmp.flag_changes):
         st.caption("Samples flagged by one run only, largest change of the label-issue score first.")
         st.dataframe(cmp.flag_changes, hide_index=True)
+
+
+def kept_panel(cmp: RunComparison) -> None:
+    """Two prune runs' kept sets: counts and per class."""
+    if cmp.kept is None:
+        st.info(f"Kept samples: {cmp.kept_note}.")
+        return
+    k = cmp.kept
+    st.markdown("**Kept samples**")
+    cells = [("Kept by a", f"{k['kept_a']:,}"), ("Kept by b", f"{k['kept_b']:,}"), ("By both", f"{k['kept_by_both']:,}"),
+             ("Only a / only b", f"{k['only_a']:,} / {k['only_b']:,}"), ("Jaccard", f"{k['jaccard']:.2f}")]  # fmt: skip
+    for column, (label, value) in zip(st.columns(len(cells)), cells, strict=True):
+        column.metric(label, value)
+    st.dataframe(cmp.kept_by_class, hide_index=True)
 
 
 def delete_form(root: str, all_runs: pd.DataFrame) -> None:

@@ -16,6 +16,8 @@ Choices:
 - Flags: counts flagged by both / only one, Jaccard index of the flagged sets, and on samples
   both flag, how often they suggest the same label.
 - Collapse: the headline metrics of each run (``score_export.collapse_summary``), side by side.
+- Prune runs: the kept sets (each run's subset, while it still holds that run's rows): kept by
+  both / one, Jaccard, and per class.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from backend.scoring.pruning import registry
-from backend.storage import results, runs, score_export
+from backend.storage import results, runs, score_export, subsets
 from backend.storage.errors import StorageError
 from backend.storage.workspace import Workspace
 
@@ -47,7 +49,9 @@ class RunComparison:
     nested keys joined by dots). The rest only for score runs, else None: ``flags`` (counts and
     rates), ``flag_changes`` (id, label, the two verdicts of every sample flagged by exactly one
     run), ``scores`` (name, n, spearman, top_overlap per score both stored), ``collapse`` (metric,
-    a, b, difference) with ``collapse_sources`` (where each run's headline metrics come from)."""
+    a, b, difference) with ``collapse_sources`` (where each run's headline metrics come from). For
+    prune runs ``kept`` (counts, Jaccard) and ``kept_by_class`` (class, kept_a, kept_b,
+    kept_by_both), or ``kept_note`` saying why a kept set is gone."""
 
     run_a: str
     run_b: str
@@ -58,6 +62,9 @@ class RunComparison:
     scores: pd.DataFrame | None = None
     collapse: pd.DataFrame | None = None
     collapse_sources: tuple[str | None, str | None] | None = None
+    kept: dict[str, Any] | None = None
+    kept_by_class: pd.DataFrame | None = None
+    kept_note: str | None = None
 
 
 def compare_runs(ws: Workspace, run_a: str, run_b: str) -> RunComparison:
@@ -79,6 +86,8 @@ def compare_runs(ws: Workspace, run_a: str, run_b: str) -> RunComparison:
         compared = compare_collapse(ws, run_a, run_b)
         if compared is not None:
             out.collapse, out.collapse_sources = compared
+    if a["kind"] == "prune":
+        out.kept, out.kept_by_class, out.kept_note = compare_kept(ws, a, b)
     return out
 
 
@@ -143,6 +152,33 @@ def compare_flags(ws: Workspace, run_a: str, run_b: str) -> tuple[dict[str, Any]
     order = (changed["label_issue_score_a"] - changed["label_issue_score_b"]).abs()
     changed = changed.assign(_order=order.to_numpy()).sort_values(["_order", "id"], ascending=[False, True])
     return flags, changed.drop(columns="_order").reset_index(drop=True)
+
+
+def compare_kept(ws: Workspace, a: dict, b: dict) -> tuple[dict | None, pd.DataFrame | None, str | None]:
+    """The two prune runs' kept sets, from the subsets they saved: (counts, per class, None), or
+    (None, None, why) when a run's subset was deleted or replaced by a later run."""
+    saved = subsets.list_subsets(ws)
+    name_of = dict(zip(saved["run_id"], saved["name"], strict=True))
+    kept = []
+    for run in (a, b):
+        name = name_of.get(run["run_id"])
+        if name is None:
+            wanted = (run.get("config") or {}).get("subset", "?")
+            return None, None, (f"the subset of prune run {run['run_id']} ('{wanted}') was deleted or replaced "
+                                "by a later run, so its kept set is gone")
+        kept.append(set(subsets.subset_ids(ws, name)))
+    ka, kb = kept
+    union = ka | kb
+    counts = {"kept_a": len(ka), "kept_b": len(kb), "kept_by_both": len(ka & kb),
+              "only_a": len(ka - kb), "only_b": len(kb - ka),
+              "jaccard": len(ka & kb) / len(union) if union else 1.0}  # fmt: skip
+    labels = ws.samples(columns=["id", "label"])
+    labels = labels[labels["id"].isin(union)]
+    in_a, in_b = labels["id"].isin(ka), labels["id"].isin(kb)
+    per_class = (labels.assign(kept_a=in_a, kept_b=in_b, kept_by_both=in_a & in_b)
+                 .groupby("label", as_index=False)[["kept_a", "kept_b", "kept_by_both"]].sum()
+                 .rename(columns={"label": "class"}))  # fmt: skip
+    return counts, per_class, None
 
 
 def _hardness(name: str, values: np.ndarray) -> np.ndarray:
@@ -251,6 +287,12 @@ def report(cmp: RunComparison, *, max_changes: int = 20) -> str:
                       f"hardest {TOP_FRACTION:.0%} among b's):"]  # fmt: skip
         lines += [f"  {r.name:28s} n {r.n:8d}  spearman {_fmt(r.spearman):>6s}  top overlap {_fmt(r.top_overlap):>6s}"
                   for r in cmp.scores.itertuples()]  # fmt: skip
+    if cmp.kept is not None:
+        k = cmp.kept
+        lines += ["", f"kept samples: a {k['kept_a']}, b {k['kept_b']}, both {k['kept_by_both']}, only a "
+                      f"{k['only_a']}, only b {k['only_b']}; Jaccard {_fmt(k['jaccard'])}"]  # fmt: skip
+    elif cmp.kept_note:
+        lines += ["", f"kept samples: {cmp.kept_note}"]
     if cmp.collapse is not None:
         sources = cmp.collapse_sources or (None, None)
         lines += ["", f"neural collapse (headline from a: {sources[0]}, b: {sources[1]}):"]

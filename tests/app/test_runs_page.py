@@ -80,3 +80,18 @@ def test_a_running_run_needs_the_force_box(app_on, writable_scored_workspace: Pa
     at.button(key="runs.delete_button").click().run()
     assert at.success[0].value == f"Deleted run {running}."
     assert running not in set(runs.list_runs(ws)["run_id"])
+
+
+def test_two_prune_runs_compare_their_kept_samples(app_on, writable_scored_workspace: Path) -> None:
+    from backend.jobs.prune_job import prune
+
+    ws = Workspace.open(writable_scored_workspace)
+    score_run = runs.list_runs(ws, "score")["run_id"].iloc[0]
+    for name, method in (("hard", "keep_hard:el2n"), ("easy", "keep_easy:el2n")):
+        prune(ws, name=name, ratio=0.5, method=method, score_run=score_run)
+    at = runs_page(app_on, writable_scored_workspace)
+    at.selectbox(key=state.RUNS_COMPARE_KIND).set_value("prune").run()
+    assert not at.exception
+    shown = metric_values(at)
+    assert shown["Kept by a"] == shown["Kept by b"] == str(N_SAMPLES // 2)
+    assert shown["By both"] == "0" and shown["Jaccard"] == "0.00"

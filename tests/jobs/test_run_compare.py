@@ -148,3 +148,24 @@ def test_cli_compare(two_runs, capsys: pytest.CaptureFixture[str]) -> None:
     assert out.startswith(f"score runs  a = {a}  b = {b}") and "flagged: a 4, b 4, both 2" in out
     assert main(["runs", "--workspace", str(root), "--compare", a, "score-20990101-000000-abcdef"]) == 2
     assert "no run 'score-20990101-000000-abcdef'" in capsys.readouterr().err
+
+
+def test_prune_runs_compare_their_kept_sets(two_runs, capsys: pytest.CaptureFixture[str]) -> None:
+    from backend.jobs.prune_job import prune
+
+    root, score_run, _ = two_runs
+    ws = Workspace.open(root)
+    hard = prune(ws, name="hard half", ratio=0.5, method="keep_hard:el2n", score_run=score_run).run_id
+    easy = prune(ws, name="easy half", ratio=0.5, method="keep_easy:el2n", score_run=score_run).run_id
+    again = prune(ws, name="hard again", ratio=0.5, method="keep_hard:el2n", score_run=score_run).run_id
+    cmp = compare_runs(ws, hard, easy)
+    assert cmp.kept == {"kept_a": N // 2, "kept_b": N // 2, "kept_by_both": 0, "only_a": N // 2,
+                        "only_b": N // 2, "jaccard": 0.0}  # fmt: skip
+    assert cmp.kept_by_class["kept_a"].sum() == N // 2 and (cmp.kept_by_class["kept_by_both"] == 0).all()
+    assert cmp.flags is None and cmp.scores is None
+    assert compare_runs(ws, hard, again).kept["jaccard"] == 1.0
+    prune(ws, name="hard half", ratio=0.7, method="random", score_run=score_run, overwrite=True)
+    replaced = compare_runs(ws, hard, easy)
+    assert replaced.kept is None and "('hard half') was deleted or replaced" in replaced.kept_note
+    assert main(["runs", "--workspace", str(root), "--compare", easy, again]) == 0
+    assert f"kept samples: a {N // 2}, b {N // 2}, both 0" in capsys.readouterr().out
