@@ -353,6 +353,27 @@ def _cached_sample_scores(root: str, run_id: str, versions: Versions) -> pd.Data
     return verdict.merge(results.read_scores(ws, run_id), on="id", how="outer")
 
 
+#: The per-sample neural-collapse distances a score run stores (``score_job.NC_SAMPLE_SCORES``).
+NC_SAMPLE_COLUMNS = ("nc_own_distance", "nc_other_distance", "nc_distance_ratio")
+
+
+def collapse_samples(root: str, run_id: str) -> pd.DataFrame:
+    """id, label, split, path and the per-sample collapse distances of a score run, largest
+    own / nearest-other ratio first; empty when the run stored none (runs made before them)."""
+    return _cached_collapse_samples(root, run_id, table_versions(root, ("scores", "samples")))
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _cached_collapse_samples(root: str, run_id: str, versions: Versions) -> pd.DataFrame:
+    ws = open_workspace(root)
+    wide = results.read_scores(ws, run_id)
+    if not set(NC_SAMPLE_COLUMNS) <= set(wide.columns):
+        return pd.DataFrame(columns=["id", "label", "split", "path", *NC_SAMPLE_COLUMNS])
+    frame = ws.samples(columns=["id", "label", "split", "path"]).merge(wide[["id", *NC_SAMPLE_COLUMNS]], on="id")
+    frame = frame.sort_values(["nc_distance_ratio", "id"], ascending=[False, True], kind="stable")
+    return frame.reset_index(drop=True)
+
+
 def colored_points(root: str, run_id: str, score_run: str | None, color_by: str) -> pd.DataFrame:
     """:func:`projection_points`, plus column ``color_by`` of ``score_run`` when it is one of
     :func:`sample_scores`' columns (all NaN when the run lacks that score)."""

@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from app import state
+from app import data, state
 from app.components import score_charts
 
 #: The headline metrics, each with a one-line explanation.
@@ -138,3 +138,42 @@ def download(summary: Mapping[str, Any], run_id: str) -> None:
         on_click="ignore",
         key="collapse.download",
     )
+
+
+#: Rows of the per-sample table: the samples farthest from their own class mean, relatively.
+SAMPLE_ROWS = 50
+SAMPLE_THUMBNAIL = 48
+
+
+def per_sample(samples: pd.DataFrame, source: str | None) -> None:
+    """Each sample's distance to its own class mean against the nearest other class mean."""
+    st.subheader("Per sample")
+    if samples.empty:
+        st.caption("This score run stored no per-sample distances (runs scored before they existed); "
+                   "rerun `thresher score` to get them.")
+        return
+    ratio = samples["nc_distance_ratio"]
+    st.caption(f"On the features of {source_name(source) if source else 'the headline source'}: each sample's "
+               "distance to its own class mean over its distance to the nearest other class mean. Below 1 "
+               "the sample sits with its class; above 1 a nearest-class-mean classifier would pick another "
+               "class (NC4 per sample): a possible wrong label or an ambiguous sample.")
+    beyond = int((ratio > 1).sum())
+    cells = [("Median ratio", format_value(float(ratio.median()))),
+             ("Nearer another class", f"{beyond:,}"),
+             ("Share", f"{100 * beyond / max(len(ratio), 1):.1f}%")]  # fmt: skip
+    for column, (label, value) in zip(st.columns(len(cells)), cells, strict=True):
+        column.metric(label, value)
+    st.plotly_chart(score_charts.ratio_histogram(ratio), key="collapse.ratio")
+    head = samples.head(SAMPLE_ROWS)
+    st.caption(f"The {len(head)} samples with the largest ratio.")
+    table = pd.DataFrame({
+        "image": [data.thumbnail_uri(p, SAMPLE_THUMBNAIL) for p in head["path"]],
+        "id": head["id"], "label": head["label"], "split": head["split"],
+        "own": head["nc_own_distance"], "nearest other": head["nc_other_distance"], "ratio": head["nc_distance_ratio"],
+    })  # fmt: skip
+    st.dataframe(table, hide_index=True, column_config={
+        "image": st.column_config.ImageColumn("image", width="small"),
+        "own": st.column_config.NumberColumn(format="%.3f"),
+        "nearest other": st.column_config.NumberColumn(format="%.3f"),
+        "ratio": st.column_config.NumberColumn(format="%.2f"),
+    })  # fmt: skip

@@ -167,3 +167,16 @@ def per_class_bars(values: pd.Series, metric: str) -> go.Figure:
         margin=MARGIN,
     )
     return fig
+
+
+def ratio_histogram(ratio: pd.Series, *, bins: int = 60) -> go.Figure:
+    """Histogram of the own / nearest-other class-mean distance ratio, a line at 1 (beyond it the
+    nearest class mean is another class's); the top 1 % is folded into the last bin."""
+    values = ratio.to_numpy(dtype=float)
+    values = values[np.isfinite(values)]
+    top = float(np.quantile(values, 0.99)) if values.size else 1.0
+    fig = go.Figure(go.Histogram(x=np.minimum(values, top), nbinsx=bins, name="samples"))
+    fig.add_vline(x=1.0, line_dash="dash", annotation_text="nearer another class", annotation_position="top right")
+    fig.update_layout(xaxis_title="own / nearest other class-mean distance", yaxis_title="samples",
+                      height=320, margin=MARGIN, showlegend=False)
+    return fig

@@ -95,12 +95,17 @@ def score(ws: Workspace, *, embedding_key: str | None = None, scorers: str | lis
         with stage(log, "write scores", show=show_progress):
             results.write_scores(ws, run.run_id, data.ids, {**values, **detector_scores})
         with stage(log, "neural collapse", show=show_progress):
-            rows = collapse_rows(data, probes, classifier=_classifier(ws, classifier_name, key))
+            classifier = _classifier(ws, classifier_name, key)
+            feats = data.features  # the unnormalised embeddings, computed once for both
+            rows = collapse_rows(data, probes, classifier=classifier, features=feats)
             results.write_collapse(ws, run.run_id, rows)
+            nc_source, nc_scores = sample_collapse_scores(data, probes, classifier=classifier, features=feats)
+            results.write_scores(ws, run.run_id, data.ids, nc_scores)
+            del feats
         seconds = time.perf_counter() - start
         n_issues = int(verdict["is_label_issue"].sum())
         run.summary = {"n_samples": len(data.ids), "n_label_issues": n_issues, "scorers": names,
-                       "probe_source": probes.source, "seconds": round(seconds, 1)}
+                       "probe_source": probes.source, "nc_sample_source": nc_source, "seconds": round(seconds, 1)}
     return ScoreResult(run.run_id, key, len(data.ids), names, n_issues, seconds)
 
 
@@ -119,12 +124,34 @@ def _classifier(ws: Workspace, name: str | None, key: str) -> dict | None:
     return stored
 
 
-def collapse_rows(data: Dataset, probes: ProbeOutputs, *, classifier: dict | None) -> list[dict]:
+#: Per-sample neural-collapse distances, stored with the run's scores: each sample's Euclidean
+#: distance to its own class mean, to the nearest other class mean, and own / other (> 1: the
+#: nearest-class-mean classifier of Papyan et al. 2020's NC4 would pick another class).
+NC_SAMPLE_SCORES = ("nc_own_distance", "nc_other_distance", "nc_distance_ratio")
+
+
+def sample_collapse_scores(data: Dataset, probes: ProbeOutputs, *, classifier: dict | None,
+                           features: np.ndarray | None = None) -> tuple[str, dict[str, np.ndarray]]:
+    """(source, {name: (N,) values}) for :data:`NC_SAMPLE_SCORES`, on the features of the
+    headline collapse metrics (``score_export.HEADLINE_ORDER``): the embeddings an imported
+    classifier reads, else the probe's last-epoch penultimate features, else the embeddings."""
+    if classifier is None and probes.features is not None and probes.weights is not None:
+        source, feats = "probe_final", probes.features[0, -1]
+    else:
+        source = f"imported:{classifier['name']}" if classifier is not None else "embeddings"
+        feats = data.features if features is None else features
+    d = nc.sample_mean_distances(feats, data.labels, n_classes=data.n_classes)
+    return source, dict(zip(NC_SAMPLE_SCORES, (d.own, d.nearest_other, d.ratio), strict=True))
+
+
+def collapse_rows(data: Dataset, probes: ProbeOutputs, *, classifier: dict | None,
+                  features: np.ndarray | None = None) -> list[dict]:
     """Neural-collapse metrics (Papyan et al. 2020; Dang et al. 2023) from up to three sources:
     the embeddings' class means; the probe's penultimate features and last layer at every epoch
-    (a curve, final epoch in full); and an imported classifier over the embeddings."""
+    (a curve, final epoch in full); and an imported classifier over the embeddings.
+    ``features``: ``data.features`` when the caller already holds them."""
     rows: list[dict] = []
-    feats = data.features
+    feats = data.features if features is None else features
     rows += _metric_rows("embeddings", -1, nc.collapse_metrics(feats, data.labels, n_classes=data.n_classes),
                          data.classes)
     if probes.features is not None and probes.weights is not None:

@@ -40,6 +40,9 @@ COLLAPSE_SCALARS = SCALAR_FIELDS  # every scalar a collapse row stores
 CLASSIFIER_ONLY = ("equinorm_w", "equiangularity_w", "max_angle_w", "etf_distance_w",
                    "of_distance_w", "nc3", "nc4")  # fmt: skip
 PER_CLASS = ("count", "within_trace", "between_norm", "within_between_ratio", "nc1")
+#: The per-sample own / nearest-other class-mean distance ratios of the first samples (by id) that
+#: :func:`add_score_run` makes larger than 1; every other ratio is below 3.
+NEARER_OTHER = (4.0, 3.5)
 
 
 def write_images(folder: Path, seed: int = 0) -> None:
@@ -160,13 +163,17 @@ def add_score_run(
         "sim": rng.random(n),
         "cl_self_confidence": rng.random(n),  # a label-noise detector's score
     }
+    if with_collapse:  # per-sample distances to the class means, as the score job stores them
+        own, other = 0.5 + rng.random(n), 0.5 + rng.random(n)
+        other[: len(NEARER_OTHER)] = own[: len(NEARER_OTHER)] / np.asarray(NEARER_OTHER)  # ratios > 1
+        scores.update(nc_own_distance=own, nc_other_distance=other, nc_distance_ratio=own / other)
     results.write_scores(ws, run_id, ids, scores)
     verdict = label_issue_frame(samples, seed)
     results.write_label_issues(ws, run_id, verdict)
     if with_collapse:
         results.write_collapse(ws, run_id, collapse_rows(classes, imbalance_ratio))
     summary = {"n_samples": n, "n_label_issues": int(verdict["is_label_issue"].sum()),
-               "scorers": list(SCORERS), "probe_source": "probes"}  # fmt: skip
+               "scorers": list(SCORERS), "probe_source": "probes", "nc_sample_source": "probe_final"}  # fmt: skip
     runs.finish_run(ws, run_id, summary)
     return run_id
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from app import state
 from app.components.collapse_panel import HEADLINE, imbalance_note, per_class_frame
-from backend.storage import Workspace
-from tests.app.app_testkit import CLASSES, CURVE_EPOCHS, add_score_run, metric_values
+from backend.storage import Workspace, results, runs
+from tests.app.app_testkit import CLASSES, CURVE_EPOCHS, NEARER_OTHER, add_score_run, metric_values
 
 
 def collapse_page(app_on, workspace: Path) -> AppTest:
@@ -22,18 +23,26 @@ def test_collapse_shows_headline_curve_and_per_class(app_on, scored_workspace: P
     assert at.title[0].value == "Neural collapse"
     assert at.selectbox(key=state.COLLAPSE_SOURCE).value == "probe_final"  # the headline source
     shown = metric_values(at)
-    assert list(shown) == [label for label, _ in HEADLINE.values()]
+    assert list(shown)[: len(HEADLINE)] == [label for label, _ in HEADLINE.values()]
     assert "n/a" not in shown.values()  # the probe has a classifier
     captions = " ".join(c.value for c in at.main.caption)
     assert "0 = perfectly collapsed" in captions and "simplex ETF" in captions
     assert not at.warning  # balanced classes: no orthogonal-frame note
 
-    curve, per_class = at.get("plotly_chart")
+    curve, per_class, ratios = at.get("plotly_chart")
     spec = json.loads(curve.proto.spec)
     assert [t["name"] for t in spec["data"]] == ["nc1", "etf_distance", "nc3", "nc4"]
     assert len(spec["data"][0]["y"]) == CURVE_EPOCHS
     assert at.selectbox(key=state.COLLAPSE_CLASS_METRIC).value == "within_between_ratio"
     assert at.dataframe[0].value["class"].tolist() == list(CLASSES)
+    # per sample: the two constructed far-off samples first, the count of ratios above 1
+    stored = results.read_scores(Workspace.open(scored_workspace), runs.latest_run(
+        Workspace.open(scored_workspace), "score")["run_id"]).sort_values("id")
+    table = at.dataframe[1].value
+    assert table["id"].tolist()[:2] == stored["id"].tolist()[:2]
+    assert table["ratio"].tolist()[:2] == pytest.approx(list(NEARER_OTHER))
+    assert shown["Nearer another class"] == str(int((stored["nc_distance_ratio"] > 1).sum()))
+    assert "nearest-class-mean classifier would pick another" in captions
     (download,) = at.get("download_button")
     assert download.label == "Download JSON"
 
@@ -46,6 +55,14 @@ def test_a_run_without_collapse_metrics_says_so(app_on, writable_scored_workspac
     add_score_run(Workspace.open(writable_scored_workspace), with_collapse=False)
     at = collapse_page(app_on, writable_scored_workspace)
     assert "stored no neural-collapse metrics" in at.info[0].value
+
+
+def test_a_run_without_per_sample_distances_says_how_to_get_them(app_on, writable_scored_workspace: Path) -> None:
+    ws = Workspace.open(writable_scored_workspace)
+    run_id = runs.latest_run(ws, "score")["run_id"]
+    ws.table("scores").delete(f"run_id = '{run_id}' AND name LIKE 'nc_%'")  # as runs scored before them
+    at = collapse_page(app_on, writable_scored_workspace)
+    assert any("stored no per-sample distances" in c.value for c in at.main.caption)
 
 
 def test_imbalance_note_compares_the_two_geometries() -> None:

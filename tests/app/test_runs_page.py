@@ -7,6 +7,7 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 from app import state
+from app.data import NC_SAMPLE_COLUMNS
 from backend.storage import Workspace, runs
 from tests.app.app_testkit import N_FLAGGED, N_SAMPLES, SCORERS, add_score_run, metric_values
 
@@ -29,7 +30,8 @@ def test_runs_listed_and_two_score_runs_compared(app_on, writable_scored_workspa
     assert shown["Jaccard"] == "1.00"  # the test kit flags the same samples in every run
     settings, scores = at.dataframe[1].value, at.dataframe[2].value
     assert set(settings["field"]) == {"seed"}  # times and durations are not counted as differences
-    assert set(scores["name"]) == {*SCORERS, "cl_self_confidence"} and (scores["n"] == N_SAMPLES).all()
+    assert set(scores["name"]) == {*SCORERS, "cl_self_confidence", *NC_SAMPLE_COLUMNS}
+    assert (scores["n"] == N_SAMPLES).all()
     assert "Neural collapse" in " ".join(m.value for m in at.markdown)
 
     at.selectbox(key=state.RUNS_KIND).set_value("project").run()

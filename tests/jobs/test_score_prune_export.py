@@ -51,6 +51,12 @@ def test_score_run_stores_everything(scored) -> None:
     assert set(recommended_scorers()) <= set(wide.columns) and len(wide) == N
     collapse = results.read_collapse(ws, run["run_id"])
     assert {"embeddings", "probe", "probe_final"} <= set(collapse["source"])
+    # per sample: distance to the own vs the nearest other class mean, on the probe's features
+    assert run["summary"]["nc_sample_source"] == "probe_final"
+    ratio = wide.set_index("id")["nc_distance_ratio"]
+    np.testing.assert_allclose(ratio, wide.set_index("id")["nc_own_distance"] / wide.set_index("id")["nc_other_distance"])
+    is_noisy = ratio.index.isin([f"d{i:04d}" for i in noisy])
+    assert ratio[is_noisy].median() > 2 * ratio[~is_noisy].median()  # a flipped label sits far from its class
 
 
 def test_prune_default_and_named_methods(scored, capsys: pytest.CaptureFixture[str]) -> None:
@@ -152,3 +158,9 @@ def test_imported_logits_and_classifier_feed_the_scorers(scored) -> None:
     assert (wide["forgetting"] <= 1).mean() > 0.5
     sources = set(results.read_collapse(ws, run["run_id"])["source"])
     assert "imported:clf" in sources
+    # the per-sample distances follow the headline: the embeddings the imported classifier reads
+    from backend.scoring.neural_collapse import sample_mean_distances
+
+    assert run["summary"]["nc_sample_source"] == "imported:clf"
+    expected = sample_mean_distances(unit * norms[:, None], labels, n_classes=10).ratio
+    np.testing.assert_allclose(wide.set_index("id").loc[list(ids), "nc_distance_ratio"], expected, rtol=1e-5)
