@@ -11,8 +11,9 @@ Choices:
   not values, are what pruning uses) and by the overlap of their hardest ``TOP_FRACTION`` (what a
   keep-hard prune at removed 1 - TOP_FRACTION would keep: the part that matters most; ties at the
   cut, common in 0/1 and count scores, broken at random, in expectation). "Hardest"
-  is the registered orientation for pruning scores (``registry.difficulty_of``); the label-noise
-  detectors' scores are higher = more likely wrong.
+  is the registered orientation for pruning scores (``registry.difficulty_of``); other stored
+  columns count their largest values (the label-noise detectors' scores and the per-sample
+  collapse ratio are higher = worse).
 - Flags: counts flagged by both / only one, Jaccard index of the flagged sets, and on samples
   both flag, how often they suggest the same label.
 - Collapse: the headline metrics of each run (``score_export.collapse_summary``), side by side.
@@ -184,7 +185,7 @@ def compare_kept(ws: Workspace, a: dict, b: dict) -> tuple[dict | None, pd.DataF
 def _hardness(name: str, values: np.ndarray) -> np.ndarray:
     if name in registry.SCORES:
         return registry.difficulty_of(name, values)
-    return np.asarray(values, dtype=np.float64)  # label-noise detector scores: higher = worse
+    return np.asarray(values, dtype=np.float64)  # detector scores, collapse ratio: higher = worse
 
 
 def compare_scores(wide_a: pd.DataFrame, wide_b: pd.DataFrame, *, top_fraction: float = TOP_FRACTION) -> pd.DataFrame:
