@@ -30,6 +30,7 @@ from backend.jobs.tracking import recorded_run, stage
 from backend.scoring import neural_collapse as nc
 from backend.scoring.pruning import registry
 from backend.storage import model_outputs, results
+from backend.storage.errors import NotFoundError
 from backend.storage.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,14 @@ def score(ws: Workspace, *, embedding_key: str | None = None, scorers: str | lis
     start = time.perf_counter()
     with stage(log, "load dataset", show=show_progress):
         data = load_dataset(ws, key)
+    # wrong names fail now, before a run is recorded, not after minutes of probes
+    classifier = _classifier(ws, classifier_name, key)
+    if classifier is not None:
+        _check_classifier_classes(classifier, data.classes)
+    if logits_name and logits_name not in model_outputs.logits_names(ws):
+        stored = ", ".join(model_outputs.logits_names(ws)) or "none"
+        raise NotFoundError(f"no imported logits named {logits_name!r} (stored: {stored}); import them with "
+                            "`thresher ingest --logits FILE.parquet`")
     config = probe_config_for(len(data.ids), device=device)
     run_config = {"scorers": names, "probe": asdict(config), "logits": logits_name, "classifier": classifier_name,
                   "classes": data.classes}
@@ -95,7 +104,6 @@ def score(ws: Workspace, *, embedding_key: str | None = None, scorers: str | lis
         with stage(log, "write scores", show=show_progress):
             results.write_scores(ws, run.run_id, data.ids, {**values, **detector_scores})
         with stage(log, "neural collapse", show=show_progress):
-            classifier = _classifier(ws, classifier_name, key)
             feats = data.features  # the unnormalised embeddings, computed once for both
             rows = collapse_rows(data, probes, classifier=classifier, features=feats)
             results.write_collapse(ws, run.run_id, rows)
@@ -164,13 +172,21 @@ def collapse_rows(data: Dataset, probes: ProbeOutputs, *, classifier: dict | Non
                                     biases=probes.biases[-1], n_classes=data.n_classes)
         rows += _metric_rows("probe_final", int(probes.weights.shape[0] - 1), final, data.classes)
     if classifier is not None:
-        order = [classifier["classes"].index(c) for c in data.classes if c in classifier["classes"]]
-        if len(order) != data.n_classes:
-            raise ValueError(f"classifier classes {classifier['classes']} do not cover the labels {data.classes}")
+        order = _check_classifier_classes(classifier, data.classes)
         metrics = nc.collapse_metrics(feats, data.labels, weights=classifier["weights"][order],
                                       biases=classifier["bias"][order], n_classes=data.n_classes)
         rows += _metric_rows(f"imported:{classifier['name']}", -1, metrics, data.classes)
     return rows
+
+
+def _check_classifier_classes(classifier: dict, classes: list[str]) -> list[int]:
+    """The classifier's row of each dataset class, in the dataset's order; ValueError when a class
+    has none."""
+    missing = [c for c in classes if c not in classifier["classes"]]
+    if missing:
+        raise ValueError(f"classifier {classifier['name']!r} has no row for the classes {missing} "
+                         f"(its classes: {classifier['classes']}); import one trained on every label")
+    return [classifier["classes"].index(c) for c in classes]
 
 
 def _clean(value: float) -> float | None:

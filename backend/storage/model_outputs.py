@@ -66,7 +66,9 @@ def write_classifier(ws: Workspace, name: str, *, embedding_key: str, classes: l
 def read_classifier(ws: Workspace, name: str) -> dict:
     frame = ws.read("classifiers", where=f"name = {sql_string(name)}")
     if frame.empty:
-        raise NotFoundError(f"no classifier named {name!r}; import one with `thresher ingest --classifier`")
+        stored = ", ".join(classifier_names(ws)) or "none"
+        raise NotFoundError(f"no classifier named {name!r} (stored: {stored}); import one with "
+                            "`thresher ingest --classifier FILE.npz`")
     row = frame.iloc[0]
     classes = json.loads(row["classes_json"])
     weights = np.asarray(row["weights"], np.float32).reshape(len(classes), int(row["dim"]))

@@ -17,7 +17,6 @@ import duckdb
 import pandas as pd
 
 from backend.storage import schemas
-from backend.storage.errors import StorageError
 from backend.storage.workspace import Workspace
 
 
@@ -73,15 +72,3 @@ def projection_points(q: QueryEngine, run_id: str) -> pd.DataFrame:
         "FROM projections p JOIN samples s USING (id) WHERE p.run_id = ? ORDER BY p.id",
         [run_id],
     )
-
-
-def samples_by_ids(q: QueryEngine, ids: list[str]) -> pd.DataFrame:
-    if not ids:
-        return pd.DataFrame(columns=schemas.SAMPLES.columns)
-    return q.sql("SELECT * FROM samples WHERE list_contains(?, id) ORDER BY id", [list(ids)])
-
-
-def check_column(name: str, allowed: tuple[str, ...] | list[str]) -> str:
-    if name not in allowed:
-        raise StorageError(f"unknown column {name!r}; choose one of {', '.join(allowed)}")
-    return name

@@ -132,7 +132,7 @@ def test_export_scores_and_collapse(scored) -> None:
     assert len(pd.read_csv(subset_out)) == len(subsets.subset_ids(Workspace.open(ws_path), "kept"))
 
 
-def test_imported_logits_and_classifier_feed_the_scorers(scored) -> None:
+def test_imported_logits_and_classifier_feed_the_scorers(scored, capsys: pytest.CaptureFixture[str]) -> None:
     ws_path, _, tmp = scored
     ws = Workspace.open(ws_path)
     ids, unit, norms = ws.load_embeddings("imported-digits")
@@ -164,3 +164,17 @@ def test_imported_logits_and_classifier_feed_the_scorers(scored) -> None:
     assert run["summary"]["nc_sample_source"] == "imported:clf"
     expected = sample_mean_distances(unit * norms[:, None], labels, n_classes=10).ratio
     np.testing.assert_allclose(wide.set_index("id").loc[list(ids), "nc_distance_ratio"], expected, rtol=1e-5)
+    # wrong names are refused before anything runs: no run is recorded
+    n_runs = len(runs.list_runs(ws, "score"))
+    capsys.readouterr()
+    assert main(["score", "--workspace", str(ws_path), "--scorers", "el2n", "--classifier", "nope"]) == 2
+    assert "no classifier named 'nope' (stored: clf)" in capsys.readouterr().err
+    assert main(["score", "--workspace", str(ws_path), "--scorers", "el2n", "--logits", "nope"]) == 2
+    assert "no imported logits named 'nope' (stored: mine)" in capsys.readouterr().err
+    np.savez(tmp / "clf9.npz", weights=weights[:9], bias=np.zeros(9), classes=np.array([str(c) for c in range(9)]))
+    assert main(["ingest", "--workspace", str(ws_path), "--classifier", str(tmp / "clf9.npz"),
+                 "--embedding-key", "imported-digits"]) == 0
+    capsys.readouterr()
+    assert main(["score", "--workspace", str(ws_path), "--scorers", "el2n", "--classifier", "clf9"]) == 2
+    assert "classifier 'clf9' has no row for the classes ['9']" in capsys.readouterr().err
+    assert len(runs.list_runs(ws, "score")) == n_runs

@@ -133,9 +133,6 @@ def test_queries_over_lance_tables(workspace: Workspace) -> None:
     assert q.sql("SELECT count(*) AS n FROM samples")["n"][0] == 10
     # user input only as bound parameters
     assert q.sql("SELECT count(*) AS n FROM samples WHERE label = ?", ["c0' OR 1=1 --"])["n"][0] == 0
-    assert queries.samples_by_ids(q, ["s1", "s3"])["id"].tolist() == ["s1", "s3"]
-    with pytest.raises(StorageError, match="unknown column"):
-        queries.check_column("label; DROP", ("label", "split"))
 
 
 @pytest.mark.parametrize("fmt", export.FORMATS)
