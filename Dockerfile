@@ -30,4 +30,9 @@ RUN pip install -c constraints.txt . \
 USER thresher
 VOLUME ["/data"]
 EXPOSE 8501
+# `thresher` runs as PID 1, which the kernel shields from signals it installs no handler for:
+# SIGTERM would be ignored while the demo computes, so `docker stop` waited out its timeout and
+# killed it. Python handles SIGINT (KeyboardInterrupt) everywhere, and `thresher app` passes it on
+# to its Streamlit server (backend/commands.py: run_app).
+STOPSIGNAL SIGINT
 CMD ["thresher", "demo"]
