@@ -140,7 +140,7 @@ def _cached_embedding_counts(root: str, versions: Versions) -> pd.DataFrame:
 
 
 def run_list(root: str, kind: str | None) -> pd.DataFrame:
-    """Runs of one kind, newest first (``runs.list_runs``)."""
+    """Runs of one kind (every kind with ``None``), newest first (``runs.list_runs``)."""
     return _cached_run_list(root, kind, table_versions(root, ("runs",)))
 
 
@@ -293,11 +293,6 @@ def write_manifest(root: str, subset: str | None, fmt: str, out: str) -> Path:
 COMPARISON_TABLES = ("runs", "scores", "label_issues", "collapse", "samples")
 
 
-def all_runs(root: str) -> pd.DataFrame:
-    """Every run of every kind, newest first (``runs.list_runs``)."""
-    return _cached_run_list(root, None, table_versions(root, ("runs",)))
-
-
 def run_comparison(root: str, run_a: str, run_b: str) -> RunComparison:
     """``run_compare.compare_runs``; raises ``StorageError`` with the reason (different kinds,
     unfinished score run, unknown id)."""
@@ -353,25 +348,14 @@ def _cached_sample_scores(root: str, run_id: str, versions: Versions) -> pd.Data
     return verdict.merge(results.read_scores(ws, run_id), on="id", how="outer")
 
 
-#: The per-sample neural-collapse distances a score run stores (``score_job.NC_SAMPLE_SCORES``).
-NC_SAMPLE_COLUMNS = ("nc_own_distance", "nc_other_distance", "nc_distance_ratio")
-
-
 def collapse_samples(root: str, run_id: str) -> pd.DataFrame:
-    """id, label, split, path and the per-sample collapse distances of a score run, largest
-    own / nearest-other ratio first; empty when the run stored none (runs made before them)."""
+    """``score_export.collapse_samples``: a score run's per-sample collapse distances."""
     return _cached_collapse_samples(root, run_id, table_versions(root, ("scores", "samples")))
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
 def _cached_collapse_samples(root: str, run_id: str, versions: Versions) -> pd.DataFrame:
-    ws = open_workspace(root)
-    wide = results.read_scores(ws, run_id)
-    if not set(NC_SAMPLE_COLUMNS) <= set(wide.columns):
-        return pd.DataFrame(columns=["id", "label", "split", "path", *NC_SAMPLE_COLUMNS])
-    frame = ws.samples(columns=["id", "label", "split", "path"]).merge(wide[["id", *NC_SAMPLE_COLUMNS]], on="id")
-    frame = frame.sort_values(["nc_distance_ratio", "id"], ascending=[False, True], kind="stable")
-    return frame.reset_index(drop=True)
+    return score_export.collapse_samples(open_workspace(root), run_id)
 
 
 def colored_points(root: str, run_id: str, score_run: str | None, color_by: str) -> pd.DataFrame:

@@ -16,6 +16,7 @@ import streamlit as st
 
 from app import data, state
 from app.components import score_charts
+from app.components.metric_row import metric_row
 
 #: The headline metrics, each with a one-line explanation.
 HEADLINE = {
@@ -161,8 +162,7 @@ def per_sample(samples: pd.DataFrame, source: str | None) -> None:
     cells = [("Median ratio", format_value(float(ratio.median()))),
              ("Nearer another class", f"{beyond:,}"),
              ("Share", f"{100 * beyond / max(len(ratio), 1):.1f}%")]  # fmt: skip
-    for column, (label, value) in zip(st.columns(len(cells)), cells, strict=True):
-        column.metric(label, value)
+    metric_row(cells)
     st.plotly_chart(score_charts.ratio_histogram(ratio), key="collapse.ratio")
     head = samples.head(SAMPLE_ROWS)
     st.caption(f"The {len(head)} samples with the largest ratio.")

@@ -7,6 +7,7 @@ import json
 import pandas as pd
 import streamlit as st
 
+from app.components.metric_row import metric_row
 from app.data import OverviewCounts
 
 RUN_COLUMNS = ["run_id", "status", "embedding_key", "created_at", "finished_at", "summary", "error"]
@@ -22,8 +23,7 @@ def metrics_row(counts: OverviewCounts) -> None:
         ("Projection runs", counts.projection_runs),
         ("Subsets", counts.subsets),
     ]
-    for column, (label, value) in zip(st.columns(len(cells)), cells, strict=True):
-        column.metric(label, f"{value:,}")
+    metric_row([(label, f"{value:,}") for label, value in cells])
 
 
 def runs_frame(runs: pd.DataFrame, columns: list[str] = RUN_COLUMNS) -> pd.DataFrame:

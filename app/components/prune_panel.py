@@ -12,6 +12,7 @@ import streamlit as st
 
 from app import data, prune_data, state
 from app.components import score_charts
+from app.components.metric_row import metric_row
 from app.components.palette import natural_order
 from backend.jobs import prune_job
 from backend.storage import StorageError
@@ -201,8 +202,7 @@ def result(root: str, done: prune_data.PruneDone) -> None:
         ("Removed", f"{done.n_removed:,}"),
         ("Kept share", f"{100 * done.n_kept / total:.1f}%"),
     ]
-    for column, (label, value) in zip(st.columns(len(cells)), cells, strict=True):
-        column.metric(label, value)
+    metric_row(cells)
     left, right = st.columns(2)
     left.plotly_chart(score_charts.kept_by_class(outcome), key="prune.by_class")
     scores = score_columns(outcome)

@@ -11,6 +11,7 @@ import streamlit as st
 
 from app import data, state
 from app.components import score_charts
+from app.components.metric_row import metric_row
 from app.components.palette import natural_order
 from app.components.subset_form import SaveFormKeys, save_subset_form
 
@@ -110,8 +111,7 @@ def summary(issues: pd.DataFrame, shown: pd.DataFrame) -> None:
         ("Flagged share", f"{100 * n_flagged / max(len(issues), 1):.1f}%"),
         ("Shown", f"{len(shown):,}"),
     ]
-    for column, (label, value) in zip(st.columns(len(cells)), cells, strict=True):
-        column.metric(label, value)
+    metric_row(cells)
 
 
 def charts(issues: pd.DataFrame, shown: pd.DataFrame) -> None:

@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from app import data, state
+from app.components.metric_row import metric_row
 from app.components.overview import runs_frame
 from backend.jobs.run_compare import TOP_FRACTION, RunComparison
 from backend.storage.errors import StorageError
@@ -85,16 +86,19 @@ def comparison(cmp: RunComparison) -> None:
             st.dataframe(cmp.collapse, hide_index=True)
 
 
+def agreement_cells(counts: dict, what: str, verb: str) -> list[tuple[str, str]]:
+    """Metric cells of ``run_compare``'s agreement counts (``<what>_a`` ..., ``jaccard``)."""
+    jaccard = counts["jaccard"]
+    return [(f"{verb} by a", f"{counts[f'{what}_a']:,}"), (f"{verb} by b", f"{counts[f'{what}_b']:,}"),
+            ("By both", f"{counts[f'{what}_by_both']:,}"), ("Only a / only b", f"{counts['only_a']:,} / {counts['only_b']:,}"),
+            ("Jaccard", "n/a" if jaccard is None else f"{jaccard:.2f}")]  # fmt: skip
+
+
 def flags_panel(cmp: RunComparison) -> None:
     f = cmp.flags
     st.markdown(f"**Label-issue flags** on the {f['samples_in_both']:,} samples both runs judged")
     same = f["same_suggestion_when_both_flag"]
-    cells = [("Flagged by a", f"{f['flagged_a']:,}"), ("Flagged by b", f"{f['flagged_b']:,}"),
-             ("By both", f"{f['flagged_by_both']:,}"), ("Only a / only b", f"{f['only_a']:,} / {f['only_b']:,}"),
-             ("Jaccard", "n/a" if f["jaccard"] is None else f"{f['jaccard']:.2f}"),
-             ("Same suggestion", "n/a" if same is None else f"{same:.0%}")]  # fmt: skip
-    for column, (label, value) in zip(st.columns(len(cells)), cells, strict=True):
-        column.metric(label, value)
+    metric_row([*agreement_cells(f, "flagged", "Flagged"), ("Same suggestion", "n/a" if same is None else f"{same:.0%}")])
     if cmp.flag_changes is not None and len(cmp.flag_changes):
         st.caption("Samples flagged by one run only, largest change of the label-issue score first.")
         st.dataframe(cmp.flag_changes, hide_index=True)
@@ -105,12 +109,8 @@ def kept_panel(cmp: RunComparison) -> None:
     if cmp.kept is None:
         st.info(f"Kept samples: {cmp.kept_note}.")
         return
-    k = cmp.kept
     st.markdown("**Kept samples**")
-    cells = [("Kept by a", f"{k['kept_a']:,}"), ("Kept by b", f"{k['kept_b']:,}"), ("By both", f"{k['kept_by_both']:,}"),
-             ("Only a / only b", f"{k['only_a']:,} / {k['only_b']:,}"), ("Jaccard", f"{k['jaccard']:.2f}")]  # fmt: skip
-    for column, (label, value) in zip(st.columns(len(cells)), cells, strict=True):
-        column.metric(label, value)
+    metric_row(agreement_cells(cmp.kept, "kept", "Kept"))
     st.dataframe(cmp.kept_by_class, hide_index=True)
 
 

@@ -12,7 +12,7 @@ st.title("Runs")
 st.caption("Every computation (ingest, embed, project, score, prune) is a run, stored with its config, "
            "embedding, seed, time and code version.")
 runs_panel.deleted_notice()
-all_runs = data.all_runs(root)
+all_runs = data.run_list(root, None)
 if all_runs.empty:
     st.info(f"No runs yet: start with `thresher ingest --workspace {ws.root} SOURCE`.")
     st.stop()

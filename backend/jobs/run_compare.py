@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from backend.scoring.pruning import registry
+from backend.scoring.ranks import rank_quantile
 from backend.storage import results, runs, score_export, subsets
 from backend.storage.errors import StorageError
 from backend.storage.workspace import Workspace
@@ -129,19 +130,10 @@ def compare_flags(ws: Workspace, run_a: str, run_b: str) -> tuple[dict[str, Any]
     va, vb = (results.read_label_issues(ws, r)[cols] for r in (run_a, run_b))
     both = va.merge(vb, on="id", suffixes=("_a", "_b"))
     fa, fb = both["is_label_issue_a"].astype(bool), both["is_label_issue_b"].astype(bool)
-    n_union = int((fa | fb).sum())
-    jaccard = None  # no sample judged by both: nothing to agree on
-    if len(both):
-        jaccard = float((fa & fb).sum() / n_union) if n_union else 1.0  # neither flags any: agree
     agree = both[fa & fb]
     flags = {
         "samples_in_both": len(both),
-        "flagged_a": int(fa.sum()),
-        "flagged_b": int(fb.sum()),
-        "flagged_by_both": int((fa & fb).sum()),
-        "only_a": int((fa & ~fb).sum()),
-        "only_b": int((~fa & fb).sum()),
-        "jaccard": jaccard,
+        **_agreement(fa.to_numpy(), fb.to_numpy(), "flagged"),
         "same_suggestion_when_both_flag": (
             float((agree["suggested_label_a"] == agree["suggested_label_b"]).mean()) if len(agree) else None
         ),
@@ -153,6 +145,16 @@ def compare_flags(ws: Workspace, run_a: str, run_b: str) -> tuple[dict[str, Any]
     order = (changed["label_issue_score_a"] - changed["label_issue_score_b"]).abs()
     changed = changed.assign(_order=order.to_numpy()).sort_values(["_order", "id"], ascending=[False, True])
     return flags, changed.drop(columns="_order").reset_index(drop=True)
+
+
+def _agreement(in_a: np.ndarray, in_b: np.ndarray, what: str) -> dict[str, Any]:
+    """Two boolean memberships over the same samples: ``<what>_a``, ``<what>_b``,
+    ``<what>_by_both``, ``only_a``, ``only_b`` and the Jaccard index of the two sets (1 when both
+    are empty; None when there is no sample at all: nothing to agree on)."""
+    both, union = int((in_a & in_b).sum()), int((in_a | in_b).sum())
+    jaccard = None if not in_a.size else (both / union if union else 1.0)
+    return {f"{what}_a": int(in_a.sum()), f"{what}_b": int(in_b.sum()), f"{what}_by_both": both,
+            "only_a": int((in_a & ~in_b).sum()), "only_b": int((~in_a & in_b).sum()), "jaccard": jaccard}  # fmt: skip
 
 
 def compare_kept(ws: Workspace, a: dict, b: dict) -> tuple[dict | None, pd.DataFrame | None, str | None]:
@@ -168,14 +170,9 @@ def compare_kept(ws: Workspace, a: dict, b: dict) -> tuple[dict | None, pd.DataF
             return None, None, (f"the subset of prune run {run['run_id']} ('{wanted}') was deleted or replaced "
                                 "by a later run, so its kept set is gone")
         kept.append(set(subsets.subset_ids(ws, name)))
-    ka, kb = kept
-    union = ka | kb
-    counts = {"kept_a": len(ka), "kept_b": len(kb), "kept_by_both": len(ka & kb),
-              "only_a": len(ka - kb), "only_b": len(kb - ka),
-              "jaccard": len(ka & kb) / len(union) if union else 1.0}  # fmt: skip
     labels = ws.samples(columns=["id", "label"])
-    labels = labels[labels["id"].isin(union)]
-    in_a, in_b = labels["id"].isin(ka), labels["id"].isin(kb)
+    in_a, in_b = labels["id"].isin(kept[0]), labels["id"].isin(kept[1])
+    counts = _agreement(in_a.to_numpy(), in_b.to_numpy(), "kept")
     per_class = (labels.assign(kept_a=in_a, kept_b=in_b, kept_by_both=in_a & in_b)
                  .groupby("label", as_index=False)[["kept_a", "kept_b", "kept_by_both"]].sum()
                  .rename(columns={"label": "class"}))  # fmt: skip
@@ -207,7 +204,7 @@ def _spearman(x: np.ndarray, y: np.ndarray) -> float | None:
     """Rank correlation with average ranks for ties; None when either side is constant."""
     if x.size < 2:
         return None
-    rx, ry = pd.Series(x).rank().to_numpy(), pd.Series(y).rank().to_numpy()
+    rx, ry = rank_quantile(x), rank_quantile(y)  # average ranks, rescaled: the same correlation
     if rx.std() == 0 or ry.std() == 0:
         return None
     return float(np.corrcoef(rx, ry)[0, 1])

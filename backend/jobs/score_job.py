@@ -29,8 +29,7 @@ from backend.jobs.score_inputs import ProbeOutputs, probe_config_for, run_probes
 from backend.jobs.tracking import recorded_run, stage
 from backend.scoring import neural_collapse as nc
 from backend.scoring.pruning import registry
-from backend.storage import model_outputs, results
-from backend.storage.errors import NotFoundError
+from backend.storage import model_outputs, results, score_export
 from backend.storage.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -69,10 +68,8 @@ def score(ws: Workspace, *, embedding_key: str | None = None, scorers: str | lis
     classifier = _classifier(ws, classifier_name, key)
     if classifier is not None:
         _check_classifier_classes(classifier, data.classes)
-    if logits_name and logits_name not in model_outputs.logits_names(ws):
-        stored = ", ".join(model_outputs.logits_names(ws)) or "none"
-        raise NotFoundError(f"no imported logits named {logits_name!r} (stored: {stored}); import them with "
-                            "`thresher ingest --logits FILE.parquet`")
+    if logits_name:
+        model_outputs.check_logits_name(ws, logits_name)
     config = probe_config_for(len(data.ids), device=device)
     run_config = {"scorers": names, "probe": asdict(config), "logits": logits_name, "classifier": classifier_name,
                   "classes": data.classes}
@@ -132,15 +129,11 @@ def _classifier(ws: Workspace, name: str | None, key: str) -> dict | None:
     return stored
 
 
-#: Per-sample neural-collapse distances, stored with the run's scores: each sample's Euclidean
-#: distance to its own class mean, to the nearest other class mean, and own / other (> 1: the
-#: nearest-class-mean classifier of Papyan et al. 2020's NC4 would pick another class).
-NC_SAMPLE_SCORES = ("nc_own_distance", "nc_other_distance", "nc_distance_ratio")
-
-
 def sample_collapse_scores(data: Dataset, probes: ProbeOutputs, *, classifier: dict | None,
                            features: np.ndarray | None = None) -> tuple[str, dict[str, np.ndarray]]:
-    """(source, {name: (N,) values}) for :data:`NC_SAMPLE_SCORES`, on the features of the
+    """(source, {name: (N,) values}) for ``score_export.NC_SAMPLE_SCORES``: each sample's Euclidean
+    distance to its own class mean, to the nearest other class mean, and own / other (> 1: the
+    nearest-class-mean classifier of Papyan et al. 2020's NC4 would pick another class), on the features of the
     headline collapse metrics (``score_export.HEADLINE_ORDER``): the embeddings an imported
     classifier reads, else the probe's last-epoch penultimate features, else the embeddings."""
     if classifier is None and probes.features is not None and probes.weights is not None:
@@ -149,7 +142,7 @@ def sample_collapse_scores(data: Dataset, probes: ProbeOutputs, *, classifier: d
         source = f"imported:{classifier['name']}" if classifier is not None else "embeddings"
         feats = data.features if features is None else features
     d = nc.sample_mean_distances(feats, data.labels, n_classes=data.n_classes)
-    return source, dict(zip(NC_SAMPLE_SCORES, (d.own, d.nearest_other, d.ratio), strict=True))
+    return source, dict(zip(score_export.NC_SAMPLE_SCORES, (d.own, d.nearest_other, d.ratio), strict=True))
 
 
 def collapse_rows(data: Dataset, probes: ProbeOutputs, *, classifier: dict | None,

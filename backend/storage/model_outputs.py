@@ -38,11 +38,20 @@ def logits_names(ws: Workspace) -> list[str]:
     return sorted(set(ws.dataset("imported_logits").to_table(columns=["name"]).column("name").to_pylist()))
 
 
+def check_logits_name(ws: Workspace, name: str) -> str:
+    """``name`` when imported logits are stored under it; else NotFoundError listing the stored ones."""
+    stored = logits_names(ws)
+    if name not in stored:
+        raise NotFoundError(f"no imported logits named {name!r} (stored: {', '.join(stored) or 'none'}); import "
+                            "them with `thresher ingest --logits FILE.parquet`")
+    return name
+
+
 def read_logits(ws: Workspace, name: str) -> tuple[list[str], list[int], np.ndarray]:
     """(ids (N,), epochs (E,), logits (E, N, C)) stored under ``name``."""
     frame = ws.read("imported_logits", where=f"name = {sql_string(name)}")
     if frame.empty:
-        raise NotFoundError(f"no imported logits named {name!r} (stored: {', '.join(logits_names(ws)) or 'none'})")
+        check_logits_name(ws, name)  # raises, naming the stored ones
     ids = sorted(frame["id"].unique())
     epochs = sorted(int(e) for e in frame["epoch"].unique())
     pos = {i: k for k, i in enumerate(ids)}

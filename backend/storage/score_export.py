@@ -22,6 +22,22 @@ HEADLINE_METRICS = ("nc1", "equinorm", "equiangularity", "max_angle", "etf_dista
                     "imbalance_ratio")
 
 
+#: The per-sample neural-collapse distances a score run stores beside its scores (written by
+#: ``backend.jobs.score_job.sample_collapse_scores``): own class mean, nearest other, own / other.
+NC_SAMPLE_SCORES = ("nc_own_distance", "nc_other_distance", "nc_distance_ratio")
+
+
+def collapse_samples(ws: Workspace, run_id: str) -> pd.DataFrame:
+    """id, label, split, path and the :data:`NC_SAMPLE_SCORES` of a score run, largest own /
+    nearest-other ratio first; empty when the run stored none (runs made before them)."""
+    wide = results.read_scores(ws, run_id)
+    if not set(NC_SAMPLE_SCORES) <= set(wide.columns):
+        return pd.DataFrame(columns=["id", "label", "split", "path", *NC_SAMPLE_SCORES])
+    frame = ws.samples(columns=["id", "label", "split", "path"]).merge(wide[["id", *NC_SAMPLE_SCORES]], on="id")
+    frame = frame.sort_values(["nc_distance_ratio", "id"], ascending=[False, True], kind="stable")
+    return frame.reset_index(drop=True)
+
+
 def scores_frame(ws: Workspace, run_id: str) -> pd.DataFrame:
     """id, label, suggested_label, label_issue_score, is_label_issue, detectors, <name>_score..."""
     samples = ws.samples(columns=["id", "label", "split"])

@@ -7,8 +7,8 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 from app import state
-from app.data import NC_SAMPLE_COLUMNS
 from backend.storage import Workspace, runs
+from backend.storage.score_export import NC_SAMPLE_SCORES as NC_SAMPLE_COLUMNS
 from tests.app.app_testkit import N_FLAGGED, N_SAMPLES, SCORERS, add_score_run, metric_values
 
 
