@@ -33,12 +33,14 @@ test-fast: setup
 bench: setup
 	$(BIN)/python bench/label_noise.py
 	$(BIN)/python bench/pruning.py
+	$(BIN)/python bench/distillation.py
 	$(BIN)/python bench/scale.py
 
 bench-tune: setup
 	$(BIN)/python bench/pruning.py --select
 	$(BIN)/python bench/pruning.py --tune
 	$(BIN)/python bench/pruning.py --alternatives
+	$(BIN)/python bench/distillation.py --tune
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts

@@ -65,6 +65,7 @@ PRUNE_OVERWRITE = "prune.overwrite"
 PRUNE_OPTION = "prune.option"  # + ".<method>.<parameter>"
 PRUNE_HISTOGRAM_SCORE = "prune.histogram_score"
 PRUNE_LAST = "prune.last_result"
+PRUNE_EVAL_SUBSET = "prune.evaluate_subset"
 
 # Collapse: the score run, which source's metrics, the curve's metrics, the per-class metric.
 COLLAPSE_RUN = "collapse.run_id"

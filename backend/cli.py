@@ -128,6 +128,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--score-run", help="score run id (default: the latest)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing subset of that name")
 
+    p = sub.add_parser("evaluate", help="what training on a subset costs: held-out accuracy, with and without "
+                       "distillation, against all samples and a random subset of the same size (a run)",
+                       description="K-fold held-out accuracy of the engine's probe trained on the subset's samples, "
+                       "on every sample of its pool (the split it was pruned from, else all), on a random subset "
+                       "of the same size per class, and on both subsets with knowledge distillation from the "
+                       "full-data probe (Ben-Baruch et al. 2024: KD weight tied to the kept fraction). Every "
+                       "pool sample is tested once, on the fold where it is held out.")
+    _workspace_arg(p)
+    p.add_argument("--subset", required=True, help="a saved subset (thresher prune --name, or one saved in the app)")
+    p.add_argument("--folds", type=int, default=5, help="cross-validation folds (default 5)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--kd-weight", type=float, default=None, metavar="ALPHA",
+                   help="weight of the distillation term in [0, 1] (default: the fraction the subset removes, "
+                   "1 - kept fraction; chosen on validation splits, see bench/results/distillation_tuning.json)")
+    p.add_argument("--temperature", type=float, default=None, help="softmax temperature of the distillation term (default 4)")
+    p.add_argument("--embedding", help="embedding key (default: the one the subset's score run used)")
+    p.add_argument("--device", default=None, help="cuda / cpu for the probes (default: cuda when available)")
+
     p = sub.add_parser("export", help="write a manifest, the scores, or the neural-collapse metrics",
                        description="--what manifest (default): one row per sample (id, path, label, split, width, "
                        "height, content_hash) of the dataset or of --subset. --what scores: one row per sample with "
@@ -154,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "seed, time and code version); --compare shows what differs between two runs of one kind "
                        "and, for score runs, how far their flags, scores and neural-collapse metrics agree.")
     _workspace_arg(p)
-    p.add_argument("--kind", help="only runs of this kind (ingest, embed, project, score, prune)")
+    p.add_argument("--kind", help="only runs of this kind (ingest, embed, project, score, prune, evaluate)")
     action = p.add_mutually_exclusive_group()
     action.add_argument("--compare", nargs=2, metavar=("RUN_A", "RUN_B"), help="compare two runs of one kind")
     action.add_argument("--delete", metavar="RUN_ID", help="delete this run and the rows it produced "

@@ -147,6 +147,18 @@ def cmd_prune(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from backend.jobs.evaluate_job import evaluate, report
+
+    ws = Workspace.open(args.workspace)
+    result = evaluate(ws, subset=args.subset, embedding_key=args.embedding, folds=args.folds, seed=args.seed,
+                      kd_weight=args.kd_weight, temperature=args.temperature, device=args.device)
+    for line in report(result.summary):
+        print(line)
+    print(f"stored as run {result.run_id}")
+    return 0
+
+
 def app_command(workspace: Path) -> tuple[list[str], dict[str, str]]:
     """The ``streamlit run`` command line and environment for the app on ``workspace``."""
     spec = importlib.util.find_spec("app")
@@ -316,6 +328,7 @@ COMMANDS = {
     "demo": cmd_demo,
     "score": cmd_score,
     "prune": cmd_prune,
+    "evaluate": cmd_evaluate,
     "runs": cmd_runs,
     "subsets": cmd_subsets,
     "search": cmd_search,

@@ -180,3 +180,17 @@ def ratio_histogram(ratio: pd.Series, *, bins: int = 60) -> go.Figure:
     fig.update_layout(xaxis_title="own / nearest other class-mean distance", yaxis_title="samples",
                       height=320, margin=MARGIN, showlegend=False)
     return fig
+
+
+def recall_by_class(recall: Mapping[str, Mapping[str, float | None]], names: Mapping[str, str]) -> go.Figure:
+    """Grouped bars of held-out recall (%) per class, one group member per arm of ``recall``
+    ({arm: {class: recall %}}); ``names`` gives each arm's legend text."""
+    fig = go.Figure()
+    for arm, per_class in recall.items():
+        classes = natural_order(per_class)
+        fig.add_trace(go.Bar(x=classes, y=[per_class[c] for c in classes], name=names.get(arm, arm),
+                             hovertemplate="class %{x}: %{y:.1f}%<extra>" + names.get(arm, arm) + "</extra>"))
+    fig.update_layout(title="Held-out recall by class", xaxis_title="class", yaxis_title="recall %",
+                      xaxis_type="category", barmode="group", height=340, margin=MARGIN,
+                      legend=dict(orientation="h", y=-0.25))
+    return fig

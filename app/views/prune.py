@@ -3,7 +3,7 @@
 import streamlit as st
 
 from app import data, prune_data, state
-from app.components import overview, prune_panel
+from app.components import evaluate_panel, overview, prune_panel
 from app.components.score_runs import require_score_run
 from app.components.workspace import require_workspace
 
@@ -15,4 +15,5 @@ prune_panel.run_button(root, request, score_run=run_id)
 done = state.last_prune(root)
 if done is not None:
     prune_panel.result(root, done)
+evaluate_panel.section(root, done.subset if done is not None else None)
 overview.runs_table("Prune runs", data.run_list(root, "prune"), empty_hint="No prune runs yet.")

@@ -9,7 +9,7 @@ from backend.storage.errors import StorageError
 
 root, ws = require_workspace()
 st.title("Runs")
-st.caption("Every computation (ingest, embed, project, score, prune) is a run, stored with its config, "
+st.caption("Every computation (ingest, embed, project, score, prune, evaluate) is a run, stored with its config, "
            "embedding, seed, time and code version.")
 runs_panel.deleted_notice()
 all_runs = data.run_list(root, None)

@@ -16,6 +16,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from backend.scoring.distillation import distillation_loss
+
 if TYPE_CHECKING:
     from backend.scoring.probes import ProbeConfig
 
@@ -91,8 +93,15 @@ def fit_probe(
     config: ProbeConfig,
     seed: int,
     on_epoch: Callable[[int, ProbeNet], None] | None = None,
+    teacher_probs: torch.Tensor | None = None,
+    kd_weight: float = 0.0,
+    temperature: float = 1.0,
 ) -> ProbeNet:
     """Minibatch SGD on (x, y) already on the device; ``on_epoch(epoch, model)`` after each epoch.
+
+    With ``teacher_probs`` (N, C), a teacher's probabilities softened at ``temperature``, the
+    loss is the distillation loss of :func:`backend.scoring.distillation.distillation_loss`
+    with weight ``kd_weight`` (Ben-Baruch et al. 2024); without, plain cross-entropy.
 
     Algorithm
     ---------
@@ -120,7 +129,11 @@ def fit_probe(
                 for group in opt.param_groups:
                     group["lr"] = lr
             idx = order[start : start + config.batch_size]
-            loss = F.cross_entropy(model(x[idx]), y[idx], reduction="none")
+            if teacher_probs is None:
+                loss = F.cross_entropy(model(x[idx]), y[idx], reduction="none")
+            else:
+                loss = distillation_loss(model(x[idx]), y[idx], teacher_probs[idx],
+                                         alpha=kd_weight, temperature=temperature)
             if weight is not None:
                 loss = loss * weight[idx]
             opt.zero_grad(set_to_none=True)

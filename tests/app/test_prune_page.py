@@ -9,6 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from app import state
 from app.components.prune_panel import RECOMMENDED, n_kept
+from backend.jobs.evaluate_job import ARM_TEXT
 from backend.storage import Workspace, runs, subsets
 from tests.app.app_testkit import CLASSES, N_SAMPLES, PER_SPLIT, metric_values
 
@@ -131,3 +132,36 @@ def test_procedure_parameters_reach_the_prune(app_on, writable_scored_workspace:
     assert runs.latest_run(ws, "prune")["config"]["options"] == {"d2": {"gamma_reverse": 20.0, "k": 5}}
     at.selectbox(key=state.PRUNE_METHOD).set_value("random").run()
     assert not [n for n in at.number_input if str(n.key).startswith(state.PRUNE_OPTION)]
+
+
+def test_evaluate_a_subset_from_the_page(app_on, writable_scored_workspace: Path) -> None:
+    ws = Workspace.open(writable_scored_workspace)
+    samples = ws.samples(columns=["id", "label"]).sort_values("id")
+    half = samples.groupby("label").head(PER_SPLIT["train"])["id"].tolist()  # 8 of 12 per class
+    subsets.save_subset(ws, "two_thirds", half)
+    subsets.save_subset(ws, "one", half[:1])
+    at = prune_page(app_on, writable_scored_workspace)
+    assert at.selectbox(key=state.PRUNE_EVAL_SUBSET).value == "one"  # the newest
+    assert any("has not been evaluated yet" in c.value for c in at.main.caption)
+
+    at.button(key="prune.evaluate").click().run(timeout=120)
+    assert not at.exception
+    assert "did not run" in at.error[0].value and "no kept sample" in at.error[0].value
+    assert runs.list_runs(ws, "evaluate").empty  # refused before a run was recorded
+
+    at.selectbox(key=state.PRUNE_EVAL_SUBSET).set_value("two_thirds").run()
+    at.button(key="prune.evaluate").click().run(timeout=120)
+    assert not at.exception and not at.error
+    run = runs.latest_run(ws, "evaluate")
+    assert run["summary"]["subset"] == "two_thirds" and run["summary"]["n_kept"] == len(half)
+    shown = metric_values(at)
+    for arm, text in ARM_TEXT.items():
+        assert shown[text] == f"{run['summary']['accuracy'][arm]:.2f}% ± {run['summary']['accuracy_std'][arm]:.2f}"
+    assert any(run["run_id"] in c.value for c in at.main.caption)
+    assert "Distillation on this subset" in markdown_text(at)
+    assert len(at.get("plotly_chart")) == 1  # recall by class
+    assert not at.warning
+
+    subsets.save_subset(ws, "two_thirds", half[:-1], overwrite=True)  # e.g. a prune that replaced it
+    at.run()
+    assert "was saved again after this evaluation" in at.warning[0].value

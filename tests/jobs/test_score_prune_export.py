@@ -178,3 +178,44 @@ def test_imported_logits_and_classifier_feed_the_scorers(scored, capsys: pytest.
     assert main(["score", "--workspace", str(ws_path), "--scorers", "el2n", "--classifier", "clf9"]) == 2
     assert "classifier 'clf9' has no row for the classes ['9']" in capsys.readouterr().err
     assert len(runs.list_runs(ws, "score")) == n_runs
+
+
+def test_evaluate_says_what_a_subset_costs(scored, capsys: pytest.CaptureFixture[str]) -> None:
+    ws_path, _, _ = scored
+    ws = Workspace.open(ws_path)
+    assert main(["prune", "--workspace", str(ws_path), "--method", "random", "--ratio", "0.5", "--name", "ev",
+                 "--split", "train"]) == 0
+    assert main(["evaluate", "--workspace", str(ws_path), "--subset", "ev", "--folds", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "split 'train', as pruned by prune-" in out and "this subset + KD" in out and "Ben-Baruch" in out
+    run = runs.latest_run(ws, "evaluate")
+    summary = run["summary"]
+    assert summary["pool"].startswith("split 'train', as pruned by")
+    n_train = int((ws.samples(columns=["split"])["split"] == "train").sum())
+    assert run["config"]["subset"] == "ev" and summary["split"] == "train"
+    assert summary["n_pool"] == n_train and summary["n_kept"] == len(subsets.subset_ids(ws, "ev"))
+    assert summary["folds"] == 3 and 0 < summary["kd_weight"] < 1
+    assert set(summary["accuracy"]) == {"full", "subset", "subset_kd", "random", "random_kd"}
+    assert all(40 < a <= 100 for a in summary["accuracy"].values())
+    assert set(summary["recall_by_class"]["subset"]) == {str(c) for c in range(10)}
+    # a hand-made subset is evaluated against every sample
+    subsets.save_subset(ws, "hand", sorted(ws.sample_ids())[: N // 3])
+    assert main(["evaluate", "--workspace", str(ws_path), "--subset", "hand", "--folds", "2", "--kd-weight", "0.5"]) == 0
+    summary = runs.latest_run(ws, "evaluate")["summary"]
+    assert summary["n_pool"] == N and summary["split"] is None and summary["kd_weight"] == 0.5
+    assert "a subset saved from selection" in summary["pool"]
+    # refusals name the problem and record no run, not even a failed one
+    before = len(runs.list_runs(ws, "evaluate"))
+    subsets.save_subset(ws, "everything", sorted(ws.sample_ids()))
+    subsets.save_subset(ws, "single", sorted(ws.sample_ids())[:1])
+    for args, message in [
+        (["--subset", "nope"], "no subset named 'nope'"),
+        (["--subset", "ev", "--folds", "1"], "--folds must be at least 2"),
+        (["--subset", "ev", "--folds", "100000"], "folds must be between 2 and the pool's"),
+        (["--subset", "everything"], "keeps 450 of the 450 samples"),
+        (["--subset", "single"], "has no kept sample to train on"),
+        (["--subset", "ev", "--temperature", "nan"], "--temperature must be a number > 0"),
+    ]:
+        assert main(["evaluate", "--workspace", str(ws_path), *args]) == 2, args
+        assert message in capsys.readouterr().err, args
+    assert len(runs.list_runs(ws, "evaluate")) == before

@@ -1,0 +1,189 @@
+"""The evaluate job: what training on a saved subset costs (``thresher evaluate``), as a run.
+
+Held-out accuracy of the engine's probe trained on the subset, on all samples, on a random
+subset of the same size per class, and on both subsets with knowledge distillation from the
+full-data probe (Ben-Baruch et al. 2024); see :mod:`backend.scoring.subset_evaluation`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from backend.jobs.dataset import load_dataset
+from backend.jobs.project_job import default_embedding_key
+from backend.jobs.tracking import recorded_run
+from backend.storage import runs, subsets
+from backend.storage.errors import NotFoundError, StorageError
+from backend.storage.workspace import Workspace
+
+#: The arms of :mod:`backend.scoring.subset_evaluation` (``ARMS``, same order) as a person reads
+#: them (CLI report, app). Spelled here so the app can show runs without importing torch.
+ARM_TEXT = {
+    "full": "all samples",
+    "subset": "this subset",
+    "subset_kd": "this subset + KD",
+    "random": "random subset, same size",
+    "random_kd": "random subset + KD",
+}
+ARMS = tuple(ARM_TEXT)
+
+
+@dataclass
+class EvaluateResult:
+    run_id: str
+    summary: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SubsetPool:
+    """Where a subset was chosen from: ``split`` (None = every sample), the ``score_run`` its
+    prune read, ``source`` (how that was found, as the report says it) and ``saved_at`` (when
+    the subset was last saved: an evaluation of it is stale once this changes)."""
+
+    split: str | None
+    score_run: str | None
+    source: str
+    saved_at: str
+
+
+def subset_pool(ws: Workspace, name: str) -> SubsetPool:
+    """The pool of subset ``name`` (which must exist): the split its prune run ran on; every
+    sample for a hand-made subset, or for one whose prune run was deleted (``source`` says so)."""
+    listed = subsets.list_subsets(ws)
+    row = listed[listed["name"] == name].iloc[0]
+    saved_at = str(row["created_at"])
+    if row["origin"] != "prune" or not row["run_id"]:
+        return SubsetPool(None, None, f"every sample (a subset saved from {row['origin']})", saved_at)
+    try:
+        config = runs.get_run(ws, row["run_id"])["config"]
+    except NotFoundError:
+        return SubsetPool(None, None, f"every sample: prune run {row['run_id']}, which made it, was deleted, "
+                          "so the split it was pruned from is unknown", saved_at)
+    split = config.get("split") or None
+    where = f"split {split!r}" if split else "every sample"
+    return SubsetPool(split, config.get("score_run"), f"{where}, as pruned by {row['run_id']}", saved_at)
+
+
+def _embedding_key(ws: Workspace, score_run: str | None) -> str:
+    if score_run:
+        try:
+            key = runs.get_run(ws, score_run)["embedding_key"]
+        except NotFoundError:
+            key = None
+        if key in ws.embedding_keys():
+            return key
+    return default_embedding_key(ws)
+
+
+def evaluate(ws: Workspace, *, subset: str, embedding_key: str | None = None, folds: int = 5, seed: int = 0,
+             kd_weight: float | None = None, temperature: float | None = None,
+             device: str | None = None) -> EvaluateResult:
+    """Evaluate subset ``subset`` against its pool and store the outcome as an ``evaluate`` run.
+
+    The pool is the samples the subset was chosen from: the split its prune ran on, else every
+    embedded sample (:func:`subset_pool`). Input that cannot be evaluated is refused before a
+    run is recorded. ``embedding_key`` defaults to the one its score run used, else the
+    workspace default. ``kd_weight`` None ties the KD weight to the kept fraction
+    (:func:`backend.scoring.distillation.kd_weight`); ``temperature`` None is the shipped
+    ``KD_TEMPERATURE``.
+    """
+    from backend.jobs.score_inputs import probe_config_for  # torch: only when a job runs
+    from backend.scoring.distillation import KD_TEMPERATURE
+    from backend.scoring.subset_evaluation import evaluate_subset, plan_folds
+
+    temperature = KD_TEMPERATURE if temperature is None else temperature
+    if folds < 2:
+        raise ValueError(f"--folds must be at least 2, got {folds}")
+    if kd_weight is not None and not 0.0 <= kd_weight <= 1.0:
+        raise ValueError(f"--kd-weight must be in [0, 1], got {kd_weight}")
+    if not (math.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"--temperature must be a number > 0, got {temperature}")
+    kept_ids = set(subsets.subset_ids(ws, subset))  # NotFoundError naming the saved subsets
+    origin = subset_pool(ws, subset)
+    key = embedding_key or _embedding_key(ws, origin.score_run)
+    data = load_dataset(ws, key)
+    pool = np.arange(len(data.ids))
+    if origin.split:
+        split_by_id = ws.samples(columns=["id", "split"]).set_index("id")["split"]
+        pool = np.flatnonzero(split_by_id.reindex(data.ids).fillna("").to_numpy() == origin.split)
+    kept = np.isin(data.ids[pool], np.array(sorted(kept_ids), dtype=object))
+    outside = len(kept_ids) - int(kept.sum())
+    if outside:
+        where = f"split {origin.split!r} of embedding {key!r}" if origin.split else f"embedding {key!r}"
+        raise StorageError(f"{outside} of the {len(kept_ids)} samples of subset {subset!r} are not in {where}; "
+                           "embed them, or pass the --embedding their prune used")
+    labels = data.labels[pool]
+    present = np.unique(labels)
+    labels = np.searchsorted(present, labels)  # classes absent from the pool drop out
+    classes = [data.classes[c] for c in present]
+    try:
+        n_folds = len(plan_folds(labels, kept, n_folds=folds, seed=seed))  # refuse before a run is recorded
+    except ValueError as exc:
+        raise ValueError(f"subset {subset!r} cannot be evaluated against {origin.source}: {exc}") from None
+    config = probe_config_for(pool.size, device=device)
+    run_config = {"subset": subset, "subset_saved_at": origin.saved_at, "embedding_key": key,
+                  "split": origin.split, "folds": n_folds, "kd_weight": kd_weight, "temperature": temperature,
+                  "probe": config.kind, "epochs": config.epochs}
+    with recorded_run(ws, "evaluate", run_config, embedding_key=key, seed=seed) as run:
+        features = data.unit[pool] * data.norms[pool, None]  # the pool's rows only, not all N x D first
+        result = evaluate_subset(features, labels, kept, n_classes=len(classes), config=config,
+                                 n_folds=n_folds, seed=seed, alpha=kd_weight, temperature=temperature)
+        run.summary = {
+            "subset": subset, "subset_saved_at": origin.saved_at, "split": origin.split, "pool": origin.source,
+            "n_pool": int(pool.size), "n_kept": int(kept.sum()),
+            "kept_fraction": round(result.kept_fraction, 4), "folds": n_folds, "probe": config.kind,
+            "kd_weight": round(result.kd_weight, 4), "temperature": temperature,
+            "accuracy": {arm: round(100 * result.mean(arm), 2) for arm in ARMS},
+            "accuracy_std": {arm: round(100 * float(result.accuracy[arm].std()), 2) for arm in ARMS},
+            "recall_by_class": {arm: {c: _rounded(r) for c, r in zip(classes, result.recall[arm], strict=True)}
+                                for arm in ARMS},
+            "subset_vs_random": _rounded_dict(result.compare("subset", "random")),
+            "subset_kd_vs_subset": _rounded_dict(result.compare("subset_kd", "subset")),
+            "subset_kd_vs_random_kd": _rounded_dict(result.compare("subset_kd", "random_kd")),
+        }
+    return EvaluateResult(run.run_id, run.summary)
+
+
+def _rounded(value: float) -> float | None:
+    return None if np.isnan(value) else round(100 * float(value), 2)
+
+
+def _rounded_dict(stats: dict) -> dict:
+    """Difference in points to 2 decimals, the p-value to 3 significant digits, counts as they are."""
+    out = dict(stats)
+    out["difference"] = round(stats["difference"], 2)
+    out["sign_test_p"] = float(f"{stats['sign_test_p']:.3g}")
+    return out
+
+
+def class_losses(summary: dict, *, arm: str = "subset", top: int = 5) -> list[tuple[str, float]]:
+    """The classes whose held-out recall drops most from all samples to ``arm`` (points, most
+    negative first); classes with no change are left out."""
+    full, other = summary["recall_by_class"]["full"], summary["recall_by_class"][arm]
+    drops = [(c, other[c] - full[c]) for c in full if full[c] is not None and other[c] is not None]
+    return sorted([d for d in drops if d[1] < 0], key=lambda d: d[1])[:top]
+
+
+def report(summary: dict) -> list[str]:
+    """The text ``thresher evaluate`` prints for an evaluate run's summary."""
+    lines = [f"subset {summary['subset']!r} keeps {summary['n_kept']:,} of the {summary['n_pool']:,} samples of "
+             f"its pool ({100 * summary['kept_fraction']:.1f} %): {summary['pool']}",
+             f"held-out accuracy of a {summary['probe']} probe, {summary['folds']}-fold:"]
+    for arm in ARMS:
+        lines.append(f"  {ARM_TEXT[arm]:26s} {summary['accuracy'][arm]:6.2f} ± {summary['accuracy_std'][arm]:.2f}")
+    lines.append(f"  (KD: weight {summary['kd_weight']:.2f}, temperature {summary['temperature']:g}; "
+                 "Ben-Baruch et al. 2024)")
+    for key, text in (("subset_vs_random", "subset vs random"), ("subset_kd_vs_subset", "KD on this subset")):
+        stats = summary[key]
+        first, second = (k for k in stats if k.startswith("right_by_"))
+        lines.append(f"  {text}: {stats['difference']:+.2f} points (right by one only: {stats[first]} / "
+                     f"{stats[second]}, sign test p = {stats['sign_test_p']:.2g})")
+    losses = class_losses(summary)
+    if losses:
+        lines.append("  classes losing most recall on this subset: "
+                     + ", ".join(f"{c} ({d:+.1f})" for c, d in losses))
+    return lines
