@@ -157,6 +157,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="file to write")
     p.add_argument("--subset", help="a saved selection or pruned subset (default: the whole dataset)")
     p.add_argument("--score-run", help="score run id for --what scores/collapse (default: the latest)")
+    p.add_argument("--soft-labels", action="store_true", help="with --what manifest and --subset: add soft labels "
+                   "to distil from in your own training (Ben-Baruch et al. 2024): teacher_logit_<class> from the "
+                   "engine's probe trained on the subset's whole pool, kd_weight (the fraction the subset removes) "
+                   "and kd_temperature")
 
     p = sub.add_parser("demo", help="ingest the digits demo, embed (pixels), project, score, and start the app",
                        description="Set up the demo workspace from scikit-learn's digits: ingest, embed with the "

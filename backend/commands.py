@@ -100,6 +100,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     from backend.storage.export import export_manifest, write_export
 
     ws = Workspace.open(args.workspace)
+    if args.soft_labels:
+        return _export_soft_labels(ws, args)
     if args.what == "manifest":
         n = export_manifest(ws, args.format, args.out, subset=args.subset)
         print(f"wrote {n} rows to {args.out}")
@@ -121,6 +123,21 @@ def cmd_export(args: argparse.Namespace) -> int:
         frame = frame[frame["id"].isin(set(subset_ids(ws, args.subset)))]
     write_export(frame, args.format, args.out)
     print(f"wrote {len(frame)} rows x {frame.shape[1]} columns of {run_id} to {args.out}")
+    return 0
+
+
+def _export_soft_labels(ws: Workspace, args: argparse.Namespace) -> int:
+    from backend.jobs.evaluate_job import teacher_soft_labels
+    from backend.storage.export import manifest_frame, write_export
+
+    if args.what != "manifest" or not args.subset:
+        raise ValueError("--soft-labels goes with --what manifest and --subset NAME: the KD weight depends on "
+                         "how much of its pool the subset keeps")
+    soft = teacher_soft_labels(ws, args.subset)
+    frame = manifest_frame(ws, subset=args.subset).merge(soft, on="id", how="inner", validate="one_to_one")
+    write_export(frame, args.format, args.out)
+    print(f"wrote {len(frame)} rows of subset {args.subset!r} with soft labels over {soft.shape[1] - 3} classes "
+          f"(kd_weight {soft['kd_weight'].iloc[0]:g}, kd_temperature {soft['kd_temperature'].iloc[0]:g}) to {args.out}")
     return 0
 
 

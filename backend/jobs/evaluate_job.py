@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from backend.jobs.dataset import load_dataset
+from backend.jobs.dataset import Dataset, load_dataset
 from backend.jobs.project_job import default_embedding_key
 from backend.jobs.tracking import recorded_run
 from backend.storage import runs, subsets
@@ -79,6 +80,77 @@ def _embedding_key(ws: Workspace, score_run: str | None) -> str:
     return default_embedding_key(ws)
 
 
+@dataclass
+class LoadedPool:
+    """A subset's pool, loaded: ``kept`` (P,) bool over the pool's rows, ``labels`` (P,) classes
+    re-coded to the classes present in the pool (``classes``, their names)."""
+
+    origin: SubsetPool
+    embedding_key: str
+    data: Dataset
+    rows: np.ndarray  # (P,) indices into ``data``
+    kept: np.ndarray
+    labels: np.ndarray
+    classes: list[str]
+
+    def features(self) -> np.ndarray:
+        """(P, D) unnormalised embeddings of the pool's rows (not all N x D first)."""
+        return self.data.unit[self.rows] * self.data.norms[self.rows, None]
+
+
+def load_subset_pool(ws: Workspace, subset: str, embedding_key: str | None = None) -> LoadedPool:
+    """Subset ``subset`` within its pool (:func:`subset_pool`), with the pool's embeddings; every
+    kept sample must be embedded under ``embedding_key`` (default: its score run's)."""
+    kept_ids = set(subsets.subset_ids(ws, subset))  # NotFoundError naming the saved subsets
+    origin = subset_pool(ws, subset)
+    key = embedding_key or _embedding_key(ws, origin.score_run)
+    data = load_dataset(ws, key)
+    rows = np.arange(len(data.ids))
+    if origin.split:
+        split_by_id = ws.samples(columns=["id", "split"]).set_index("id")["split"]
+        rows = np.flatnonzero(split_by_id.reindex(data.ids).fillna("").to_numpy() == origin.split)
+    kept = np.isin(data.ids[rows], np.array(sorted(kept_ids), dtype=object))
+    outside = len(kept_ids) - int(kept.sum())
+    if outside:
+        where = f"split {origin.split!r} of embedding {key!r}" if origin.split else f"embedding {key!r}"
+        raise StorageError(f"{outside} of the {len(kept_ids)} samples of subset {subset!r} are not in {where}; "
+                           "embed them, or pass the --embedding their prune used")
+    present = np.unique(data.labels[rows])
+    labels = np.searchsorted(present, data.labels[rows])  # classes absent from the pool drop out
+    return LoadedPool(origin, key, data, rows, kept, labels, [data.classes[c] for c in present])
+
+
+def teacher_soft_labels(ws: Workspace, subset: str, *, embedding_key: str | None = None, seed: int = 0,
+                        device: str | None = None) -> pd.DataFrame:
+    """Soft labels for training your own model on ``subset`` with distillation (Ben-Baruch et
+    al. 2024): one row per kept sample with ``teacher_logit_<class>`` (the engine's probe trained
+    on every sample of the subset's pool, as the teacher of ``thresher evaluate``),
+    ``kd_weight`` (the weight the subset's kept fraction calls for, the fraction removed) and
+    ``kd_temperature``; soften with ``softmax(logits / kd_temperature)``. A probe on embeddings
+    is a small teacher; Ben-Baruch et al. found teachers smaller than the student can help when
+    much of the data is pruned.
+    """
+    from backend.jobs.score_inputs import probe_config_for  # torch: only when a job runs
+    from backend.scoring.distillation import KD_TEMPERATURE, kd_weight
+    from backend.scoring.probes import ProbeConfig
+    from backend.scoring.subset_evaluation import fit_predict
+
+    pool = load_subset_pool(ws, subset, embedding_key)
+    if len(pool.classes) < 2:
+        raise ValueError(f"the pool of subset {subset!r} has a single class; a teacher needs at least 2")
+    config: ProbeConfig = probe_config_for(pool.kept.size, device=device)
+    every = np.arange(pool.kept.size)
+    kept_rows = np.flatnonzero(pool.kept)
+    features = pool.features().astype(np.float32)
+    logits = fit_predict(features, pool.labels, every, [kept_rows], n_classes=len(pool.classes), config=config,
+                         seed=seed)[0]
+    frame = pd.DataFrame(logits, columns=[f"teacher_logit_{c}" for c in pool.classes])
+    frame.insert(0, "id", pool.data.ids[pool.rows][kept_rows])
+    frame["kd_weight"] = round(kd_weight(pool.kept.mean()), 4)
+    frame["kd_temperature"] = KD_TEMPERATURE
+    return frame
+
+
 def evaluate(ws: Workspace, *, subset: str, embedding_key: str | None = None, folds: int = 5, seed: int = 0,
              kd_weight: float | None = None, temperature: float | None = None,
              device: str | None = None) -> EvaluateResult:
@@ -102,39 +174,22 @@ def evaluate(ws: Workspace, *, subset: str, embedding_key: str | None = None, fo
         raise ValueError(f"--kd-weight must be in [0, 1], got {kd_weight}")
     if not (math.isfinite(temperature) and temperature > 0):
         raise ValueError(f"--temperature must be a number > 0, got {temperature}")
-    kept_ids = set(subsets.subset_ids(ws, subset))  # NotFoundError naming the saved subsets
-    origin = subset_pool(ws, subset)
-    key = embedding_key or _embedding_key(ws, origin.score_run)
-    data = load_dataset(ws, key)
-    pool = np.arange(len(data.ids))
-    if origin.split:
-        split_by_id = ws.samples(columns=["id", "split"]).set_index("id")["split"]
-        pool = np.flatnonzero(split_by_id.reindex(data.ids).fillna("").to_numpy() == origin.split)
-    kept = np.isin(data.ids[pool], np.array(sorted(kept_ids), dtype=object))
-    outside = len(kept_ids) - int(kept.sum())
-    if outside:
-        where = f"split {origin.split!r} of embedding {key!r}" if origin.split else f"embedding {key!r}"
-        raise StorageError(f"{outside} of the {len(kept_ids)} samples of subset {subset!r} are not in {where}; "
-                           "embed them, or pass the --embedding their prune used")
-    labels = data.labels[pool]
-    present = np.unique(labels)
-    labels = np.searchsorted(present, labels)  # classes absent from the pool drop out
-    classes = [data.classes[c] for c in present]
+    pool = load_subset_pool(ws, subset, embedding_key)
+    origin, key, kept, labels, classes = pool.origin, pool.embedding_key, pool.kept, pool.labels, pool.classes
     try:
         n_folds = len(plan_folds(labels, kept, n_folds=folds, seed=seed))  # refuse before a run is recorded
     except ValueError as exc:
         raise ValueError(f"subset {subset!r} cannot be evaluated against {origin.source}: {exc}") from None
-    config = probe_config_for(pool.size, device=device)
+    config = probe_config_for(kept.size, device=device)
     run_config = {"subset": subset, "subset_saved_at": origin.saved_at, "embedding_key": key,
                   "split": origin.split, "folds": n_folds, "kd_weight": kd_weight, "temperature": temperature,
                   "probe": config.kind, "epochs": config.epochs}
     with recorded_run(ws, "evaluate", run_config, embedding_key=key, seed=seed) as run:
-        features = data.unit[pool] * data.norms[pool, None]  # the pool's rows only, not all N x D first
-        result = evaluate_subset(features, labels, kept, n_classes=len(classes), config=config,
+        result = evaluate_subset(pool.features(), labels, kept, n_classes=len(classes), config=config,
                                  n_folds=n_folds, seed=seed, alpha=kd_weight, temperature=temperature)
         run.summary = {
             "subset": subset, "subset_saved_at": origin.saved_at, "split": origin.split, "pool": origin.source,
-            "n_pool": int(pool.size), "n_kept": int(kept.sum()),
+            "n_pool": int(kept.size), "n_kept": int(kept.sum()),
             "kept_fraction": round(result.kept_fraction, 4), "folds": n_folds, "probe": config.kind,
             "kd_weight": round(result.kd_weight, 4), "temperature": temperature,
             "accuracy": {arm: round(100 * result.mean(arm), 2) for arm in ARMS},

@@ -219,3 +219,29 @@ def test_evaluate_says_what_a_subset_costs(scored, capsys: pytest.CaptureFixture
         assert main(["evaluate", "--workspace", str(ws_path), *args]) == 2, args
         assert message in capsys.readouterr().err, args
     assert len(runs.list_runs(ws, "evaluate")) == before
+
+
+def test_export_soft_labels_for_distillation(scored, capsys: pytest.CaptureFixture[str]) -> None:
+    ws_path, _, tmp = scored
+    ws = Workspace.open(ws_path)
+    assert main(["prune", "--workspace", str(ws_path), "--ratio", "0.7", "--name", "soft", "--split", "train"]) == 0
+    out = tmp / "soft.parquet"
+    assert main(["export", "--workspace", str(ws_path), "--subset", "soft", "--soft-labels", "--format", "parquet",
+                 "--out", str(out)]) == 0
+    assert "with soft labels over 10 classes" in capsys.readouterr().out
+    frame = pd.read_parquet(out)
+    kept = set(subsets.subset_ids(ws, "soft"))
+    assert set(frame["id"]) == kept and len(frame) == len(kept)
+    predicted = frame[[f"teacher_logit_{c}" for c in range(10)]].to_numpy().argmax(axis=1)
+    truth = load_digits().target[[int(i[1:]) for i in frame["id"]]]
+    flipped = truth != frame["label"].astype(int).to_numpy()
+    # the keep-hard default keeps most flipped labels, and the teacher names their true class: its
+    # soft labels correct them, the effect Ben-Baruch et al. credit KD with on noisy data
+    assert flipped.sum() >= 10 and (predicted == truth).mean() > 0.95
+    assert (predicted[flipped] == truth[flipped]).mean() > 0.8
+    n_train = int((ws.samples(columns=["split"])["split"] == "train").sum())
+    assert frame["kd_weight"].unique().tolist() == [round(1 - len(kept) / n_train, 4)]
+    assert frame["kd_temperature"].unique().tolist() == [4.0]
+    assert main(["export", "--workspace", str(ws_path), "--soft-labels", "--out", str(tmp / "x.csv")]) == 2
+    assert "--soft-labels goes with --what manifest and --subset" in capsys.readouterr().err
+    assert not (tmp / "x.csv").exists()
