@@ -9,7 +9,7 @@ import streamlit as st
 from app import data, prune_data, state
 from app.components import score_charts
 from app.components.metric_row import metric_row
-from backend.jobs.evaluate_job import ARM_TEXT, class_losses
+from backend.jobs.evaluate_job import ARM_TEXT, COMPARISONS, class_losses, comparison_text
 from backend.storage import StorageError
 
 EXPLANATION = (
@@ -46,12 +46,6 @@ def section(root: str, default_subset: str | None) -> None:
     show(latest)
 
 
-def _comparison(text: str, stats: dict) -> str:
-    first, second = (k for k in stats if k.startswith("right_by_"))
-    return (f"{text}: **{stats['difference']:+.2f}** points (held-out samples right by one only: "
-            f"{stats[first]} / {stats[second]}, sign test p = {stats['sign_test_p']:.2g})")
-
-
 def show(run: pd.Series) -> None:
     """An evaluate run's summary: the five accuracies, the paired comparisons, recall by class."""
     summary = run["summary"]
@@ -62,11 +56,7 @@ def show(run: pd.Series) -> None:
     )
     accuracy, spread = summary["accuracy"], summary["accuracy_std"]
     metric_row([(ARM_TEXT[arm], f"{accuracy[arm]:.2f}% ± {spread[arm]:.2f}") for arm in ARM_TEXT])
-    st.markdown(
-        "- " + _comparison("This subset vs a random one of the same size", summary["subset_vs_random"]) + "\n"
-        "- " + _comparison("Distillation on this subset", summary["subset_kd_vs_subset"]) + "\n"
-        "- " + _comparison("With distillation, this subset vs random", summary["subset_kd_vs_random_kd"])
-    )
+    st.markdown("\n".join(f"- {text}: {comparison_text(summary[key])}" for key, text in COMPARISONS.items()))
     losses = class_losses(summary)
     if losses:
         st.caption("Classes losing most recall on this subset: "

@@ -31,6 +31,12 @@ ARM_TEXT = {
     "random_kd": "random subset + KD",
 }
 ARMS = tuple(ARM_TEXT)
+#: The paired comparisons an evaluate summary stores, as the CLI report and the app title them.
+COMPARISONS = {
+    "subset_vs_random": "This subset vs a random one of the same size",
+    "subset_kd_vs_subset": "Distillation on this subset",
+    "subset_kd_vs_random_kd": "With distillation, this subset vs random",
+}
 
 
 @dataclass
@@ -51,22 +57,19 @@ class SubsetPool:
     saved_at: str
 
 
-def subset_pool(ws: Workspace, name: str) -> SubsetPool:
-    """The pool of subset ``name`` (which must exist): the split its prune run ran on; every
-    sample for a hand-made subset, or for one whose prune run was deleted (``source`` says so)."""
-    listed = subsets.list_subsets(ws)
-    row = listed[listed["name"] == name].iloc[0]
-    saved_at = str(row["created_at"])
-    if row["origin"] != "prune" or not row["run_id"]:
-        return SubsetPool(None, None, f"every sample (a subset saved from {row['origin']})", saved_at)
+def subset_pool(ws: Workspace, record: subsets.SubsetRecord) -> SubsetPool:
+    """The pool of a saved subset: the split its prune run ran on; every sample for a hand-made
+    subset, or for one whose prune run was deleted (``source`` says so)."""
+    if record.origin != "prune" or not record.run_id:
+        return SubsetPool(None, None, f"every sample (a subset saved from {record.origin})", record.saved_at)
     try:
-        config = runs.get_run(ws, row["run_id"])["config"]
+        config = runs.get_run(ws, record.run_id)["config"]
     except NotFoundError:
-        return SubsetPool(None, None, f"every sample: prune run {row['run_id']}, which made it, was deleted, "
-                          "so the split it was pruned from is unknown", saved_at)
+        return SubsetPool(None, None, f"every sample: prune run {record.run_id}, which made it, was deleted, "
+                          "so the split it was pruned from is unknown", record.saved_at)
     split = config.get("split") or None
     where = f"split {split!r}" if split else "every sample"
-    return SubsetPool(split, config.get("score_run"), f"{where}, as pruned by {row['run_id']}", saved_at)
+    return SubsetPool(split, config.get("score_run"), f"{where}, as pruned by {record.run_id}", record.saved_at)
 
 
 def _embedding_key(ws: Workspace, score_run: str | None) -> str:
@@ -101,8 +104,9 @@ class LoadedPool:
 def load_subset_pool(ws: Workspace, subset: str, embedding_key: str | None = None) -> LoadedPool:
     """Subset ``subset`` within its pool (:func:`subset_pool`), with the pool's embeddings; every
     kept sample must be embedded under ``embedding_key`` (default: its score run's)."""
-    kept_ids = set(subsets.subset_ids(ws, subset))  # NotFoundError naming the saved subsets
-    origin = subset_pool(ws, subset)
+    record = subsets.subset_record(ws, subset)  # NotFoundError naming the saved subsets
+    kept_ids = set(record.ids)
+    origin = subset_pool(ws, record)
     key = embedding_key or _embedding_key(ws, origin.score_run)
     data = load_dataset(ws, key)
     rows = np.arange(len(data.ids))
@@ -132,18 +136,15 @@ def teacher_soft_labels(ws: Workspace, subset: str, *, embedding_key: str | None
     """
     from backend.jobs.score_inputs import probe_config_for  # torch: only when a job runs
     from backend.scoring.distillation import KD_TEMPERATURE, kd_weight
-    from backend.scoring.probes import ProbeConfig
     from backend.scoring.subset_evaluation import fit_predict
 
     pool = load_subset_pool(ws, subset, embedding_key)
     if len(pool.classes) < 2:
         raise ValueError(f"the pool of subset {subset!r} has a single class; a teacher needs at least 2")
-    config: ProbeConfig = probe_config_for(pool.kept.size, device=device)
-    every = np.arange(pool.kept.size)
+    config = probe_config_for(pool.kept.size, device=device)
     kept_rows = np.flatnonzero(pool.kept)
-    features = pool.features().astype(np.float32)
-    logits = fit_predict(features, pool.labels, every, [kept_rows], n_classes=len(pool.classes), config=config,
-                         seed=seed)[0]
+    logits = fit_predict(pool.features(), pool.labels, np.arange(pool.kept.size), [kept_rows],
+                         n_classes=len(pool.classes), config=config, seed=seed)[0]
     frame = pd.DataFrame(logits, columns=[f"teacher_logit_{c}" for c in pool.classes])
     frame.insert(0, "id", pool.data.ids[pool.rows][kept_rows])
     frame["kd_weight"] = round(kd_weight(pool.kept.mean()), 4)
@@ -175,17 +176,17 @@ def evaluate(ws: Workspace, *, subset: str, embedding_key: str | None = None, fo
     if not (math.isfinite(temperature) and temperature > 0):
         raise ValueError(f"--temperature must be a number > 0, got {temperature}")
     pool = load_subset_pool(ws, subset, embedding_key)
-    origin, key, kept, labels, classes = pool.origin, pool.embedding_key, pool.kept, pool.labels, pool.classes
+    origin, kept, classes = pool.origin, pool.kept, pool.classes
     try:
-        n_folds = len(plan_folds(labels, kept, n_folds=folds, seed=seed))  # refuse before a run is recorded
+        n_folds = len(plan_folds(pool.labels, kept, n_folds=folds, seed=seed))  # refuse before a run is recorded
     except ValueError as exc:
         raise ValueError(f"subset {subset!r} cannot be evaluated against {origin.source}: {exc}") from None
     config = probe_config_for(kept.size, device=device)
-    run_config = {"subset": subset, "subset_saved_at": origin.saved_at, "embedding_key": key,
+    run_config = {"subset": subset, "subset_saved_at": origin.saved_at, "embedding_key": pool.embedding_key,
                   "split": origin.split, "folds": n_folds, "kd_weight": kd_weight, "temperature": temperature,
                   "probe": config.kind, "epochs": config.epochs}
-    with recorded_run(ws, "evaluate", run_config, embedding_key=key, seed=seed) as run:
-        result = evaluate_subset(pool.features(), labels, kept, n_classes=len(classes), config=config,
+    with recorded_run(ws, "evaluate", run_config, embedding_key=pool.embedding_key, seed=seed) as run:
+        result = evaluate_subset(pool.features(), pool.labels, kept, n_classes=len(classes), config=config,
                                  n_folds=n_folds, seed=seed, alpha=kd_weight, temperature=temperature)
         run.summary = {
             "subset": subset, "subset_saved_at": origin.saved_at, "split": origin.split, "pool": origin.source,
@@ -196,9 +197,7 @@ def evaluate(ws: Workspace, *, subset: str, embedding_key: str | None = None, fo
             "accuracy_std": {arm: round(100 * float(result.accuracy[arm].std()), 2) for arm in ARMS},
             "recall_by_class": {arm: {c: _rounded(r) for c, r in zip(classes, result.recall[arm], strict=True)}
                                 for arm in ARMS},
-            "subset_vs_random": _rounded_dict(result.compare("subset", "random")),
-            "subset_kd_vs_subset": _rounded_dict(result.compare("subset_kd", "subset")),
-            "subset_kd_vs_random_kd": _rounded_dict(result.compare("subset_kd", "random_kd")),
+            **{key: _rounded_dict(result.compare(*key.split("_vs_"))) for key in COMPARISONS},
         }
     return EvaluateResult(run.run_id, run.summary)
 
@@ -223,6 +222,13 @@ def class_losses(summary: dict, *, arm: str = "subset", top: int = 5) -> list[tu
     return sorted([d for d in drops if d[1] < 0], key=lambda d: d[1])[:top]
 
 
+def comparison_text(stats: dict) -> str:
+    """One paired comparison of an evaluate summary (``subset_vs_random`` ...) as a person reads it."""
+    first, second = (k for k in stats if k.startswith("right_by_"))
+    return (f"{stats['difference']:+.2f} points (held-out samples right by one only: {stats[first]} / "
+            f"{stats[second]}, sign test p = {stats['sign_test_p']:.2g})")
+
+
 def report(summary: dict) -> list[str]:
     """The text ``thresher evaluate`` prints for an evaluate run's summary."""
     lines = [f"subset {summary['subset']!r} keeps {summary['n_kept']:,} of the {summary['n_pool']:,} samples of "
@@ -232,11 +238,8 @@ def report(summary: dict) -> list[str]:
         lines.append(f"  {ARM_TEXT[arm]:26s} {summary['accuracy'][arm]:6.2f} ± {summary['accuracy_std'][arm]:.2f}")
     lines.append(f"  (KD: weight {summary['kd_weight']:.2f}, temperature {summary['temperature']:g}; "
                  "Ben-Baruch et al. 2024)")
-    for key, text in (("subset_vs_random", "subset vs random"), ("subset_kd_vs_subset", "KD on this subset")):
-        stats = summary[key]
-        first, second = (k for k in stats if k.startswith("right_by_"))
-        lines.append(f"  {text}: {stats['difference']:+.2f} points (right by one only: {stats[first]} / "
-                     f"{stats[second]}, sign test p = {stats['sign_test_p']:.2g})")
+    for key, text in COMPARISONS.items():
+        lines.append(f"  {text}: {comparison_text(summary[key])}")
     losses = class_losses(summary)
     if losses:
         lines.append("  classes losing most recall on this subset: "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -92,13 +93,39 @@ def save_subset(
     return len(ids)
 
 
+def _not_found(ws: Workspace, name: str) -> NotFoundError:
+    known = ", ".join(subset_names(ws)) or "none yet"
+    return NotFoundError(f"no subset named {name!r} in {ws.root} (saved subsets: {known})")
+
+
 def subset_ids(ws: Workspace, name: str) -> list[str]:
     tbl = ws.dataset("subsets").to_table(columns=["id"], filter=f"name = {sql_string(name)}")
     ids = tbl.column("id").to_pylist()
     if not ids:
-        known = ", ".join(subset_names(ws)) or "none yet"
-        raise NotFoundError(f"no subset named {name!r} in {ws.root} (saved subsets: {known})")
+        raise _not_found(ws, name)
     return ids
+
+
+@dataclass(frozen=True)
+class SubsetRecord:
+    """One saved subset in one read: its ``ids``, ``origin`` (prune, selection, ...), the
+    ``run_id`` that made it, and ``saved_at`` (its last save, as :func:`list_subsets` prints
+    ``created_at``)."""
+
+    name: str
+    ids: list[str]
+    origin: str
+    run_id: str | None
+    saved_at: str
+
+
+def subset_record(ws: Workspace, name: str) -> SubsetRecord:
+    rows = ws.read("subsets", columns=["id", "origin", "run_id", "created_at"], where=f"name = {sql_string(name)}")
+    if rows.empty:
+        raise _not_found(ws, name)
+    first = rows.iloc[0]
+    return SubsetRecord(name, rows["id"].tolist(), first["origin"], first["run_id"] or None,
+                        str(rows["created_at"].max()))
 
 
 def list_subsets(ws: Workspace) -> pd.DataFrame:
