@@ -2,6 +2,7 @@
 #   docker build -t thresher .
 #   docker run -p 8501:8501 -v thresher-data:/data thresher              # the digits demo
 #   docker run -p 8501:8501 -v /my/ws:/data/ws thresher thresher app --workspace /data/ws
+#   docker run --network host --shm-size 8g thresher ray start --head --block   # a Ray node (thresher ... --ray HEAD:6379)
 FROM python:3.11-slim
 
 ENV PIP_NO_CACHE_DIR=1 \
@@ -23,7 +24,7 @@ RUN pip install --index-url https://download.pytorch.org/whl/cpu -c constraints.
 COPY pyproject.toml README.md ./
 COPY backend ./backend
 COPY app ./app
-RUN pip install -c constraints.txt . \
+RUN pip install -c constraints.txt ".[ray]" \
     && useradd --create-home --uid 1000 thresher \
     && mkdir -p /data && chown thresher /data
 

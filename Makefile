@@ -35,6 +35,7 @@ bench: setup
 	$(BIN)/python bench/pruning.py
 	$(BIN)/python bench/distillation.py
 	$(BIN)/python bench/scale.py
+	$(BIN)/python bench/ray_runner.py
 
 bench-tune: setup
 	$(BIN)/python bench/pruning.py --select

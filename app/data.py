@@ -28,6 +28,7 @@ import pandas as pd
 import streamlit as st
 from PIL import Image
 
+from app.cli_jobs import run_cli
 from backend.jobs.run_compare import RunComparison, compare_runs
 from backend.storage import Workspace, export, queries, results, runs, score_export, subsets
 from backend.storage.queries import QueryEngine
@@ -286,6 +287,13 @@ def _cached_export_bytes(root: str, subset: str | None, fmt: str, versions: Vers
 def write_manifest(root: str, subset: str | None, fmt: str, out: str) -> Path:
     """Write the manifest to ``out``; raises ``StorageError`` / ``OSError`` with the reason."""
     return export.write_export(manifest(root, subset), fmt, out)
+
+
+def write_soft_labels(root: str, subset: str, fmt: str, out: str) -> Path:
+    """``thresher export --subset SUBSET --soft-labels`` to ``out`` in a child process (it trains
+    the teacher probe: ``app.cli_jobs``); raises ``StorageError`` with the command's reason."""
+    run_cli(["export", "--workspace", root, "--subset", subset, "--soft-labels", "--format", fmt, "--out", out])
+    return Path(out)
 
 
 # --------------------------------------------------------------------------- runs

@@ -5,13 +5,12 @@ Same caching rules as :mod:`app.data` (results cached under the Lance versions t
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from dataclasses import dataclass
 
 import pandas as pd
 import streamlit as st
 
+from app.cli_jobs import run_cli
 from app.data import (
     Versions,
     finished_runs,
@@ -21,7 +20,7 @@ from app.data import (
     table_versions,
 )
 from backend.jobs import prune_job
-from backend.storage import StorageError, results, subsets
+from backend.storage import results, subsets
 
 
 def prune_pool(root: str, score_run: str) -> pd.DataFrame:
@@ -111,24 +110,10 @@ def _cached_prune_outcome(
     return pool.assign(kept=pool["id"].isin(kept)).reset_index(drop=True)
 
 
-#: The page waits this long for ``thresher evaluate`` (digits: ~10 s; 1M rows: several minutes).
-EVALUATE_TIMEOUT_S = 30 * 60
-
-
 def run_evaluation(root: str, subset: str) -> None:
-    """Run ``thresher evaluate --subset`` in a child process (it trains probes: torch stays out of
-    the app's process, and a crash there cannot take the app down). Raises ``StorageError`` with
-    the command's own error line when it fails."""
-    command = [sys.executable, "-m", "backend.cli", "evaluate", "--workspace", root, "--subset", subset]
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=EVALUATE_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        raise StorageError(f"the evaluation took over {EVALUATE_TIMEOUT_S // 60} minutes and was stopped; run "
-                           f"`thresher evaluate --workspace {root} --subset {subset}` in a terminal") from None
-    if done.returncode != 0:
-        errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
-        reason = errors[-1].removeprefix("error:").strip() if errors else done.stderr.strip()[-600:]
-        raise StorageError(f"`thresher evaluate` exited with {done.returncode}: {reason}")
+    """Run ``thresher evaluate --subset`` in a child process (``app.cli_jobs``: it trains probes).
+    Raises ``StorageError`` with the command's own error line when it fails."""
+    run_cli(["evaluate", "--workspace", root, "--subset", subset])
 
 
 def latest_evaluation(root: str, subset: str) -> tuple[pd.Series | None, bool]:

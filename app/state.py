@@ -38,6 +38,7 @@ EXPLORE_OVERWRITE = "explore.overwrite"
 # Export.
 EXPORT_SOURCE = "export.source"
 EXPORT_FORMAT = "export.format"
+EXPORT_SOFT_LABELS = "export.soft_labels"
 
 # Review: which score run, the filters, the table (its row selection), the save form.
 REVIEW_RUN = "review.run_id"

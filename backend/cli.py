@@ -78,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-workers", type=int, default=EmbedSettings.num_workers,
                    help="DataLoader worker processes that decode images (default %(default)s)")
     p.add_argument("--device", default=None, help="cuda / cpu (default: cuda when available)")
+    _runner_args(p, "shards of images are encoded by workers that each hold the model (one per GPU)")
 
     p = sub.add_parser("project", help="map an embedding to 2-D with UMAP (stored as a run)",
                        description="UMAP to 2-D of one stored embedding. Above --fit-sample points UMAP is fitted "
@@ -106,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--logits", metavar="NAME", help="use imported per-epoch logits NAME instead of probe dynamics")
     p.add_argument("--classifier", metavar="NAME", help="also compute neural collapse with imported classifier NAME")
     p.add_argument("--device", default=None, help="cuda / cpu for the probes (default: cuda when available)")
+    _runner_args(p, "the probes' folds and seeds train in parallel on Ray workers (same numbers as without)")
 
     p = sub.add_parser("prune", help="make a named subset by removing a fraction of the samples",
                        description="Create a named subset of the KEPT samples. --ratio is the fraction REMOVED "
@@ -145,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, default=None, help="softmax temperature of the distillation term (default 4)")
     p.add_argument("--embedding", help="embedding key (default: the one the subset's score run used)")
     p.add_argument("--device", default=None, help="cuda / cpu for the probes (default: cuda when available)")
+    _runner_args(p, "the folds train in parallel on Ray workers (same numbers as without)")
 
     p = sub.add_parser("export", help="write a manifest, the scores, or the neural-collapse metrics",
                        description="--what manifest (default): one row per sample (id, path, label, split, width, "
@@ -196,6 +199,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--embedding", help="embedding key of a CLIP model (default: the latest)")
     p.add_argument("--top", type=int, default=10)
     return parser
+
+
+def _runner_args(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help=f"run on Ray: {what}. Alone: a Ray instance on this machine's cores; 'auto': the "
+                   "cluster started with `ray start --head` (or $RAY_ADDRESS); 'ray://HOST:10001': a remote "
+                   "cluster. Needs pip install 'thresher[ray]' on every node")
+    p.add_argument("--ray-workers", type=int, default=None, metavar="N",
+                   help="with --ray: at most N tasks at once (default: what the cluster has)")
 
 
 def _key_value(text: str) -> tuple[str, str]:

@@ -22,9 +22,10 @@ def user_errors() -> tuple[type[BaseException], ...]:
     """Errors that mean "the input or the request is wrong": printed as one line, exit code 2."""
     from backend.embed import EmbedderError
     from backend.ingest.folder import SourceError
+    from backend.jobs.runner import RunnerError
     from backend.storage.errors import StorageError
 
-    return (StorageError, SourceError, EmbedderError, ValueError, FileNotFoundError)
+    return (StorageError, SourceError, EmbedderError, RunnerError, ValueError, FileNotFoundError)
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -78,7 +79,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
     from backend.jobs.embed_job import embed
 
     ws = Workspace.open(args.workspace)
-    result = embed(ws, _embed_settings(args))
+    with _runner(args) as runner:
+        result = embed(ws, _embed_settings(args), runner=runner)
     print(f"embedded {result.n_embedded} images with {result.embedding_key} in {result.seconds:.1f} s "
           f"({result.n_already} already stored, {result.n_failed} failed)")
     return 0
@@ -145,8 +147,9 @@ def cmd_score(args: argparse.Namespace) -> int:
     from backend.jobs.score_job import score
 
     ws = Workspace.open(args.workspace)
-    result = score(ws, embedding_key=args.embedding, scorers=args.scorers, logits_name=args.logits,
-                   classifier_name=args.classifier, device=args.device)
+    with _runner(args) as runner:
+        result = score(ws, embedding_key=args.embedding, scorers=args.scorers, logits_name=args.logits,
+                       classifier_name=args.classifier, device=args.device, runner=runner)
     print(f"scored {result.n_samples} samples of {result.embedding_key} in {result.seconds:.1f} s (run "
           f"{result.run_id}): {result.n_label_issues} flagged as label issues; scores: {', '.join(result.scorers)}")
     return 0
@@ -168,12 +171,22 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from backend.jobs.evaluate_job import evaluate, report
 
     ws = Workspace.open(args.workspace)
-    result = evaluate(ws, subset=args.subset, embedding_key=args.embedding, folds=args.folds, seed=args.seed,
-                      kd_weight=args.kd_weight, temperature=args.temperature, device=args.device)
+    with _runner(args) as runner:
+        result = evaluate(ws, subset=args.subset, embedding_key=args.embedding, folds=args.folds, seed=args.seed,
+                          kd_weight=args.kd_weight, temperature=args.temperature, device=args.device,
+                          runner=runner)
     for line in report(result.summary):
         print(line)
     print(f"stored as run {result.run_id}")
     return 0
+
+
+def _runner(args: argparse.Namespace):
+    """The runner ``--ray [ADDRESS]`` / ``--ray-workers N`` ask for (a context manager that stops
+    a Ray instance it started)."""
+    from backend.jobs.runner import make_runner, parse_runner
+
+    return make_runner(parse_runner(args.ray, args.ray_workers))
 
 
 def app_command(workspace: Path) -> tuple[list[str], dict[str, str]]:

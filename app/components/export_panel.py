@@ -57,8 +57,17 @@ def download(root: str, subset: str | None, fmt: str) -> None:
     )
 
 
+SOFT_LABELS_HELP = (
+    "Adds what you need to distil in your own training (Ben-Baruch et al. 2024): teacher_logit_<class> "
+    "columns from the engine's probe trained on the subset's whole pool, kd_weight (the fraction the "
+    "subset removes) and kd_temperature. Trains probes in a child process (seconds for thousands of rows). "
+    "Same as `thresher export --subset NAME --soft-labels`."
+)
+
+
 def write_to_path(root: str, workspace_root: Path, subset: str | None, fmt: str) -> None:
-    """A path box and a button that writes the file there, with any error shown in full."""
+    """A path box and a button that writes the file there, with any error shown in full; for a
+    subset, optionally with soft labels for distillation (``thresher export --soft-labels``)."""
     default = str(workspace_root / f"{file_stem(subset)}.{fmt}")
     with st.form("export.write_form"):
         out = st.text_input(
@@ -66,6 +75,9 @@ def write_to_path(root: str, workspace_root: Path, subset: str | None, fmt: str)
             value=default,
             key=f"export.path.{subset}.{fmt}",
             help="An absolute path; the folder must exist. An existing file is replaced.",
+        )
+        soft = subset is not None and st.checkbox(
+            "With soft labels for distillation", key=state.EXPORT_SOFT_LABELS, help=SOFT_LABELS_HELP
         )
         submitted = st.form_submit_button("Write file")
     if not submitted:
@@ -75,7 +87,11 @@ def write_to_path(root: str, workspace_root: Path, subset: str | None, fmt: str)
         st.error("Give a file path to write to.")
         return
     try:
-        written = data.write_manifest(root, subset, fmt, out)
+        if soft:
+            with st.spinner("Training the teacher probe…"):
+                written = data.write_soft_labels(root, subset, fmt, out)
+        else:
+            written = data.write_manifest(root, subset, fmt, out)
     except (StorageError, OSError) as exc:
         st.error(f"Could not write {out}: {exc}")
         return

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from backend.config import EmbedSettings
+from backend.jobs.runner import LocalRunner, Runner
 from backend.jobs.tracking import recorded_run
 from backend.scoring.vectors import unit_rows
 from backend.storage.workspace import Workspace
@@ -43,47 +44,87 @@ def normalise_rows(vectors: np.ndarray, *, in_place: bool = False) -> tuple[np.n
     return unit, norms
 
 
-def embed(ws: Workspace, settings: EmbedSettings | None = None, *, show_progress: bool = True) -> EmbedResult:
-    """Embed the workspace's images with ``settings.model``; returns counts and the model key."""
+def embed(ws: Workspace, settings: EmbedSettings | None = None, *, show_progress: bool = True,
+          runner: Runner | None = None) -> EmbedResult:
+    """Embed the workspace's images with ``settings.model``; returns counts and the model key.
+
+    ``runner``: this process by default (batch by batch); a Ray runner encodes shards of
+    ``SHARD_IMAGES`` files on workers that each hold the model (one per GPU), and this process
+    stores each shard as it arrives (``backend.jobs.embed_worker``).
+    """
     from backend.embed import get_embedder
 
     settings = settings or EmbedSettings()
-    embedder = get_embedder(settings.model, settings.pretrained, device=settings.device)
+    runner = runner or LocalRunner()
+    remote = runner.kind == "ray"
+    # on Ray the workers encode; this copy only checks the model and weights load (on the CPU)
+    embedder = get_embedder(settings.model, settings.pretrained, device="cpu" if remote else settings.device)
     samples = ws.samples(columns=["id", "path"])
     with_image = samples[samples["path"].notna() & (samples["path"] != "")]
     done = ws.embedded_ids(embedder.key)
     todo = with_image[~with_image["id"].isin(done)].reset_index(drop=True)
     config = {"model": embedder.model, "pretrained": embedder.pretrained, "batch_size": settings.batch_size,
-              "num_workers": settings.num_workers, "device": embedder.device, "dim": embedder.dim}
+              "num_workers": settings.num_workers, "device": "ray workers" if remote else embedder.device,
+              "dim": embedder.dim}
     ids = todo["id"].to_numpy(dtype=object)
     paths = todo["path"].tolist()
-    n_failed = 0
     start = time.perf_counter()
     with recorded_run(ws, "embed", config, embedding_key=embedder.key) as run:
         bar = _progress_bar(len(paths), f"embed {embedder.key}", show_progress)
-        with warnings.catch_warnings():
-            # DataLoader workers only decode images with PIL; they never touch the Lance handles
-            # that lance/lancedb warn about when a process that imported them forks.
-            warnings.filterwarnings("ignore", message=".*fork.*")
-            for batch in embedder.iter_batches(paths, batch_size=settings.batch_size,
-                                               num_workers=settings.num_workers):
-                for position, reason in batch.failed:
-                    log.warning("could not embed %s: %s", paths[position], reason)
-                n_failed += len(batch.failed)
-                if len(batch.positions):
-                    unit, norms = normalise_rows(batch.vectors)
-                    ws.append_embeddings(embedder.key, ids[batch.positions], unit, norms)
-                if bar is not None:
-                    bar.update(len(batch.positions) + len(batch.failed))
+        if remote:
+            n_failed = _embed_on_workers(ws, runner, settings, embedder.key, ids, paths, bar)
+        else:
+            n_failed = _embed_here(ws, embedder, settings, ids, paths, bar)
         if bar is not None:
             bar.close()
         ws.compact(f"embeddings__{embedder.key}")
         seconds = time.perf_counter() - start
         n_embedded = len(paths) - n_failed
         run.summary = {"n_embedded": n_embedded, "n_already": len(done), "n_failed": n_failed,
-                       "seconds": round(seconds, 2),
+                       "seconds": round(seconds, 2), "runner": runner.describe(),
                        "images_per_second": round(n_embedded / seconds, 1) if seconds > 0 else None}
     return EmbedResult(run.run_id, embedder.key, n_embedded, len(done), n_failed, seconds)
+
+
+def _embed_here(ws: Workspace, embedder, settings: EmbedSettings, ids: np.ndarray, paths: list[str], bar) -> int:
+    """Encode in this process, storing every batch; returns the number of failed files."""
+    n_failed = 0
+    with warnings.catch_warnings():
+        # DataLoader workers only decode images with PIL; they never touch the Lance handles
+        # that lance/lancedb warn about when a process that imported them forks.
+        warnings.filterwarnings("ignore", message=".*fork.*")
+        for batch in embedder.iter_batches(paths, batch_size=settings.batch_size,
+                                           num_workers=settings.num_workers):
+            for position, reason in batch.failed:
+                log.warning("could not embed %s: %s", paths[position], reason)
+            n_failed += len(batch.failed)
+            if len(batch.positions):
+                unit, norms = normalise_rows(batch.vectors)
+                ws.append_embeddings(embedder.key, ids[batch.positions], unit, norms)
+            if bar is not None:
+                bar.update(len(batch.positions) + len(batch.failed))
+    return n_failed
+
+
+def _embed_on_workers(ws: Workspace, runner: Runner, settings: EmbedSettings, key: str, ids: np.ndarray,
+                      paths: list[str], bar) -> int:
+    """Encode shards on the runner's model-holding workers, storing each shard as it arrives;
+    returns the number of failed files."""
+    from backend.jobs.embed_worker import EmbedWorker, shards
+
+    tasks = [(start, paths[start:stop]) for start, stop in shards(len(paths))]
+    make_args = (settings.model, settings.pretrained, settings.device, settings.batch_size, settings.num_workers)
+    n_failed = 0
+    for _, shard in runner.actor_map_unordered(EmbedWorker, make_args, "embed", tasks,
+                                               gpu=settings.device != "cpu"):
+        for position, reason in shard.failed:
+            log.warning("could not embed %s: %s", paths[shard.start + position], reason)
+        n_failed += len(shard.failed)
+        if len(shard.positions):
+            ws.append_embeddings(key, ids[shard.start + shard.positions], shard.unit, shard.norms)
+        if bar is not None:
+            bar.update(len(shard.positions) + len(shard.failed))
+    return n_failed
 
 
 def _progress_bar(total: int, desc: str, show: bool):

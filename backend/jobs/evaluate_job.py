@@ -16,6 +16,7 @@ import pandas as pd
 
 from backend.jobs.dataset import Dataset, load_dataset
 from backend.jobs.project_job import default_embedding_key
+from backend.jobs.runner import LocalRunner, Runner
 from backend.jobs.tracking import recorded_run
 from backend.storage import runs, subsets
 from backend.storage.errors import NotFoundError, StorageError
@@ -154,7 +155,7 @@ def teacher_soft_labels(ws: Workspace, subset: str, *, embedding_key: str | None
 
 def evaluate(ws: Workspace, *, subset: str, embedding_key: str | None = None, folds: int = 5, seed: int = 0,
              kd_weight: float | None = None, temperature: float | None = None,
-             device: str | None = None) -> EvaluateResult:
+             device: str | None = None, runner: Runner | None = None) -> EvaluateResult:
     """Evaluate subset ``subset`` against its pool and store the outcome as an ``evaluate`` run.
 
     The pool is the samples the subset was chosen from: the split its prune ran on, else every
@@ -162,9 +163,13 @@ def evaluate(ws: Workspace, *, subset: str, embedding_key: str | None = None, fo
     run is recorded. ``embedding_key`` defaults to the one its score run used, else the
     workspace default. ``kd_weight`` None ties the KD weight to the kept fraction
     (:func:`backend.scoring.distillation.kd_weight`); ``temperature`` None is the shipped
-    ``KD_TEMPERATURE``.
+    ``KD_TEMPERATURE``. ``runner``: where the folds train (``backend.jobs.runner``; default this
+    process; same numbers either way).
     """
-    from backend.jobs.score_inputs import probe_config_for  # torch: only when a job runs
+    from backend.jobs.score_inputs import (  # torch: only when a job runs
+        probe_config_for,
+        probe_task_map,
+    )
     from backend.scoring.distillation import KD_TEMPERATURE
     from backend.scoring.subset_evaluation import evaluate_subset, plan_folds
 
@@ -185,11 +190,14 @@ def evaluate(ws: Workspace, *, subset: str, embedding_key: str | None = None, fo
     run_config = {"subset": subset, "subset_saved_at": origin.saved_at, "embedding_key": pool.embedding_key,
                   "split": origin.split, "folds": n_folds, "kd_weight": kd_weight, "temperature": temperature,
                   "probe": config.kind, "epochs": config.epochs}
+    runner = runner or LocalRunner()
     with recorded_run(ws, "evaluate", run_config, embedding_key=pool.embedding_key, seed=seed) as run:
         result = evaluate_subset(pool.features(), pool.labels, kept, n_classes=len(classes), config=config,
-                                 n_folds=n_folds, seed=seed, alpha=kd_weight, temperature=temperature)
+                                 n_folds=n_folds, seed=seed, alpha=kd_weight, temperature=temperature,
+                                 task_map=probe_task_map(runner, config))
         run.summary = {
             "subset": subset, "subset_saved_at": origin.saved_at, "split": origin.split, "pool": origin.source,
+            "runner": runner.describe(),
             "n_pool": int(kept.size), "n_kept": int(kept.sum()),
             "kept_fraction": round(result.kept_fraction, 4), "folds": n_folds, "probe": config.kind,
             "kd_weight": round(result.kd_weight, 4), "temperature": temperature,

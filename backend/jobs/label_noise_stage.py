@@ -14,7 +14,7 @@ from backend.jobs.dataset import Dataset
 from backend.jobs.score_inputs import LARGE_N, ProbeOutputs
 from backend.scoring.label_noise.pipeline import VerdictConfig, label_issue_verdict
 from backend.scoring.label_noise.verdict import detector_texts
-from backend.scoring.probes import ProbeConfig
+from backend.scoring.probes import ProbeConfig, TaskMap
 
 
 def verdict_config_for(n: int, probe: ProbeConfig) -> VerdictConfig:
@@ -25,7 +25,7 @@ def verdict_config_for(n: int, probe: ProbeConfig) -> VerdictConfig:
 
 def label_noise_stage(
     data: Dataset, probes: ProbeOutputs, probe_config: ProbeConfig, *,
-    neighbors: tuple[np.ndarray, np.ndarray] | None = None,
+    neighbors: tuple[np.ndarray, np.ndarray] | None = None, task_map: TaskMap | None = None,
 ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     """Run the verdict; return (per-sample verdict frame, per-detector score arrays).
 
@@ -35,11 +35,12 @@ def label_noise_stage(
     arrays are named ``<detector>_score`` and are stored beside the pruning scores.
     ``neighbors``: optional precomputed (indices, similarities) of the unit embeddings, k = 10,
     self excluded (the score job shares one search with the kNN pruning scores at large N).
+    ``task_map``: runs the cleaning round's probe folds (default: in this process).
     """
     config = verdict_config_for(len(data.ids), probe_config)
     verdict = label_issue_verdict(
         data.features, data.labels, n_classes=data.n_classes, config=config, pred_probs=probes.oof_probs,
-        neighbors=neighbors,
+        neighbors=neighbors, task_map=task_map,
     )
     classes = np.asarray(data.classes, dtype=object)
     frame = pd.DataFrame(

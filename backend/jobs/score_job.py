@@ -25,7 +25,8 @@ from backend.jobs.pruning_stage import (
     pruning_scores,
     shared_neighbors,
 )
-from backend.jobs.score_inputs import ProbeOutputs, probe_config_for, run_probes
+from backend.jobs.runner import LocalRunner, Runner
+from backend.jobs.score_inputs import ProbeOutputs, probe_config_for, probe_task_map, run_probes
 from backend.jobs.tracking import recorded_run, stage
 from backend.scoring import neural_collapse as nc
 from backend.scoring.pruning import registry
@@ -58,7 +59,10 @@ def parse_scorers(names: str | list[str] | None) -> list[str]:
 
 def score(ws: Workspace, *, embedding_key: str | None = None, scorers: str | list[str] | None = None,
           logits_name: str | None = None, classifier_name: str | None = None, device: str | None = None,
-          show_progress: bool = True) -> ScoreResult:
+          show_progress: bool = True, runner: Runner | None = None) -> ScoreResult:
+    """Score every embedded sample (module docstring); ``runner``: where the probes train
+    (``backend.jobs.runner``: this process by default, or Ray workers; same numbers either way)."""
+    runner = runner or LocalRunner()
     key = embedding_key or default_embedding_key(ws)
     names = parse_scorers(scorers)
     start = time.perf_counter()
@@ -77,7 +81,7 @@ def score(ws: Workspace, *, embedding_key: str | None = None, scorers: str | lis
         _say(show_progress, f"probes: {config.kind}, {len(config.seeds)} seed(s), {config.n_folds} folds, "
              f"{config.epochs} epochs on {len(data.ids)} x {data.unit.shape[1]}")
         with stage(log, "probes", show=show_progress):
-            probes = run_probes(data, config, logits_name=logits_name, ws=ws)
+            probes = run_probes(data, config, logits_name=logits_name, ws=ws, runner=runner)
         # The training-dynamics scores first: they are the only readers of the (S, E, N, C)
         # logits, which are then released (3.2 GB at 1M rows x 8 epochs x 100 classes) before
         # the label-noise and geometry stages make their own large temporaries. Measured at 1M
@@ -91,7 +95,8 @@ def score(ws: Workspace, *, embedding_key: str | None = None, scorers: str | lis
         with stage(log, "shared kNN", show=show_progress and len(data.ids) > SHARED_KNN_ABOVE):
             neighbors = shared_neighbors(data, names)
         with stage(log, "label noise", show=show_progress):
-            verdict, detector_scores = label_noise_stage(data, probes, config, neighbors=neighbors)
+            verdict, detector_scores = label_noise_stage(data, probes, config, neighbors=neighbors,
+                                                         task_map=probe_task_map(runner, config))
         with stage(log, "write label issues", show=show_progress):
             results.write_label_issues(ws, run.run_id, verdict)
         with stage(log, "pruning scores (geometry and probes)", show=show_progress):
@@ -110,7 +115,8 @@ def score(ws: Workspace, *, embedding_key: str | None = None, scorers: str | lis
         seconds = time.perf_counter() - start
         n_issues = int(verdict["is_label_issue"].sum())
         run.summary = {"n_samples": len(data.ids), "n_label_issues": n_issues, "scorers": names,
-                       "probe_source": probes.source, "nc_sample_source": nc_source, "seconds": round(seconds, 1)}
+                       "probe_source": probes.source, "nc_sample_source": nc_source, "seconds": round(seconds, 1),
+                       "runner": runner.describe()}
     return ScoreResult(run.run_id, key, len(data.ids), names, n_issues, seconds)
 
 

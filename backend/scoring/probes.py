@@ -36,7 +36,9 @@ from __future__ import annotations
 
 import logging
 import warnings
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -343,6 +345,66 @@ def cv_folds(y: np.ndarray, n_folds: int, seed: int) -> list[tuple[np.ndarray, n
     return list(KFold(n_splits=k, shuffle=True, random_state=seed % 2**32).split(np.zeros(n)))
 
 
+#: ``task_map(fn, tasks, shared=(...))`` yields ``(index, fn(*shared, *tasks[index]))`` for every
+#: task, in any order: :func:`serial_tasks` here, or a job runner's ``map_unordered`` (Ray workers,
+#: ``backend.jobs.runner``). The probes' folds and seeds are independent tasks; results do not
+#: depend on the order or the process that ran them.
+TaskMap = Callable[..., Iterable[tuple[int, Any]]]
+
+
+def serial_tasks(fn: Callable[..., Any], tasks: Sequence[tuple], *, shared: tuple = ()
+                 ) -> Iterator[tuple[int, Any]]:
+    """The default :data:`TaskMap`: the tasks one after the other, in this process."""
+    for index, task in enumerate(tasks):
+        yield index, fn(*shared, *task)
+
+
+def fold_tasks(y: np.ndarray, config: ProbeConfig) -> tuple[list[tuple], list[int]]:
+    """The tasks ``(seed, fold, train_idx, test_idx)`` for every fold (:func:`cv_folds`) of each
+    of ``config.seeds``, and for each task the position of its seed in ``config.seeds``."""
+    tasks: list[tuple] = []
+    slots: list[int] = []
+    for slot, seed in enumerate(config.seeds):
+        for fold, (train_idx, test_idx) in enumerate(cv_folds(y, config.n_folds, seed)):
+            tasks.append((seed, fold, train_idx, test_idx))
+            slots.append(slot)
+    return tasks, slots
+
+
+def held_out_probs(
+    features: np.ndarray,
+    labels: np.ndarray,
+    n_classes: int,
+    config: ProbeConfig,
+    seed: int,
+    fold: int,
+    train_idx: np.ndarray,
+    test_idx: np.ndarray,
+) -> np.ndarray:
+    """Softmax probabilities (len(test_idx), C) float32 of the rows ``test_idx`` under a fresh
+    probe (seed ``sub_seed(seed, fold)``) trained on the rows ``train_idx`` and standardised
+    with their statistics: one fold of :func:`cross_fit_probs`, a task of its ``task_map``.
+    ``features`` / ``labels`` are already validated (``_validate``) and may be read-only."""
+    device = resolve_device(config.device)
+    x_train = features[train_idx]  # a copy, standardised in place (one copy instead of three)
+    mean, scale = _standardizer(x_train, config.standardize)
+    x_train -= mean
+    x_train /= scale
+    x_train = torch.from_numpy(x_train).to(device)
+    y_train = torch.from_numpy(labels[train_idx]).to(device)
+    x_test = features[test_idx]
+    x_test -= mean
+    x_test /= scale
+    x_test = torch.from_numpy(x_test).to(device)
+    fold_logits = np.empty((test_idx.size, n_classes), np.float32)
+    with cpu_threads(config.cpu_threads, device):
+        model = fit_probe(
+            x_train, y_train, None, n_classes=n_classes, config=config, seed=sub_seed(seed, fold)
+        )
+        forward_into(model, x_test, fold_logits, None)
+    return softmax(fold_logits)
+
+
 def cross_fit_probs(
     features: np.ndarray,
     labels: np.ndarray,
@@ -350,6 +412,7 @@ def cross_fit_probs(
     n_classes: int,
     config: ProbeConfig,
     seed: int,
+    task_map: TaskMap | None = None,
 ) -> np.ndarray:
     """Out-of-fold softmax probabilities (N, C) float32, rows sum to 1, from one seed.
 
@@ -358,59 +421,45 @@ def cross_fit_probs(
     1. ``StratifiedKFold(n_folds, shuffle=True, random_state=seed)``; classes with fewer members
        than folds stay in a few folds only (and are absent from some training folds); when no
        class reaches ``n_folds`` members, unstratified shuffled K-fold; ``n_folds`` is capped at N.
-    2. Per fold: standardize with the training folds' statistics, train a fresh probe (seed
-       derived from ``seed`` and the fold index) on the other folds, predict the held-out fold.
+    2. Per fold (:func:`held_out_probs`, one task of ``task_map``): standardize with the training
+       folds' statistics, train a fresh probe (seed derived from ``seed`` and the fold index) on
+       the other folds, predict the held-out fold.
     Used by confident learning (Northcutt et al. 2021), which needs out-of-sample probabilities.
     """
-    x_np, y_np = _validate(features, labels, n_classes)
-    device = resolve_device(config.device)
-    probs = np.empty((x_np.shape[0], n_classes), np.float32)
-    for fold, (train_idx, test_idx) in enumerate(cv_folds(y_np, config.n_folds, seed)):
-        x_train = x_np[train_idx]  # a copy, standardised in place (one copy instead of three)
-        mean, scale = _standardizer(x_train, config.standardize)
-        x_train -= mean
-        x_train /= scale
-        x_train = torch.from_numpy(x_train).to(device)
-        y_train = torch.from_numpy(y_np[train_idx]).to(device)
-        x_test = x_np[test_idx]
-        x_test -= mean
-        x_test /= scale
-        x_test = torch.from_numpy(x_test).to(device)
-        fold_logits = np.empty((test_idx.size, n_classes), np.float32)
-        with cpu_threads(config.cpu_threads, device):
-            model = fit_probe(
-                x_train,
-                y_train,
-                None,
-                n_classes=n_classes,
-                config=config,
-                seed=sub_seed(seed, fold),
-            )
-            forward_into(model, x_test, fold_logits, None)
-        probs[test_idx] = softmax(fold_logits)
-    return probs
+    config_one = _one_seed(config, seed)
+    return out_of_fold_probs_by_seed(features, labels, n_classes=n_classes, config=config_one,
+                                     task_map=task_map)[0]
+
+
+def _one_seed(config: ProbeConfig, seed: int) -> ProbeConfig:
+    return replace(config, seeds=(seed,))
 
 
 def out_of_fold_probs_by_seed(
-    features: np.ndarray, labels: np.ndarray, *, n_classes: int, config: ProbeConfig
+    features: np.ndarray, labels: np.ndarray, *, n_classes: int, config: ProbeConfig,
+    task_map: TaskMap | None = None,
 ) -> np.ndarray:
     """(S, N, C) float32: :func:`cross_fit_probs` for each of ``config.seeds`` (S seeds).
 
-    The per-seed stack feeds disagreement measures across probes (SIMS model uncertainty).
+    The per-seed stack feeds disagreement measures across probes (SIMS model uncertainty). The
+    S x K folds are independent tasks of ``task_map`` (default: one after the other here).
     """
-    return np.stack(
-        [
-            cross_fit_probs(features, labels, n_classes=n_classes, config=config, seed=seed)
-            for seed in config.seeds
-        ]
-    )
+    x_np, y_np = _validate(features, labels, n_classes)
+    tasks, slots = fold_tasks(y_np, config)
+    probs = np.empty((len(config.seeds), x_np.shape[0], n_classes), np.float32)
+    for index, fold_probs in (task_map or serial_tasks)(held_out_probs, tasks,
+                                                          shared=(x_np, y_np, n_classes, config)):
+        probs[slots[index], tasks[index][3]] = fold_probs
+    return probs
 
 
 def out_of_fold_probs(
-    features: np.ndarray, labels: np.ndarray, *, n_classes: int, config: ProbeConfig
+    features: np.ndarray, labels: np.ndarray, *, n_classes: int, config: ProbeConfig,
+    task_map: TaskMap | None = None,
 ) -> np.ndarray:
     """(N, C) float32 out-of-fold probabilities averaged over ``config.seeds``; rows sum to 1."""
-    by_seed = out_of_fold_probs_by_seed(features, labels, n_classes=n_classes, config=config)
+    by_seed = out_of_fold_probs_by_seed(features, labels, n_classes=n_classes, config=config,
+                                        task_map=task_map)
     return by_seed.mean(axis=0, dtype=np.float64).astype(np.float32)
 
 

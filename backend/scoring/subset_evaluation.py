@@ -54,7 +54,14 @@ from backend.scoring.probe_models import (
     resolve_device,
     sub_seed,
 )
-from backend.scoring.probes import ProbeConfig, _standardizer, _validate, cv_folds
+from backend.scoring.probes import (
+    ProbeConfig,
+    TaskMap,
+    _standardizer,
+    _validate,
+    cv_folds,
+    serial_tasks,
+)
 
 ARMS = ("full", "subset", "subset_kd", "random", "random_kd")
 #: A probe on a subset trains for as many SGD steps as the full-data probe, up to this many times
@@ -196,6 +203,7 @@ def evaluate_subset(
     seed: int = 0,
     alpha: float | None = None,
     temperature: float = KD_TEMPERATURE,
+    task_map: TaskMap | None = None,
 ) -> SubsetEvaluation:
     """Held-out accuracy of probes trained on the subset ``kept`` vs all rows vs a random subset.
 
@@ -208,6 +216,8 @@ def evaluate_subset(
     config : the probe recipe (kind, epochs, ...); its ``n_folds`` / ``seeds`` are not used.
     alpha : KD weight; None -> :func:`backend.scoring.distillation.kd_weight` of the kept share.
     temperature : softmax temperature of the KD term.
+    task_map : runs the folds (:data:`backend.scoring.probes.TaskMap`; default: one after the
+        other in this process).
 
     See the module docstring for the algorithm. Deterministic for a given ``seed`` on CPU.
     Refuses (ValueError) what :func:`plan_folds` refuses.
@@ -219,23 +229,14 @@ def evaluate_subset(
     weight = kd_weight(fraction) if alpha is None else float(alpha)
     accuracy = {arm: np.empty(len(folds)) for arm in ARMS}
     correct = {arm: np.zeros(y.size, bool) for arm in ARMS}
-    for fold, (train, test) in enumerate(folds):
-        kept_train = train[kept[train]]
-        random_train = _matched_random(train, kept_train, y, np.random.default_rng(sub_seed(seed, fold, 1)))
-        common = {"n_classes": n_classes, "config": config, "seed": sub_seed(seed, fold),
-                  "temperature": temperature, "steps_of": train.size}
-        full, on_train = fit_predict(x, y, train, [test, train], **common)
-        teacher = np.zeros((y.size, n_classes), np.float32)
-        teacher[train] = on_train
-        outputs = {"full": full}
-        for arm, rows in (("subset", kept_train), ("random", random_train)):
-            outputs[arm] = fit_predict(x, y, rows, [test], **common)[0]
-            outputs[f"{arm}_kd"] = fit_predict(x, y, rows, [test], teacher_logits=teacher, alpha=weight,
-                                               **common)[0]
+    tasks = [(fold, train, test) for fold, (train, test) in enumerate(folds)]
+    for index, outputs in (task_map or serial_tasks)(fold_outputs, tasks,
+                                                     shared=(x, y, kept, n_classes, config, seed, weight, temperature)):
+        test = tasks[index][2]
         for arm, logits in outputs.items():
             right = logits.argmax(axis=1) == y[test]
             correct[arm][test] = right
-            accuracy[arm][fold] = float(right.mean())
+            accuracy[arm][index] = float(right.mean())
     counts = np.bincount(y, minlength=n_classes).astype(float)
     recall = {}
     for arm in ARMS:
@@ -243,3 +244,23 @@ def evaluate_subset(
         with np.errstate(invalid="ignore", divide="ignore"):
             recall[arm] = np.where(counts > 0, hits / counts, np.nan)
     return SubsetEvaluation(accuracy, recall, correct, fraction, weight, temperature)
+
+
+def fold_outputs(x: np.ndarray, y: np.ndarray, kept: np.ndarray, n_classes: int, config: ProbeConfig, seed: int,
+                 weight: float, temperature: float, fold: int, train: np.ndarray, test: np.ndarray
+                 ) -> dict[str, np.ndarray]:
+    """One fold of :func:`evaluate_subset` (a task of its ``task_map``): the held-out logits of
+    every arm, the full-data probe first (it is the distillation teacher on ``train``)."""
+    kept_train = train[kept[train]]
+    random_train = _matched_random(train, kept_train, y, np.random.default_rng(sub_seed(seed, fold, 1)))
+    common = {"n_classes": n_classes, "config": config, "seed": sub_seed(seed, fold),
+              "temperature": temperature, "steps_of": train.size}
+    full, on_train = fit_predict(x, y, train, [test, train], **common)
+    teacher = np.zeros((y.size, n_classes), np.float32)
+    teacher[train] = on_train
+    outputs = {"full": full}
+    for arm, rows in (("subset", kept_train), ("random", random_train)):
+        outputs[arm] = fit_predict(x, y, rows, [test], **common)[0]
+        outputs[f"{arm}_kd"] = fit_predict(x, y, rows, [test], teacher_logits=teacher, alpha=weight,
+                                           **common)[0]
+    return outputs

@@ -24,9 +24,11 @@ from backend.scoring.label_noise.verdict import (
 from backend.scoring.probe_models import sub_seed
 from backend.scoring.probes import (
     ProbeConfig,
-    cv_folds,
+    TaskMap,
+    fold_tasks,
     out_of_fold_probs,
     predict_logits,
+    serial_tasks,
     softmax,
     train_dynamics,
 )
@@ -65,6 +67,7 @@ def label_issue_verdict(
     config: VerdictConfig | None = None,
     neighbors: tuple[np.ndarray, np.ndarray] | None = None,
     pred_probs: np.ndarray | None = None,
+    task_map: TaskMap | None = None,
 ) -> LabelIssueVerdict:
     """Score every sample's label; see :mod:`backend.scoring.label_noise.verdict` for the method.
 
@@ -80,6 +83,9 @@ def label_issue_verdict(
     pred_probs
         Optional (N, C) out-of-fold probabilities (e.g. from the user's own model) used instead
         of training probes in round 1.
+    task_map
+        Runs the probes' independent folds (:data:`backend.scoring.probes.TaskMap`); default:
+        one after the other in this process.
 
     Algorithm
     ---------
@@ -103,7 +109,7 @@ def label_issue_verdict(
     nn_idx = neighbors[0]
     if pred_probs is None:
         log.info("label noise: out-of-fold probe probabilities (%d rows)", given.size)
-        pred_probs = out_of_fold_probs(x, given, n_classes=n_classes, config=cfg.probe)
+        pred_probs = out_of_fold_probs(x, given, n_classes=n_classes, config=cfg.probe, task_map=task_map)
     probs = np.asarray(pred_probs, dtype=np.float64)
 
     vote = knn_vote(given, nn_idx, n_classes=n_classes)
@@ -143,7 +149,8 @@ def label_issue_verdict(
         # round 1's (N, C) float64 arrays are not needed any more: 0.8 GB each at 1M x 100
         suggested = combined.suggested_label
         del probs, vote, pred_probs, combined
-        probs2 = masked_out_of_fold_probs(x, given, keep, n_classes=n_classes, config=cfg.probe)
+        probs2 = masked_out_of_fold_probs(x, given, keep, n_classes=n_classes, config=cfg.probe,
+                                          task_map=task_map)
         knn2 = neighbor_label_distribution(nn_idx, suggested, n_classes=n_classes)
         combined = combine_signals(
             given,
@@ -172,26 +179,36 @@ def masked_out_of_fold_probs(
     *,
     n_classes: int,
     config: ProbeConfig,
+    task_map: TaskMap | None = None,
 ) -> np.ndarray:
     """Out-of-fold probabilities (N, C) float32 where probes train only on ``train_mask`` rows.
 
     Every row still gets a prediction from probes that never saw it (K-fold per seed in
     ``config.seeds``, the same splits as :func:`backend.scoring.probes.cross_fit_probs`);
-    rows outside ``train_mask`` are simply never trained on. Averaged over seeds.
+    rows outside ``train_mask`` are simply never trained on. Averaged over seeds. The folds are
+    independent tasks of ``task_map`` (default: one after the other in this process).
     """
     x = np.ascontiguousarray(features, dtype=np.float32)
     y = np.asarray(labels).astype(np.int64)
     mask = np.asarray(train_mask, bool)
+    tasks, _ = fold_tasks(y, config)
+    tasks = [(seed, fold, train_idx[mask[train_idx]], test_idx) for seed, fold, train_idx, test_idx in tasks]
     total = np.zeros((y.size, n_classes))
-    for seed in config.seeds:
-        for fold, (train_idx, test_idx) in enumerate(cv_folds(y, config.n_folds, seed)):
-            rows = train_idx[mask[train_idx]]
-            dynamics = train_dynamics(  # held-out predictions only: no per-epoch logits
-                x[rows], y[rows], n_classes=n_classes, config=config, seed=sub_seed(seed, fold),
-                record_logits=False, standardize_in_place=True,  # x[rows] is this loop's own copy
-            )
-            total[test_idx] += softmax(predict_logits(dynamics, x[test_idx]))
+    for index, probs in (task_map or serial_tasks)(masked_fold_probs, tasks,
+                                                   shared=(x, y, n_classes, config)):
+        total[tasks[index][3]] += probs
     return (total / len(config.seeds)).astype(np.float32)
+
+
+def masked_fold_probs(x: np.ndarray, y: np.ndarray, n_classes: int, config: ProbeConfig, seed: int,
+                      fold: int, rows: np.ndarray, test_idx: np.ndarray) -> np.ndarray:
+    """One fold of :func:`masked_out_of_fold_probs`: softmax (len(test_idx), C) float32 of the
+    held-out rows under a probe trained on ``rows`` (seed ``sub_seed(seed, fold)``)."""
+    dynamics = train_dynamics(  # held-out predictions only: no per-epoch logits
+        x[rows], y[rows], n_classes=n_classes, config=config, seed=sub_seed(seed, fold),
+        record_logits=False, standardize_in_place=True,  # x[rows] is this task's own copy
+    )
+    return softmax(predict_logits(dynamics, x[test_idx]))
 
 
 def _aum_train_fn(x: np.ndarray, probe: ProbeConfig, seed: int):
