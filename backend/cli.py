@@ -204,8 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _runner_args(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
                    help=f"run on Ray: {what}. Alone: a Ray instance on this machine's cores; 'auto': the "
-                   "cluster started with `ray start --head` (or $RAY_ADDRESS); 'ray://HOST:10001': a remote "
-                   "cluster. Needs pip install 'thresher[ray]' on every node")
+                   "cluster started with `ray start --head` (or $RAY_ADDRESS); HOST:6379: that cluster, from one of its nodes "
+                   "(ray://HOST:10001 from outside, with ray[client]). Needs pip install 'thresher[ray]' on every node")
     p.add_argument("--ray-workers", type=int, default=None, metavar="N",
                    help="with --ray: at most N tasks at once (default: what the cluster has)")
 

@@ -113,6 +113,8 @@ def _embed_on_workers(ws: Workspace, runner: Runner, settings: EmbedSettings, ke
     from backend.jobs.embed_worker import EmbedWorker, shards
 
     tasks = [(start, paths[start:stop]) for start, stop in shards(len(paths))]
+    if not tasks:  # everything is stored already: start no worker (each would load the model)
+        return 0
     make_args = (settings.model, settings.pretrained, settings.device, settings.batch_size, settings.num_workers)
     n_failed = 0
     for _, shard in runner.actor_map_unordered(EmbedWorker, make_args, "embed", tasks,

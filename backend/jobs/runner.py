@@ -8,8 +8,9 @@ cross-fitting folds and seeds (``thresher score``, ``thresher evaluate``), shard
   jobs did before runners existed.
 * :class:`RayRunner` (``--ray``) sends them to Ray workers: a local Ray instance over this
   machine's cores (``--ray`` alone), or an existing cluster (``--ray auto`` reads ``RAY_ADDRESS``
-  or finds the head started by ``ray start --head``; ``--ray ray://HOST:10001`` connects as a
-  client). The shared inputs are put in Ray's object store once (zero-copy for NumPy arrays on
+  or finds the head started by ``ray start --head``; ``--ray HOST:6379`` joins that cluster from
+  one of its nodes; ``--ray ray://HOST:10001`` connects from outside through Ray Client, which
+  needs ``ray[client]``). The shared inputs are put in Ray's object store once (zero-copy for NumPy arrays on
   one node) instead of being pickled into every task. A task a lost worker was running is
   retried (Ray's ``max_retries``); a task that raises fails the job with its own error, and
   Ctrl-C cancels the tasks still pending.
@@ -24,7 +25,9 @@ process that ran the command writes to the workspace.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import socket
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -125,13 +128,23 @@ class RayRunner:
         self.address = address
         self.workers = workers
         self._owns = False
-        if not self.ray.is_initialized():
+        if self.ray.is_initialized():
+            log.warning("Ray is already initialised in this process: using that connection, not %r", address)
+            self.address = "this process's Ray connection"
+        else:
             self._connect()
             self._owns = True
-        resources = self.ray.cluster_resources()
+        try:
+            resources = self.ray.cluster_resources()
+            alive = [node for node in self.ray.nodes() if node.get("Alive")]
+        except Exception:
+            self.close()
+            raise
         self.cpus = int(resources.get("CPU", 0))
         self.gpus = int(resources.get("GPU", 0))
-        self.nodes = sum(1 for node in self.ray.nodes() if node.get("Alive"))
+        self.nodes = len(alive)
+        #: the most CPUs one node offers: a worker asking for more could never be scheduled
+        self.node_cpus = max((int(node.get("Resources", {}).get("CPU", 0)) for node in alive), default=self.cpus)
         log.info("Ray cluster: %d node(s), %d CPU(s), %d GPU(s)", self.nodes, self.cpus, self.gpus)
 
     def _connect(self) -> None:
@@ -140,14 +153,15 @@ class RayRunner:
         kwargs: dict[str, Any] = {"address": self.address, "include_dashboard": False, "log_to_driver": False,
                                   "logging_level": logging.WARNING}
         if self.address != LOCAL_RAY:
-            _check_reachable(self.address)
+            _check_reachable(os.environ.get("RAY_ADDRESS", "auto") if self.address == "auto" else self.address)
         try:
             self.ray.init(**kwargs)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
+        except (ConnectionError, RuntimeError, ValueError, self.ray.exceptions.RayError) as exc:
             where = "a local Ray instance" if self.address == LOCAL_RAY else f"the Ray cluster at {self.address!r}"
             raise RunnerError(
-                f"could not start or reach {where}: {exc}. Start a cluster with `ray start --head` "
-                "(then pass --ray auto), check the address, or drop --ray to run in this process"
+                f"could not start or reach {where}: {_first_line(exc)}. Start a cluster with `ray start --head` "
+                "(then pass --ray auto), check the address and, with token authentication, that RAY_AUTH_TOKEN "
+                "is the cluster's; or drop --ray to run in this process"
             ) from exc
 
     def map(self, fn: Callable[..., Any], tasks: Sequence[tuple], *, shared: tuple = (),
@@ -188,10 +202,11 @@ class RayRunner:
                     submitted += 1
                 done, _ = ray.wait(list(pending), num_returns=1)
                 index = pending.pop(done[0])
-                yield index, ray.get(done[0])
+                yield index, self._result(done[0], index, len(tasks))
         finally:
-            for ref in pending:
-                ray.cancel(ref, force=True)
+            for ref in pending:  # never masks the error or interrupt that got us here
+                with contextlib.suppress(Exception):
+                    ray.cancel(ref, force=True)
 
     def actor_map_unordered(self, make: type, make_args: tuple, method: str, tasks: Sequence[tuple], *,
                             gpu: bool = False) -> Iterator[tuple[int, Any]]:
@@ -210,7 +225,7 @@ class RayRunner:
         use_gpu = gpu and self.gpus > 0
         n_workers = self.gpus if use_gpu else max(1, self.cpus // CPUS_PER_ACTOR)
         n_workers = max(1, min(n_workers, self.workers or n_workers, len(tasks) or 1))
-        cpus = 1 if use_gpu else max(1, min(CPUS_PER_ACTOR, self.cpus))
+        cpus = 1 if use_gpu else max(1, min(CPUS_PER_ACTOR, self.node_cpus))
         actor_class = ray.remote(num_cpus=cpus, num_gpus=1 if use_gpu else 0)(make)
         actors = [actor_class.remote(*make_args) for _ in range(n_workers)]
         idle = list(actors)
@@ -225,12 +240,39 @@ class RayRunner:
                 done, _ = ray.wait(list(pending), num_returns=1)
                 index, actor = pending.pop(done[0])
                 idle.append(actor)
-                yield index, ray.get(done[0])
+                yield index, self._result(done[0], index, len(tasks))
         finally:
-            for ref in pending:
-                ray.cancel(ref, force=True)
+            # Ray cannot force-cancel an actor's call; killing the actor ends its pending calls.
+            # Cleanup never masks the error or interrupt that got us here.
             for actor in actors:
-                ray.kill(actor)
+                with contextlib.suppress(Exception):
+                    ray.kill(actor)
+
+    def _result(self, ref: Any, index: int, n_tasks: int) -> Any:
+        """The task's value. A task's own exception is raised as it was raised in the task (not
+        Ray's wrapper, whose text is the remote traceback); a worker or object Ray lost becomes a
+        RunnerError that says what to do."""
+        errors = self.ray.exceptions
+        try:
+            return self.ray.get(ref)
+        except errors.RayTaskError as exc:
+            cause = getattr(exc, "cause", None)
+            if isinstance(cause, BaseException):
+                raise cause from exc
+            raise RunnerError(f"task {index + 1} of {n_tasks} failed on a Ray worker: {_first_line(exc)}") from exc
+        except errors.ActorDiedError as exc:
+            raise RunnerError(
+                f"a Ray worker could not start or died during task {index + 1} of {n_tasks} ({_first_line(exc)}); "
+                "check that every node has Thresher, the model's weights and the device asked for, and read "
+                "the Ray logs (/tmp/ray/session_latest/logs); or drop --ray"
+            ) from exc
+        except errors.RayError as exc:
+            raise RunnerError(
+                f"Ray lost task {index + 1} of {n_tasks} ({type(exc).__name__}: {_first_line(exc)}); a worker "
+                "killed for memory is the usual cause (pass fewer --ray-workers or give the nodes more memory); "
+                "a node without Thresher installed is another. Rerun the command, or drop --ray "
+                "(embed keeps the shards it stored)"
+            ) from exc
 
     def describe(self) -> dict[str, Any]:
         return {"kind": "ray", "address": self.address, "nodes": self.nodes, "cpus": self.cpus,
@@ -246,6 +288,11 @@ class RayRunner:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
 
 
 def _check_reachable(address: str, timeout_s: float = 5.0) -> None:

@@ -3,6 +3,7 @@ outputs, or the user's imported per-epoch logits."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 from dataclasses import dataclass
@@ -135,6 +136,12 @@ def _probes_on_workers(runner: Runner, x: np.ndarray, data: Dataset, config: Pro
             probs[slots[index - n_seeds], folds[index - n_seeds][3]] = out
             continue
         logits[index] = out.logits
+        # Ray hands back read-only views of one shared-memory object holding the worker's whole
+        # result: keeping any of them (weights, features) would pin its (E, N, C) logits for the
+        # rest of the job, so every array is copied out and the object is released.
+        out = dataclasses.replace(out, **{field.name: np.array(value) for field in dataclasses.fields(out)
+                                          if isinstance(value := getattr(out, field.name), np.ndarray)
+                                          and field.name != "logits"})
         out.logits = logits[index]
         if record and config.kind == "linear":  # the standardised inputs, as train_dynamics gives them
             x_std = x - out.input_mean

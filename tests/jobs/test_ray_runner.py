@@ -4,6 +4,8 @@ score, evaluate and embed jobs, and a failing task's own error. (A cluster start
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +15,8 @@ import ray
 from sklearn.datasets import load_digits
 
 from backend.cli import main
-from backend.jobs.runner import LocalRunner, RayRunner
+from backend.jobs import runner as runner_module
+from backend.jobs.runner import LocalRunner, RayRunner, RunnerError
 from backend.scoring.probes import ProbeConfig, out_of_fold_probs_by_seed
 from backend.storage import Workspace, results, runs
 
@@ -105,8 +108,41 @@ def _fails_on_three(value: int) -> int:
 def test_a_failing_task_fails_the_map_with_its_own_error(ray_session) -> None:
     runner = RayRunner()
     assert runner.map(_fails_on_three, [(1,), (2,)]) == [10, 20]
-    with pytest.raises(ValueError, match="task 3 cannot be done"):
+    with pytest.raises(ValueError, match="task 3 cannot be done") as raised:
         runner.map(_fails_on_three, [(1,), (3,), (2,)])
+    assert str(raised.value) == "task 3 cannot be done"  # the task's own error, not Ray's remote traceback
+
+
+class _Shards:
+    """A model-holding worker for the actor path: shard 0 fails, the others take a while."""
+
+    def work(self, shard: int) -> int:
+        if shard == 0:
+            raise ValueError("shard 0 is unreadable")
+        time.sleep(2)
+        return shard
+
+
+def test_a_failing_shard_stops_every_worker(ray_session, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runner_module, "CPUS_PER_ACTOR", 1)  # two one-CPU workers on the 2-CPU instance
+    runner = RayRunner()
+    with pytest.raises(ValueError, match="shard 0 is unreadable"):  # not a cleanup error
+        list(runner.actor_map_unordered(_Shards, (), "work", [(1,), (0,), (2,), (3,)]))
+    deadline = time.monotonic() + 30
+    while ray.available_resources().get("CPU", 0) < 2:  # both workers were stopped
+        assert time.monotonic() < deadline, ray.available_resources()
+        time.sleep(0.2)
+    assert sorted(i for _, i in runner.actor_map_unordered(_Shards, (), "work", [(1,), (2,), (3,)])) == [1, 2, 3]
+
+
+def _dies(value: int) -> int:
+    os._exit(1)  # a worker killed (for memory, say) while running the task
+
+
+def test_a_lost_worker_is_a_runner_error_that_says_what_to_do(ray_session) -> None:
+    with pytest.raises(RunnerError, match=r"Ray lost task 1 of 1 \(WorkerCrashedError.*fewer --ray-workers"):
+        RayRunner().map(_dies, [(1,)])
+    assert RayRunner().map(_fails_on_three, [(2,)]) == [20]  # the cluster still works
 
 
 def test_embed_on_ray_workers_stores_the_same_vectors(ray_session, image_folder: Path, tmp_path: Path) -> None:

@@ -191,12 +191,18 @@ def masked_out_of_fold_probs(
     x = np.ascontiguousarray(features, dtype=np.float32)
     y = np.asarray(labels).astype(np.int64)
     mask = np.asarray(train_mask, bool)
-    tasks, _ = fold_tasks(y, config)
+    tasks, slots = fold_tasks(y, config)
     tasks = [(seed, fold, train_idx[mask[train_idx]], test_idx) for seed, fold, train_idx, test_idx in tasks]
-    total = np.zeros((y.size, n_classes))
+    by_seed = np.empty((len(config.seeds), y.size, n_classes), np.float32)
     for index, probs in (task_map or serial_tasks)(masked_fold_probs, tasks,
                                                    shared=(x, y, n_classes, config)):
-        total[tasks[index][3]] += probs
+        by_seed[slots[index], tasks[index][3]] = probs
+    if len(config.seeds) == 1:
+        return by_seed[0]
+    # summed in seed order whatever order the tasks finished in (float addition is not associative)
+    total = np.zeros((y.size, n_classes))
+    for seed_probs in by_seed:
+        total += seed_probs
     return (total / len(config.seeds)).astype(np.float32)
 
 
