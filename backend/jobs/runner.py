@@ -2,7 +2,8 @@
 
 A job splits its heavy work into tasks that share nothing but read-only inputs: the probes'
 cross-fitting folds and seeds (``thresher score``, ``thresher evaluate``), shards of image files
-(``thresher embed``). A runner maps a function over those tasks:
+(``thresher embed``). A runner maps a function over those tasks (``map_unordered``; Ray's also ``map`` in task
+order, and ``actor_map_unordered`` for workers that hold a model):
 
 * :class:`LocalRunner` (the default) runs them one after the other in this process, exactly as the
   jobs did before runners existed.
@@ -88,14 +89,11 @@ class LocalRunner:
 
     kind = "local"
 
-    def map(self, fn: Callable[..., Any], tasks: Sequence[tuple], *, shared: tuple = (),
-            gpu_share: float = 0.0) -> list[Any]:
-        """``[fn(*shared, *task) for task in tasks]``."""
-        return [fn(*shared, *task) for task in tasks]
-
     def map_unordered(self, fn: Callable[..., Any], tasks: Sequence[tuple], *, shared: tuple = (),
                       gpu_share: float = 0.0) -> Iterator[tuple[int, Any]]:
-        """``(index, fn(*shared, *tasks[index]))`` as each finishes (here: in order)."""
+        """``(index, fn(*shared, *tasks[index]))`` as each finishes (here: in order). The same
+        loop as ``backend.scoring.probes.serial_tasks``, kept here so that importing the runner
+        (the app imports the jobs that take one) does not import torch."""
         for index, task in enumerate(tasks):
             yield index, fn(*shared, *task)
 
@@ -318,5 +316,5 @@ def _import_ray():
     return ray
 
 
-#: Either runner; jobs take one and call ``map`` / ``map_unordered`` / ``describe``.
+#: Either runner; jobs take one and call ``map_unordered`` / ``describe`` (embed: ``actor_map_unordered``).
 Runner = LocalRunner | RayRunner
