@@ -48,6 +48,7 @@ class PruneDone:
     n_removed: int
     score_run: str
     split: str | None
+    n_label_issues_removed: int = 0
 
 
 def run_prune(
@@ -63,9 +64,11 @@ def run_prune(
     score_run: str,
     overwrite: bool,
     options: tuple[tuple[str, str], ...] = (),
+    exclude_label_issues: bool = True,
 ) -> PruneDone:
     """Run ``prune_job.prune`` in this process; raises ``StorageError`` / ``ValueError`` unchanged.
-    ``options``: the procedure's parameters as (key, text value) pairs (``--option KEY=VALUE``)."""
+    ``options``: the procedure's parameters as (key, text value) pairs (``--option KEY=VALUE``);
+    ``exclude_label_issues``: remove the score run's flagged samples first (``--label-issues``)."""
     result = prune_job.prune(
         open_workspace(root),
         name=name,
@@ -78,6 +81,7 @@ def run_prune(
         score_run=score_run,
         overwrite=overwrite,
         method_options=dict(options),
+        label_issues="exclude" if exclude_label_issues else "keep",
     )
     forget_subsets()
     _cached_prune_outcome.clear()
@@ -90,6 +94,7 @@ def run_prune(
         n_removed=result.n_removed,
         score_run=score_run,
         split=split,
+        n_label_issues_removed=result.n_label_issues_removed,
     )
 
 

@@ -122,7 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--name", required=True, help="name of the subset to create")
     p.add_argument("--split", help="prune only this split (e.g. train); other samples are not in the subset")
-    p.add_argument("--dedup", action="store_true", help="remove SemDeDup near-duplicates first")
+    p.add_argument("--label-issues", choices=("exclude", "keep"), default="exclude",
+                   help="exclude (default): remove the samples the score run flags as label issues first, "
+                   "the most suspicious first when they outnumber what the ratio removes (they count towards "
+                   "it; hardness scores rank mislabeled samples hardest, so keep-hard methods would keep "
+                   "them); keep: leave them to the method")
+    p.add_argument("--dedup", action="store_true", help="remove SemDeDup near-duplicates first (after label issues)")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", type=_key_value,
                    help="a parameter of the procedure, repeatable: sims (the default) takes its sampling "
                    "shape (e.g. knee=0.8, coverage_start=0.5, beta=0.01, class_tilt=1), ccs takes beta and "

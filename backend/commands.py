@@ -161,9 +161,12 @@ def cmd_prune(args: argparse.Namespace) -> int:
     ws = Workspace.open(args.workspace)
     result = prune(ws, name=args.name, ratio=args.ratio, method=args.method, per_class=args.per_class,
                    seed=args.seed, split=args.split, dedup=args.dedup, score_run=args.score_run,
-                   overwrite=args.overwrite, method_options=dict(args.option))
+                   overwrite=args.overwrite, method_options=dict(args.option), label_issues=args.label_issues)
+    first = [f"{count} {what}" for count, what in ((result.n_label_issues_removed, "flagged label issues"),
+                                                  (result.n_duplicates_removed, "near-duplicates")) if count]
     print(f"subset {result.subset!r}: kept {result.n_kept}, removed {result.n_removed} "
-          f"(ratio {args.ratio} removed) with {result.method} (run {result.run_id})")
+          f"(ratio {args.ratio} removed) with {result.method}"
+          + (f", {' and '.join(first)} removed first" if first else "") + f" (run {result.run_id})")
     return 0
 
 

@@ -7,7 +7,9 @@ out of the training split (the test split is never read) and writes
 ``bench/results/pruning_tuning.json``; ``--select`` picks the default's score on six validation
 splits carved out of the training split (``bench/results/pruning_selection.json``);
 ``--alternatives`` runs the designs in ``ALTERNATIVES`` against the default on the same six splits,
-paired (``bench/results/pruning_alternatives.json``). Not part of the unit tests.
+paired (``bench/results/pruning_alternatives.json``; ``--only TEXT`` runs the designs whose label
+contains TEXT); ``--noisy`` runs the protocol with label noise injected into the training split
+(``bench/results/pruning_noisy.json``). Not part of the unit tests.
 
 The test-split verdict compares the default with the best anchor of each ratio both by mean and
 paired (same seeds, same test samples): the mean difference with its standard error over seeds,
@@ -22,7 +24,10 @@ Protocol (issue 3; the anchors quoted there were measured on exactly this):
   dynamics) and ``backend.jobs.pruning_stage.pruning_scores`` (every default scorer);
 - pruning: ``registry.prune(method, ratio, ...)`` with ``ratio`` the fraction REMOVED in
   {0.3, 0.5, 0.7, 0.9}, per-class policy proportional, prune seed = model seed; the recommended
-  default is run exactly as ``thresher prune`` runs it (``registry.recommended_default(ratio)``);
+  default is run exactly as ``thresher prune`` runs it (``registry.recommended_default(ratio)``,
+  after removing the samples the score job's label-noise verdict flags in the training split,
+  ``backend.scoring.pruning.exclusions``; the anchors are run as their papers define them,
+  without it, and the default is shown without it too);
 - evaluation: ``MLPClassifier(hidden_layer_sizes=(128,), random_state=seed)`` (other parameters
   at scikit-learn's defaults) trained on the kept rows, test accuracy in %, seeds 0-4;
 - anchors computed here: full data, random, keep-hard top-k on EL2N, forgetting, AUM, TDDS
@@ -57,10 +62,12 @@ from sklearn.neural_network import MLPClassifier  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 from backend.jobs.dataset import Dataset  # noqa: E402
+from backend.jobs.label_noise_stage import label_noise_stage  # noqa: E402
 from backend.jobs.pruning_stage import pruning_scores  # noqa: E402
 from backend.jobs.score_inputs import probe_config_for, run_probes  # noqa: E402
 from backend.scoring.pruning import registry  # noqa: E402
 from backend.scoring.pruning.ensemble import rank_ensemble  # noqa: E402
+from backend.scoring.pruning.exclusions import removed_first  # noqa: E402
 from backend.scoring.pruning.sampling import DEFAULT_SIMS_SAMPLING, SimsSampling, sims_sample  # noqa: E402
 
 RATIOS = (0.3, 0.5, 0.7, 0.9)
@@ -77,17 +84,25 @@ OUR_METHODS = ("sims:sim", "sims:el2n", "sims:forgetting", "sims:aum")
 #: Published procedures shown beside the anchors (not in the issue's anchor list).
 OTHER_METHODS = ("d2:aum", "d2:ensemble")
 DEFAULT = "default"
+#: The default as ``thresher prune --label-issues keep`` runs it (flagged samples left to SIMS).
+DEFAULT_KEEPING_ISSUES = "default, label issues kept"
 
 
 def score_split(x: np.ndarray, y: np.ndarray, probe_changes: tuple = ()) -> tuple[Dataset, dict[str, np.ndarray]]:
-    """Every default pruning score of (x, y), through the score job's probes and scorers;
-    ``probe_changes`` replaces fields of the score job's probe recipe, as (name, value) pairs."""
+    """Every default pruning score of (x, y), through the score job's probes and scorers, plus the
+    score job's label-noise verdict (``is_label_issue``, ``label_issue_score``: what ``thresher
+    prune`` removes first); ``probe_changes`` replaces fields of the score job's probe recipe, as
+    (name, value) pairs."""
     norms = np.linalg.norm(x, axis=1).astype(np.float32)
     unit = (x / np.where(norms > 0, norms, 1.0)[:, None]).astype(np.float32)
     ids = np.array([f"r{i}" for i in range(len(y))], dtype=object)
     data = Dataset(ids, y.astype(np.int64), [str(c) for c in range(10)], unit, norms, "bench")
-    probes = run_probes(data, dataclasses.replace(probe_config_for(len(y)), **dict(probe_changes)))
+    config = dataclasses.replace(probe_config_for(len(y)), **dict(probe_changes))
+    probes = run_probes(data, config)
     scores = pruning_scores(data, probes, list(registry.recommended_scorers()))
+    verdict, _ = label_noise_stage(data, probes, config)
+    scores["is_label_issue"] = verdict["is_label_issue"].to_numpy(bool)
+    scores["label_issue_score"] = verdict["label_issue_score"].to_numpy(np.float64)
     return data, scores
 
 
@@ -95,14 +110,22 @@ def kept_rows(method: str, ratio: float, data: Dataset, scores: dict, seed: int,
               params: SimsSampling | None = None, method_options: dict | None = None) -> np.ndarray:
     """Indices kept by ``method`` (``"default"`` = the recommended recipe, as ``thresher prune``;
     ``"sims:a+b"`` = SIMS sampling over the rank blend of scores a and b); ``params`` replaces
-    the SIMS sampling parameters, ``method_options`` are the procedure's options (e.g. D2's)."""
+    the SIMS sampling parameters, ``method_options`` are the procedure's options (e.g. D2's).
+
+    Every method but the anchors (:data:`ANCHOR_METHODS`, run as their papers define them) and
+    :data:`DEFAULT_KEEPING_ISSUES` first removes the samples the verdict flags, as ``thresher
+    prune`` does by default (``backend.scoring.pruning.exclusions``)."""
+    exclude = None
+    if method not in ANCHOR_METHODS and method != DEFAULT_KEEPING_ISSUES:
+        exclude = removed_first(len(data.labels), ratio, label_issues=scores["is_label_issue"],
+                                label_issue_score=scores["label_issue_score"], seed=seed).mask
     if "+" in method:
         blend = method.partition(":")[2]
         difficulty = rank_ensemble([registry.difficulty_of(p, scores[p]) for p in blend.split("+")])
         return sims_sample(difficulty, ratio, embeddings=data.unit, labels=data.labels, seed=seed,
-                           params=params or DEFAULT_SIMS_SAMPLING)
+                           exclude=exclude, params=params or DEFAULT_SIMS_SAMPLING)
     options: dict = {}
-    if method == DEFAULT:
+    if method in (DEFAULT, DEFAULT_KEEPING_ISSUES):
         recipe = registry.recommended_default(ratio)
         method, options = recipe.name, recipe.options
     if params is not None:
@@ -111,7 +134,7 @@ def kept_rows(method: str, ratio: float, data: Dataset, scores: dict, seed: int,
         options = {**options, registry.parse_method(method)[0].name: method_options}
     inputs = registry.ScoreInputs(labels=data.labels, embeddings=data.unit, norms=data.norms)
     return registry.prune(method, ratio, labels=data.labels, scores=scores, inputs=inputs,
-                          per_class="proportional", seed=seed, options=options)
+                          per_class="proportional", seed=seed, dedup=exclude, options=options)
 
 
 def correct(x_train, y_train, x_test, y_test, seed: int) -> np.ndarray:
@@ -199,8 +222,8 @@ def run_benchmark(seeds: list[int], ratios: tuple[float, ...]) -> dict:
     full = [accuracy(x_tr, y_tr, x_te, y_te, s) for s in seeds]
     print(f"  full data {np.mean(full):.2f}", file=sys.stderr)
     hits: dict = {}
-    results = evaluate((DEFAULT, *OUR_METHODS, *ANCHOR_METHODS, *OTHER_METHODS), ratios, seeds, data, scores,
-                       x_tr, y_tr, x_te, y_te, hits=hits)
+    results = evaluate((DEFAULT, DEFAULT_KEEPING_ISSUES, *OUR_METHODS, *ANCHOR_METHODS, *OTHER_METHODS), ratios,
+                       seeds, data, scores, x_tr, y_tr, x_te, y_te, hits=hits)
     table = {m: {str(r): summarise(v) for r, v in per.items()} for m, per in results.items()}
     verdict = {}
     for ratio in ratios:
@@ -219,6 +242,7 @@ def run_benchmark(seeds: list[int], ratios: tuple[float, ...]) -> dict:
     return {
         "full": summarise(full), "methods": table, "verdict": verdict,
         "score_seconds": round(score_seconds, 1),
+        "label_issues_flagged_in_training_split": int(scores["is_label_issue"].sum()),
         "default_recipe": {str(r): registry.recommended_default(r).name for r in ratios},
         "default_sampling": DEFAULT_SIMS_SAMPLING.to_dict(),
     }
@@ -354,32 +378,39 @@ ALTERNATIVES = (
     *(Alternative(f"d2:ensemble gamma {g:g}", "d2:ensemble",
                   "D2 (Maharana et al. 2024); gamma 1 is the paper's scale, larger = weaker messages",
                   options={"gamma_forward": g, "gamma_reverse": g}) for g in (1.0, 3.0, 6.0)),
+    Alternative("label issues kept", DEFAULT_KEEPING_ISSUES,
+                "thresher prune --label-issues keep: the verdict's flagged samples are left to SIMS"),
     Alternative("probes over 10 seeds", "default",
                 "scores averaged over 10 probe seeds instead of 3 (Paul et al. 2021 average EL2N over 10 runs)",
                 probe_changes=(("seeds", tuple(range(10))),)),
 )
 
 
-def _alternatives_on_split(split: int, seeds: list[int], ratios: tuple[float, ...]) -> dict:
+def _alternatives_on_split(split: int, seeds: list[int], ratios: tuple[float, ...],
+                           designs: tuple[Alternative, ...] = ALTERNATIVES) -> dict:
     x_fit, x_val, y_fit, y_val = validation_split(split)
     data, scores = score_split(x_fit, y_fit)
     hits: dict = {}
-    same_scores = [alt for alt in ALTERNATIVES if not alt.probe_changes]
+    same_scores = [alt for alt in designs if not alt.probe_changes]
     evaluate((DEFAULT, *same_scores), ratios, seeds, data, scores, x_fit, y_fit, x_val, y_val, hits=hits)
-    for alt in ALTERNATIVES:
+    for alt in designs:
         if alt.probe_changes:
             data_alt, scores_alt = score_split(x_fit, y_fit, alt.probe_changes)
             evaluate((alt,), ratios, seeds, data_alt, scores_alt, x_fit, y_fit, x_val, y_val, hits=hits)
     return hits
 
 
-def alternatives(seeds: list[int], ratios: tuple[float, ...]) -> dict:
-    """Every :data:`ALTERNATIVES` design against the default, paired (same split, same seed, same
-    validation samples), pooled over the ``VALIDATION_SPLITS``; the test split is never read."""
-    per_split = _on_splits(_alternatives_on_split, seeds, ratios)
+def alternatives(seeds: list[int], ratios: tuple[float, ...], only: str | None = None) -> dict:
+    """Every :data:`ALTERNATIVES` design (those whose label contains ``only``, when given)
+    against the default, paired (same split, same seed, same validation samples), pooled over
+    the ``VALIDATION_SPLITS``; the test split is never read."""
+    designs = tuple(alt for alt in ALTERNATIVES if only is None or only in alt.label)
+    if not designs:
+        raise SystemExit(f"no design label contains {only!r}: " + "; ".join(a.label for a in ALTERNATIVES))
+    per_split = _on_splits(_alternatives_on_split, seeds, ratios, designs)
     hits = {m: {r: [h for res in per_split for h in res[m][r]] for r in ratios} for m in per_split[0]}
     rows = []
-    for alt in ALTERNATIVES:
+    for alt in designs:
         rows.append({"design": alt.label, "method": alt.method, "why": alt.why,
                      "sampling_changes": dict(alt.sampling_changes), "options": alt.options,
                      "probe_changes": {k: list(v) if isinstance(v, tuple) else v for k, v in alt.probe_changes},
@@ -389,6 +420,44 @@ def alternatives(seeds: list[int], ratios: tuple[float, ...]) -> dict:
                      }})
     means = {str(r): round(float(np.mean([100 * h.mean() for h in hits[DEFAULT][r]])), 2) for r in ratios}
     return {"splits": list(VALIDATION_SPLITS), "default_validation_mean": means, "alternatives": rows}
+
+
+# -- noisy labels -------------------------------------------------------------------------------
+
+#: Label noise injected into the training split (``bench/label_noise.py``'s settings, noise seed 0).
+NOISE_SETTINGS = ("sym10", "sym30", "asym20")
+#: The default with and without removing the verdict's flags first, random, and the anchors that
+#: answer noise (CCS's hard cut-off) or ignore it (keep-hard).
+NOISY_METHODS = (DEFAULT, DEFAULT_KEEPING_ISSUES, "random", "keep_hard:el2n", "keep_hard:aum", "ccs:aum",
+                 "ccs:el2n", "ccs:tdds")  # fmt: skip
+
+
+def noisy(seeds: list[int], ratios: tuple[float, ...]) -> dict:
+    """The pruning protocol with label noise in the training split; the test split keeps its true
+    labels. Per setting: every method's test accuracy and the share of mislabeled samples among
+    what it keeps (seed 0), the verdict's flags against the injected noise, and full data."""
+    from label_noise import SETTINGS, inject_noise
+
+    x_tr, x_te, y_tr, y_te = load_split()
+    out = {}
+    for name in NOISE_SETTINGS:
+        kind, rate, selection = SETTINGS[name]
+        y_noisy = inject_noise(y_tr, kind=kind, rate=rate, selection=selection, seed=0)
+        wrong = y_noisy != y_tr
+        print(f"{name}: {int(wrong.sum())} of {wrong.size} training labels wrong", file=sys.stderr, flush=True)
+        data, scores = score_split(x_tr, y_noisy)
+        flags = scores["is_label_issue"]
+        results = evaluate(NOISY_METHODS, ratios, seeds, data, scores, x_tr, y_noisy, x_te, y_te)
+        mislabeled_kept = {m: {str(r): round(100 * float(wrong[kept_rows(m, r, data, scores, 0)].mean()), 1)
+                               for r in ratios} for m in NOISY_METHODS}  # fmt: skip
+        out[name] = {
+            "n_wrong": int(wrong.sum()),
+            "flagged": {"n": int(flags.sum()), "of_them_wrong": int((flags & wrong).sum())},
+            "full_data": summarise([accuracy(x_tr, y_noisy, x_te, y_te, s) for s in seeds]),
+            "methods": {m: {str(r): summarise(v) for r, v in per.items()} for m, per in results.items()},
+            "mislabeled_share_of_kept_pct": mislabeled_kept,
+        }
+    return {"settings": out}
 
 
 def markdown(result: dict) -> str:
@@ -412,6 +481,10 @@ def main(argv: list[str] | None = None) -> dict:
                         help="choose the default's score on six validation splits")
     parser.add_argument("--alternatives", action="store_true",
                         help="try the designs in ALTERNATIVES against the default on the validation splits")
+    parser.add_argument("--only", help="--alternatives: only the designs whose label contains this text")
+    parser.add_argument("--noisy", action="store_true",
+                        help="the protocol with label noise injected into the training split "
+                             "(bench/results/pruning_noisy.json)")
     parser.add_argument("--grid", type=json.loads, help='--tune grid as JSON, e.g. '
                         '\'{"score": ["sim"], "coverage_full": [0.8, 0.95]}\' (default: the module grid)')
     parser.add_argument("--out", type=Path)
@@ -420,9 +493,11 @@ def main(argv: list[str] | None = None) -> dict:
     started = time.perf_counter()
     load = os.getloadavg()
     kind = ("pruning_tuning" if args.tune else "pruning_selection" if args.select
-            else "pruning_alternatives" if args.alternatives else "pruning")
+            else "pruning_alternatives" if args.alternatives else "pruning_noisy" if args.noisy else "pruning")
     if args.alternatives:
-        result = alternatives(seeds, ratios)
+        result = alternatives(seeds, ratios, args.only)
+    elif args.noisy:
+        result = noisy(seeds, ratios)
     elif args.tune:
         result = tune(seeds, ratios, args.grid)
     elif args.select:
@@ -449,6 +524,10 @@ def main(argv: list[str] | None = None) -> dict:
         print(json.dumps(result["trials"][:5], indent=2))
     elif args.select:
         print(json.dumps(result["ranking"][:5], indent=2))
+    elif args.noisy:
+        for name, setting in result["settings"].items():
+            print(name, json.dumps({m: {r: v["mean"] for r, v in per.items()}
+                                    for m, per in setting["methods"].items()}, indent=1))
     elif args.alternatives:
         for row in result["alternatives"]:
             print(f"{row['design']:34s}", "  ".join(

@@ -34,19 +34,17 @@ import tempfile
 import time
 from pathlib import Path
 
-import pandas as pd
-
 ROOT = Path(__file__).resolve().parents[1]
 for path in (ROOT, ROOT / "bench"):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-from scale import StageMonitor, write_parquet  # noqa: E402
+from scale import StageMonitor, same_outputs, write_parquet  # noqa: E402
 
 from backend.jobs.ingest_job import ingest  # noqa: E402
 from backend.jobs.runner import LocalRunner, RayRunner  # noqa: E402
 from backend.jobs.score_job import score  # noqa: E402
-from backend.storage import Workspace, results  # noqa: E402
+from backend.storage import Workspace  # noqa: E402
 
 #: The stages that train probes (the runner's tasks) and the job as a whole.
 PROBE_STAGES = ("probes", "label noise")
@@ -64,22 +62,6 @@ def timed_score(ws: Workspace, runner) -> tuple[str, dict]:
     seconds = time.perf_counter() - started
     return result.run_id, {"seconds": round(seconds, 1), "load_average": [round(v, 2) for v in os.getloadavg()],
                            "stages": {name: stage["seconds"] for name, stage in monitor.stages.items()}}
-
-
-def same_outputs(ws: Workspace, run_a: str, run_b: str) -> dict[str, bool]:
-    equal = {}
-    for name, read in (("scores", results.read_scores), ("label_issues", results.read_label_issues),
-                       ("collapse", results.read_collapse)):
-        a = read(ws, run_a).drop(columns=["run_id"], errors="ignore")
-        b = read(ws, run_b).drop(columns=["run_id"], errors="ignore")
-        key = ["id"] if "id" in a.columns else list(a.columns[:4])
-        try:
-            pd.testing.assert_frame_equal(a.sort_values(key).reset_index(drop=True),
-                                          b.sort_values(key).reset_index(drop=True))
-            equal[name] = True
-        except AssertionError:
-            equal[name] = False
-    return equal
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -42,6 +42,7 @@ class PruneRequest:
     name: str
     overwrite: bool
     options: tuple[tuple[str, str], ...] = ()  # the procedure's parameters changed from defaults
+    exclude_label_issues: bool = True  # remove the score run's flagged label issues first
 
 
 def n_kept(n: int, ratio: float) -> int:
@@ -125,7 +126,7 @@ def controls(pool: pd.DataFrame) -> PruneRequest:
     method_column.caption(prune_job.describe_method(chosen or recommended))
     options = _parameters(chosen) if chosen else ()
 
-    policy_column, seed_column, split_column, dedup_column = st.columns(4)
+    policy_column, seed_column, split_column, first_column = st.columns(4)
     policy = policy_column.selectbox(
         "Per-class policy", POLICIES, key=state.PRUNE_POLICY, help=POLICY_HELP
     )
@@ -141,7 +142,16 @@ def controls(pool: pd.DataFrame) -> PruneRequest:
         "Split", [ALL_SPLITS, *[s for s in splits if s]], key=state.PRUNE_SPLIT
     )
     split = None if split == ALL_SPLITS else split
-    dedup = dedup_column.checkbox(
+    exclude_issues = first_column.checkbox(
+        "Remove flagged label issues first",
+        value=True,
+        key=state.PRUNE_LABEL_ISSUES,
+        help="Remove the samples this score run flags as mislabeled before the method ranks the "
+        "rest (they count towards the fraction removed; the most suspicious first when there are "
+        "more). Hardness scores rank mislabeled samples hardest, so without this keep-hard "
+        "methods keep them. Same as `thresher prune --label-issues exclude` (the default).",
+    )
+    dedup = first_column.checkbox(
         "Remove near-duplicates first",
         key=state.PRUNE_DEDUP,
         disabled="semdedup" not in pool.columns,
@@ -160,7 +170,7 @@ def controls(pool: pd.DataFrame) -> PruneRequest:
         "Replace an existing subset with this name", key=state.PRUNE_OVERWRITE
     )
     return PruneRequest(
-        ratio, chosen, per_class, int(seed), split, dedup, name.strip(), overwrite, options
+        ratio, chosen, per_class, int(seed), split, dedup, name.strip(), overwrite, options, exclude_issues
     )
 
 
@@ -181,8 +191,9 @@ def run_button(root: str, request: PruneRequest, *, score_run: str) -> None:
         st.error(f"Nothing was saved: {exc}")
         return
     state.set_last_prune(done)
+    first = f", of them {done.n_label_issues_removed:,} flagged label issues first" if done.n_label_issues_removed else ""
     st.success(
-        f"Saved subset '{done.subset}': kept {done.n_kept:,}, removed {done.n_removed:,} "
+        f"Saved subset '{done.subset}': kept {done.n_kept:,}, removed {done.n_removed:,}{first} "
         f"({done.method}). Export it from the Export page."
     )
 
@@ -201,6 +212,7 @@ def result(root: str, done: prune_data.PruneDone) -> None:
         ("Kept", f"{done.n_kept:,}"),
         ("Removed", f"{done.n_removed:,}"),
         ("Kept share", f"{100 * done.n_kept / total:.1f}%"),
+        ("Label issues removed first", f"{done.n_label_issues_removed:,}"),
     ]
     metric_row(cells)
     left, right = st.columns(2)

@@ -35,7 +35,8 @@ def label_noise_stage(
     arrays are named ``<detector>_score`` and are stored beside the pruning scores.
     ``neighbors``: optional precomputed (indices, similarities) of the unit embeddings, k = 10,
     self excluded (the score job shares one search with the kNN pruning scores at large N).
-    ``task_map``: runs the cleaning round's probe folds (default: in this process).
+    ``task_map``: runs the AUM threshold runs and the cleaning round's probe folds (default: in
+    this process).
     """
     config = verdict_config_for(len(data.ids), probe_config)
     verdict = label_issue_verdict(

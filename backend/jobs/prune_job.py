@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,9 +14,12 @@ from backend.jobs.dataset import load_dataset
 from backend.jobs.tracking import recorded_run
 from backend.scoring.pruning import registry
 from backend.scoring.pruning.budgets import check_ratio, n_to_keep
+from backend.scoring.pruning.exclusions import removed_first
 from backend.storage import results, runs, subsets
 from backend.storage.errors import NotFoundError, StorageError
 from backend.storage.workspace import Workspace
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -25,6 +29,8 @@ class PruneResult:
     method: str
     n_kept: int
     n_removed: int
+    n_label_issues_removed: int = 0
+    n_duplicates_removed: int = 0
 
 
 def latest_score_run(ws: Workspace) -> dict:
@@ -36,18 +42,24 @@ def latest_score_run(ws: Workspace) -> dict:
 
 def prune(ws: Workspace, *, name: str, ratio: float, method: str | None = None, per_class: str = "proportional",
           seed: int = 0, split: str | None = None, dedup: bool = False, score_run: str | None = None,
-          overwrite: bool = False, method_options: dict[str, str] | None = None) -> PruneResult:
+          overwrite: bool = False, method_options: dict[str, str] | None = None,
+          label_issues: str = "exclude") -> PruneResult:
     """Keep ``1 - ratio`` of the samples (of ``split`` when given) by ``method`` over the scores of
     ``score_run`` (default: the latest), and save them as subset ``name``.
 
     With no ``method`` the recommended default for this ratio is used
-    (:func:`backend.scoring.pruning.registry.recommended_default`). ``dedup`` removes SemDeDup
-    near-duplicates first (Abbas et al. 2023). ``method_options`` are the procedure's parameters as
+    (:func:`backend.scoring.pruning.registry.recommended_default`). ``label_issues="exclude"``
+    (default) removes the samples the score run's label-noise verdict flags first, ``"keep"``
+    leaves them to the method; ``dedup`` removes SemDeDup near-duplicates first (Abbas et al.
+    2023); both count towards the ratio (:mod:`backend.scoring.pruning.exclusions`).
+    ``method_options`` are the procedure's parameters as
     ``KEY=VALUE`` text (:func:`backend.scoring.pruning.registry.method_options`), checked before
     anything is read or written.
     """
     check_ratio(ratio)
     name = subsets.check_subset_name(name)
+    if label_issues not in LABEL_ISSUE_CHOICES:
+        raise ValueError(f"label_issues must be one of {', '.join(LABEL_ISSUE_CHOICES)}, got {label_issues!r}")
     if name in subsets.subset_names(ws) and not overwrite:
         raise StorageError(f"a subset named {name!r} exists; choose another --name or pass --overwrite")
     options: dict = {}
@@ -75,16 +87,42 @@ def prune(ws: Workspace, *, name: str, ratio: float, method: str | None = None, 
         if "semdedup" not in score_arrays:
             raise StorageError("--dedup needs the semdedup score; rerun `thresher score` with it")
         duplicates = score_arrays["semdedup"] > 0.5
+    flags, flag_scores = None, None
+    if label_issues == "exclude":
+        flags, flag_scores = _label_issues(ws, source["run_id"], data.ids, pool)
+    first = removed_first(n_pool, ratio, label_issues=flags, label_issue_score=flag_scores, duplicates=duplicates,
+                          seed=seed)
     config = {"method": method, "ratio": ratio, "per_class": per_class, "seed": seed, "split": split,
-              "dedup": dedup, "score_run": source["run_id"], "options": options, "subset": name}
+              "dedup": dedup, "label_issues": label_issues, "score_run": source["run_id"], "options": options,
+              "subset": name}
     with recorded_run(ws, "prune", config, embedding_key=data.embedding_key, seed=seed) as run:
         kept = registry.prune(method, ratio, labels=data.labels[pool], scores=score_arrays, inputs=inputs,
-                              per_class=per_class, seed=seed, dedup=duplicates, options=options)
+                              per_class=per_class, seed=seed, dedup=first.mask, options=options)
         kept_ids = data.ids[pool][kept].tolist()
         subsets.save_subset(ws, name, kept_ids, origin="prune", run_id=run.run_id, overwrite=overwrite)
         run.summary = {"n_pool": n_pool, "n_kept": len(kept_ids), "n_removed": n_pool - len(kept_ids),
-                       "subset": name, "method": method}
-    return PruneResult(run.run_id, name, method, len(kept_ids), n_pool - len(kept_ids))
+                       "n_label_issues_removed": first.n_label_issues, "subset": name, "method": method}
+        if dedup:
+            run.summary["n_duplicates_removed"] = first.n_duplicates
+    return PruneResult(run.run_id, name, method, len(kept_ids), n_pool - len(kept_ids), first.n_label_issues,
+                       first.n_duplicates)
+
+
+#: ``thresher prune --label-issues``: what happens to the samples the score run flags.
+LABEL_ISSUE_CHOICES = ("exclude", "keep")
+
+
+def _label_issues(ws: Workspace, run_id: str, ids: np.ndarray, pool: slice | np.ndarray
+                  ) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The score run's label-issue flags and scores for the pool's rows (None when the run
+    stored no verdict, e.g. one made before verdicts were stored)."""
+    verdict = results.read_label_issues(ws, run_id)
+    if verdict.empty:
+        log.warning("score run %s stored no label-issue verdict: nothing flagged to remove first", run_id)
+        return None, None
+    verdict = verdict.set_index("id").reindex(ids[pool])
+    flags = verdict["is_label_issue"].fillna(False).to_numpy(bool)
+    return flags, verdict["label_issue_score"].fillna(0.0).to_numpy(np.float64)
 
 
 def kept_count(n: int, ratio: float) -> int:

@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 from app import state
 from app.components.prune_panel import RECOMMENDED, n_kept
 from backend.jobs.evaluate_job import ARM_TEXT
-from backend.storage import Workspace, runs, subsets
+from backend.storage import Workspace, results, runs, subsets
 from tests.app.app_testkit import CLASSES, N_SAMPLES, PER_SPLIT, metric_values
 
 
@@ -77,15 +77,40 @@ def test_the_button_prunes_into_a_subset(
     assert len(kept) == len(kept_ids)  # only samples of the chosen split
     per_class = kept["label"].value_counts()
     assert per_class.max() - per_class.min() <= 1  # proportional over equal classes
+    # the score run's flagged label issues went first (fewer than the ratio removes here)
+    verdict = results.read_label_issues(ws, runs.latest_run(ws, "score")["run_id"])
+    flagged = set(verdict.loc[verdict["is_label_issue"], "id"]) & set(pool["id"])
+    assert 0 < len(flagged) < len(pool) - len(kept_ids) and not flagged & set(kept_ids)
+    assert runs.latest_run(ws, "prune")["config"]["label_issues"] == "exclude"
     assert metric_values(at) == {
         "Kept": f"{len(kept_ids)}",
         "Removed": f"{len(pool) - len(kept_ids)}",
         "Kept share": f"{100 * len(kept_ids) / len(pool):.1f}%",
+        "Label issues removed first": f"{len(flagged)}",
     }
     assert len(at.get("plotly_chart")) == 2  # per-class bars, score histogram
     expected_score = score or "sim"
     assert at.selectbox(key=state.PRUNE_HISTOGRAM_SCORE).value == expected_score
     assert len(at.dataframe[0].value) == 1  # the prune run
+
+
+def test_flagged_label_issues_can_be_left_to_the_method(app_on, writable_scored_workspace: Path) -> None:
+    """Unticked, keep-hard keeps the hardest samples whether flagged or not (what the box avoids)."""
+    ws = Workspace.open(writable_scored_workspace)
+    verdict = results.read_label_issues(ws, runs.latest_run(ws, "score")["run_id"])
+    flagged = set(verdict.loc[verdict["is_label_issue"], "id"])
+    at = prune_page(app_on, writable_scored_workspace)
+    assert at.checkbox(key=state.PRUNE_LABEL_ISSUES).value is True  # on by default
+    at.selectbox(key=state.PRUNE_METHOD).set_value("random").run()
+    for name, tick in (("without", True), ("with", False)):
+        at.checkbox(key=state.PRUNE_LABEL_ISSUES).set_value(tick)
+        at.text_input(key=state.PRUNE_SUBSET_NAME).input(name)
+        at.button(key="prune.run").click().run()
+        assert not at.exception and f"Saved subset '{name}'" in at.success[0].value
+        assert runs.latest_run(ws, "prune")["config"]["label_issues"] == ("exclude" if tick else "keep")
+    assert not flagged & set(subsets.subset_ids(ws, "without"))
+    assert flagged & set(subsets.subset_ids(ws, "with"))  # random keeps about half of them
+    assert metric_values(at)["Label issues removed first"] == "0"
 
 
 def test_an_existing_name_needs_the_replace_box(app_on, writable_scored_workspace: Path) -> None:

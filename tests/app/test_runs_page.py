@@ -90,7 +90,7 @@ def test_two_prune_runs_compare_their_kept_samples(app_on, writable_scored_works
     ws = Workspace.open(writable_scored_workspace)
     score_run = runs.list_runs(ws, "score")["run_id"].iloc[0]
     for name, method in (("hard", "keep_hard:el2n"), ("easy", "keep_easy:el2n")):
-        prune(ws, name=name, ratio=0.5, method=method, score_run=score_run)
+        prune(ws, name=name, ratio=0.5, method=method, score_run=score_run, label_issues="keep")  # complements
     at = runs_page(app_on, writable_scored_workspace)
     at.selectbox(key=state.RUNS_COMPARE_KIND).set_value("prune").run()
     assert not at.exception

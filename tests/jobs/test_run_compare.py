@@ -155,9 +155,13 @@ def test_prune_runs_compare_their_kept_sets(two_runs, capsys: pytest.CaptureFixt
 
     root, score_run, _ = two_runs
     ws = Workspace.open(root)
-    hard = prune(ws, name="hard half", ratio=0.5, method="keep_hard:el2n", score_run=score_run).run_id
-    easy = prune(ws, name="easy half", ratio=0.5, method="keep_easy:el2n", score_run=score_run).run_id
-    again = prune(ws, name="hard again", ratio=0.5, method="keep_hard:el2n", score_run=score_run).run_id
+    # flagged samples kept, so that keep-hard and keep-easy halves are complements
+    hard = prune(ws, name="hard half", ratio=0.5, method="keep_hard:el2n", score_run=score_run,
+                 label_issues="keep").run_id
+    easy = prune(ws, name="easy half", ratio=0.5, method="keep_easy:el2n", score_run=score_run,
+                 label_issues="keep").run_id
+    again = prune(ws, name="hard again", ratio=0.5, method="keep_hard:el2n", score_run=score_run,
+                 label_issues="keep").run_id
     cmp = compare_runs(ws, hard, easy)
     assert cmp.kept == {"kept_a": N // 2, "kept_b": N // 2, "kept_by_both": 0, "only_a": N // 2,
                         "only_b": N // 2, "jaccard": 0.0}  # fmt: skip

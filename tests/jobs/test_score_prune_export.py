@@ -84,6 +84,28 @@ def test_prune_default_and_named_methods(scored, capsys: pytest.CaptureFixture[s
     assert "ratio" in capsys.readouterr().err
 
 
+def test_prune_removes_flagged_label_issues_first(scored, capsys: pytest.CaptureFixture[str]) -> None:
+    """Hardness scores rank the flipped labels hardest: keep-hard on EL2N keeps most of them
+    unless the verdict's flags go first (the default), which keeps almost none."""
+    ws_path, noisy, _ = scored
+    ws = Workspace.open(ws_path)
+    wrong = {f"d{i:04d}" for i in noisy}
+    base = ["prune", "--workspace", str(ws_path), "--ratio", "0.5", "--method", "keep_hard:el2n"]
+    capsys.readouterr()
+    assert main([*base, "--name", "hard-clean"]) == 0
+    out = capsys.readouterr().out
+    run = runs.latest_run(ws, "prune")
+    n_first = run["summary"]["n_label_issues_removed"]
+    assert run["config"]["label_issues"] == "exclude" and n_first > 0.7 * len(wrong)
+    assert f"{n_first} flagged label issues removed first" in out
+    assert main([*base, "--name", "hard-noisy", "--label-issues", "keep"]) == 0
+    assert runs.latest_run(ws, "prune")["summary"]["n_label_issues_removed"] == 0
+    clean, noisy_kept = (set(subsets.subset_ids(ws, n)) for n in ("hard-clean", "hard-noisy"))
+    assert len(clean) == len(noisy_kept) == N // 2
+    assert len(noisy_kept & wrong) > 0.8 * len(wrong)  # nearly every flipped label is "hard"
+    assert len(clean & wrong) < 0.2 * len(wrong)
+
+
 def test_prune_options_reach_the_procedure(scored, capsys: pytest.CaptureFixture[str]) -> None:
     ws_path, _, _ = scored
     ws = Workspace.open(ws_path)
@@ -224,7 +246,9 @@ def test_evaluate_says_what_a_subset_costs(scored, capsys: pytest.CaptureFixture
 def test_export_soft_labels_for_distillation(scored, capsys: pytest.CaptureFixture[str]) -> None:
     ws_path, _, tmp = scored
     ws = Workspace.open(ws_path)
-    assert main(["prune", "--workspace", str(ws_path), "--ratio", "0.7", "--name", "soft", "--split", "train"]) == 0
+    # flagged samples kept on purpose: to see the teacher's soft labels correct flipped labels
+    assert main(["prune", "--workspace", str(ws_path), "--ratio", "0.7", "--name", "soft", "--split", "train",
+                 "--label-issues", "keep"]) == 0
     out = tmp / "soft.parquet"
     assert main(["export", "--workspace", str(ws_path), "--subset", "soft", "--soft-labels", "--format", "parquet",
                  "--out", str(out)]) == 0
@@ -235,8 +259,9 @@ def test_export_soft_labels_for_distillation(scored, capsys: pytest.CaptureFixtu
     predicted = frame[[f"teacher_logit_{c}" for c in range(10)]].to_numpy().argmax(axis=1)
     truth = load_digits().target[[int(i[1:]) for i in frame["id"]]]
     flipped = truth != frame["label"].astype(int).to_numpy()
-    # the keep-hard default keeps most flipped labels, and the teacher names their true class: its
-    # soft labels correct them, the effect Ben-Baruch et al. credit KD with on noisy data
+    # keeping the flagged samples, the keep-hard default keeps most flipped labels, and the teacher
+    # names their true class: its soft labels correct them, the effect Ben-Baruch et al. credit KD
+    # with on noisy data
     assert flipped.sum() >= 10 and (predicted == truth).mean() > 0.95
     assert (predicted[flipped] == truth[flipped]).mean() > 0.8
     n_train = int((ws.samples(columns=["split"])["split"] == "train").sum())

@@ -88,6 +88,49 @@ def aum_threshold(threshold_aum: np.ndarray, *, percentile: float = 99.0) -> flo
     return float(np.percentile(values, percentile))
 
 
+def threshold_run_labels(given_labels: np.ndarray, sets: tuple[np.ndarray, ...], *, n_classes: int
+                         ) -> list[np.ndarray]:
+    """Each run's training labels: ``given_labels`` with that run's threshold set relabelled to
+    the fake class ``n_classes`` (int64 copies)."""
+    given = np.asarray(given_labels).astype(np.int64)
+    runs = []
+    for fake in sets:
+        labels = given.copy()
+        labels[fake] = n_classes
+        runs.append(labels)
+    return runs
+
+
+def combine_threshold_runs(run_aums: list[np.ndarray], sets: tuple[np.ndarray, ...], *,
+                           percentile: float = 99.0) -> AumResult:
+    """Steps 2-3 of :func:`aum_with_threshold_samples` from each run's AUM (N,) under its own
+    labels: per-run thresholds, then each sample averaged over the runs where it kept its label
+    (summed in run order, so the result does not depend on the order the runs finished in)."""
+    n = np.asarray(run_aums[0]).size
+    aum_sum = np.zeros(n)
+    margin_sum = np.zeros(n)
+    runs_used = np.zeros(n)
+    thresholds = np.empty(len(sets))
+    for r, (aum, fake) in enumerate(zip(run_aums, sets, strict=True)):
+        aum = np.asarray(aum, dtype=np.float64)
+        thresholds[r] = aum_threshold(aum[fake], percentile=percentile)
+        real = np.ones(n, bool)
+        real[fake] = False
+        aum_sum[real] += aum[real]
+        margin_sum[real] += aum[real] - thresholds[r]
+        runs_used[real] += 1
+    if (runs_used == 0).any():
+        raise ValueError("some samples were threshold samples in every run; use n_runs >= 2")
+    margin = margin_sum / runs_used
+    return AumResult(
+        aum=aum_sum / runs_used,
+        margin_to_threshold=margin,
+        is_label_issue=margin < 0,
+        thresholds=thresholds,
+        threshold_sets=sets,
+    )
+
+
 def aum_with_threshold_samples(
     given_labels: np.ndarray,
     *,
@@ -106,34 +149,18 @@ def aum_with_threshold_samples(
        every sample's AUM under its run-r label; threshold t_r = percentile of set r's AUM.
     3. Each sample's AUM and (AUM - t_r) are averaged over the runs where it was not a
        threshold sample; flag where the averaged margin to the threshold is negative.
+
+    The runs are independent: a caller with workers trains them in parallel with
+    :func:`threshold_run_labels`, :func:`aum_from_logits` and :func:`combine_threshold_runs`
+    (what the label-noise pipeline does), with the same result.
     """
     given = np.asarray(given_labels).astype(np.int64)
-    n = given.size
-    sets = threshold_sample_sets(n, n_classes=n_classes, n_runs=n_runs, seed=seed)
-    aum_sum = np.zeros(n)
-    margin_sum = np.zeros(n)
-    runs_used = np.zeros(n)
-    thresholds = np.empty(n_runs)
-    for r, fake in enumerate(sets):
-        labels = given.copy()
-        labels[fake] = n_classes
+    sets = threshold_sample_sets(given.size, n_classes=n_classes, n_runs=n_runs, seed=seed)
+    run_aums = []
+    for r, labels in enumerate(threshold_run_labels(given, sets, n_classes=n_classes)):
         logits = np.asarray(train_fn(labels, n_classes + 1, r))
-        if logits.ndim != 3 or logits.shape[1:] != (n, n_classes + 1):
-            raise ValueError(f"train_fn must return (E, {n}, {n_classes + 1}), got {logits.shape}")
-        aum = aum_from_logits(logits, labels)
-        thresholds[r] = aum_threshold(aum[fake], percentile=percentile)
-        real = np.ones(n, bool)
-        real[fake] = False
-        aum_sum[real] += aum[real]
-        margin_sum[real] += aum[real] - thresholds[r]
-        runs_used[real] += 1
-    if (runs_used == 0).any():
-        raise ValueError("some samples were threshold samples in every run; use n_runs >= 2")
-    margin = margin_sum / runs_used
-    return AumResult(
-        aum=aum_sum / runs_used,
-        margin_to_threshold=margin,
-        is_label_issue=margin < 0,
-        thresholds=thresholds,
-        threshold_sets=sets,
-    )
+        if logits.ndim != 3 or logits.shape[1:] != (given.size, n_classes + 1):
+            raise ValueError(f"train_fn must return (E, {given.size}, {n_classes + 1}), got {logits.shape}")
+        run_aums.append(aum_from_logits(logits, labels))
+        del logits
+    return combine_threshold_runs(run_aums, sets, percentile=percentile)

@@ -12,7 +12,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from backend.scoring.knn import knn_search
-from backend.scoring.label_noise.aum import aum_with_threshold_samples
+from backend.scoring.label_noise.aum import (
+    aum_from_logits,
+    combine_threshold_runs,
+    threshold_run_labels,
+    threshold_sample_sets,
+)
 from backend.scoring.label_noise.confident_learning import find_label_issues, normalized_margin
 from backend.scoring.label_noise.knn_vote import knn_vote, neighbor_label_distribution
 from backend.scoring.label_noise.verdict import (
@@ -84,8 +89,8 @@ def label_issue_verdict(
         Optional (N, C) out-of-fold probabilities (e.g. from the user's own model) used instead
         of training probes in round 1.
     task_map
-        Runs the probes' independent folds (:data:`backend.scoring.probes.TaskMap`); default:
-        one after the other in this process.
+        Runs the probes' independent folds and AUM's threshold runs
+        (:data:`backend.scoring.probes.TaskMap`); default: one after the other in this process.
 
     Algorithm
     ---------
@@ -124,12 +129,8 @@ def label_issue_verdict(
     aum_score = None
     if cfg.aum:
         log.info("label noise: AUM with threshold samples (2 runs)")
-        result = aum_with_threshold_samples(
-            given,
-            n_classes=n_classes,
-            train_fn=_aum_train_fn(x, cfg.probe, cfg.seed),
-            seed=cfg.seed,
-        )
+        result = aum_threshold_runs(x, given, n_classes=n_classes, probe=cfg.probe, seed=cfg.seed,
+                                    task_map=task_map)
         flags["aum"] = result.is_label_issue
         # logistic squashing of the margin to the threshold: 0.5 at the threshold
         scores["aum"] = 1.0 / (1.0 + np.exp(np.clip(result.margin_to_threshold, -50, 50)))
@@ -217,12 +218,22 @@ def masked_fold_probs(x: np.ndarray, y: np.ndarray, n_classes: int, config: Prob
     return softmax(predict_logits(dynamics, x[test_idx]))
 
 
-def _aum_train_fn(x: np.ndarray, probe: ProbeConfig, seed: int):
-    """train_fn for :func:`aum_with_threshold_samples`: one probe on all rows, per-epoch logits."""
+def aum_threshold_runs(x: np.ndarray, given: np.ndarray, *, n_classes: int, probe: ProbeConfig,
+                       seed: int, n_runs: int = 2, task_map: TaskMap | None = None):
+    """:func:`backend.scoring.label_noise.aum.aum_with_threshold_samples` with our probe as the
+    network, its ``n_runs`` trainings as independent tasks of ``task_map`` (default: one after
+    the other here). Each task returns only its (N,) AUM, not its (E, N, C + 1) logits."""
+    sets = threshold_sample_sets(given.size, n_classes=n_classes, n_runs=n_runs, seed=seed)
+    tasks = [(labels, run) for run, labels in enumerate(threshold_run_labels(given, sets, n_classes=n_classes))]
+    run_aums: list[np.ndarray] = [np.empty(0)] * n_runs
+    for index, aum in (task_map or serial_tasks)(aum_run, tasks, shared=(x, n_classes + 1, probe, seed)):
+        run_aums[index] = aum
+    return combine_threshold_runs(run_aums, sets)
 
-    def train(labels: np.ndarray, n_out: int, run: int) -> np.ndarray:
-        return train_dynamics(
-            x, labels, n_classes=n_out, config=probe, seed=sub_seed(seed, run)
-        ).logits
 
-    return train
+def aum_run(x: np.ndarray, n_out: int, probe: ProbeConfig, seed: int, labels: np.ndarray, run: int
+            ) -> np.ndarray:
+    """One AUM threshold run: a probe trained on every row with ``labels`` (threshold samples in
+    the fake class ``n_out - 1``), seed ``sub_seed(seed, run)``; its AUM (N,) under those labels."""
+    logits = train_dynamics(x, labels, n_classes=n_out, config=probe, seed=sub_seed(seed, run)).logits
+    return aum_from_logits(logits, labels)

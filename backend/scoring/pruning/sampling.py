@@ -28,7 +28,10 @@ split carved from the digits training split, ``bench/pruning.py --tune``, never 
   (Gumbel-max: a draw with probability proportional to exp(pref / temperature)); temperature 0
   is deterministic. Seeded.
 * **Hard cut-off.** The ``beta`` hardest fraction (global quantile) is dropped first, as in CCS
-  (default 0: digits has no label noise to cut; the cut never removes below the budget).
+  (default 0: digits has no label noise to cut; the cut never removes below the budget). Label
+  noise is handled before any procedure runs instead: ``thresher prune`` removes the samples
+  the label-noise verdict flags (:mod:`backend.scoring.pruning.exclusions`), which drops the
+  noise itself rather than a fixed share of the hardest samples.
 
 Tuning (``bench/pruning.py --select`` and ``--tune``; six validation splits, each 70 % fit /
 30 % validation of the digits training split, 5 seeds each, the test split never read;

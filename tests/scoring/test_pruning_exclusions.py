@@ -1,0 +1,68 @@
+"""What a prune removes before ranking: flagged label issues (the most suspicious first), then
+near-duplicates, within the ratio's budget."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from backend.scoring.pruning.exclusions import removed_first
+from backend.scoring.pruning.procedures import topk_prune
+
+
+def test_flags_within_the_budget_are_all_removed() -> None:
+    flags = np.zeros(10, bool)
+    flags[[1, 4]] = True
+    first = removed_first(10, 0.3, label_issues=flags, label_issue_score=np.linspace(0, 1, 10))
+    np.testing.assert_array_equal(np.flatnonzero(first.mask), [1, 4])
+    assert (first.n_label_issues, first.n_duplicates) == (2, 0)
+
+
+def test_more_flags_than_the_budget_removes_the_most_suspicious() -> None:
+    flags = np.zeros(10, bool)
+    flags[[0, 2, 5, 7, 9]] = True
+    score = np.array([0.9, 0, 0.6, 0, 0, 0.95, 0, 0.7, 0, 0.61])
+    first = removed_first(10, 0.3, label_issues=flags, label_issue_score=score)  # budget: 3
+    np.testing.assert_array_equal(np.flatnonzero(first.mask), [0, 5, 7])
+    assert first.n_label_issues == 3
+    with pytest.raises(ValueError, match="label_issue_score"):
+        removed_first(10, 0.3, label_issues=flags)
+
+
+def test_duplicates_take_what_the_label_issues_leave() -> None:
+    flags = np.zeros(20, bool)
+    flags[[0, 1]] = True
+    dups = np.zeros(20, bool)
+    dups[[1, 5, 6, 7, 8, 9]] = True  # 1 is also flagged
+    first = removed_first(20, 0.25, label_issues=flags, label_issue_score=np.ones(20), duplicates=dups, seed=3)
+    assert first.mask.sum() == 5 and first.mask[[0, 1]].all()  # budget 5: 2 issues + 3 of the 5 other dups
+    assert set(np.flatnonzero(first.mask)) - {0, 1} < {5, 6, 7, 8, 9}
+    assert (first.n_label_issues, first.n_duplicates) == (2, 3)
+    again = removed_first(20, 0.25, label_issues=flags, label_issue_score=np.ones(20), duplicates=dups, seed=3)
+    np.testing.assert_array_equal(first.mask, again.mask)
+
+
+def test_duplicates_alone_and_nothing_at_all() -> None:
+    dups = np.arange(12) % 3 == 0  # 4 duplicates, budget 1
+    first = removed_first(12, 0.1, label_issues=np.zeros(12, bool), duplicates=dups)
+    assert first.mask.sum() == 1 and first.mask[dups].sum() == 1
+    assert (first.n_label_issues, first.n_duplicates) == (0, 1)
+    assert removed_first(12, 0.5, duplicates=dups).n_duplicates == 4
+    assert removed_first(12, 0.1).mask is None
+    assert removed_first(12, 0.1, label_issues=np.zeros(12, bool)).mask is None
+
+
+def test_keep_hard_no_longer_keeps_the_flagged_hardest() -> None:
+    """The failure it prevents: mislabeled samples score hardest, so keep-hard keeps them."""
+    difficulty = np.arange(10, dtype=float)  # 8 and 9 hardest: the mislabeled ones
+    flags = difficulty >= 8
+    first = removed_first(10, 0.5, label_issues=flags, label_issue_score=difficulty / 10)
+    np.testing.assert_array_equal(topk_prune(difficulty, 0.5), [5, 6, 7, 8, 9])
+    np.testing.assert_array_equal(topk_prune(difficulty, 0.5, exclude=first.mask), [3, 4, 5, 6, 7])
+
+
+def test_bad_masks() -> None:
+    with pytest.raises(ValueError, match="label_issues must be a \\(5,\\) bool mask"):
+        removed_first(5, 0.2, label_issues=np.zeros(4, bool))
+    with pytest.raises(ValueError, match="label_issue_score must have shape"):
+        removed_first(5, 0.2, label_issues=np.ones(5, bool), label_issue_score=np.ones(3))
