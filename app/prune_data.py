@@ -49,6 +49,10 @@ class PruneDone:
     score_run: str
     split: str | None
     n_label_issues_removed: int = 0
+    n_duplicates_removed: int = 0
+    label_issues: str = "exclude"  # or "keep": the box was unticked
+    verdict_missing: bool = False
+    exclusions_fill_budget: bool = False
 
 
 def run_prune(
@@ -95,6 +99,10 @@ def run_prune(
         score_run=score_run,
         split=split,
         n_label_issues_removed=result.n_label_issues_removed,
+        n_duplicates_removed=result.n_duplicates_removed,
+        label_issues="exclude" if exclude_label_issues else "keep",
+        verdict_missing=result.verdict_missing,
+        exclusions_fill_budget=result.exclusions_fill_budget,
     )
 
 

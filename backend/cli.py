@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from backend.config import DEFAULT_WORKSPACE, EmbedSettings, ProjectionSettings
+from backend.config import DEFAULT_WORKSPACE, LABEL_ISSUE_CHOICES, EmbedSettings, ProjectionSettings
 
 log = logging.getLogger("thresher")
 
@@ -122,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--name", required=True, help="name of the subset to create")
     p.add_argument("--split", help="prune only this split (e.g. train); other samples are not in the subset")
-    p.add_argument("--label-issues", choices=("exclude", "keep"), default="exclude",
+    p.add_argument("--label-issues", choices=LABEL_ISSUE_CHOICES, default="exclude",
                    help="exclude (default): remove the samples the score run flags as label issues first, "
                    "the most suspicious first when they outnumber what the ratio removes (they count towards "
                    "it; hardness scores rank mislabeled samples hardest, so keep-hard methods would keep "

@@ -167,6 +167,13 @@ def cmd_prune(args: argparse.Namespace) -> int:
     print(f"subset {result.subset!r}: kept {result.n_kept}, removed {result.n_removed} "
           f"(ratio {args.ratio} removed) with {result.method}"
           + (f", {' and '.join(first)} removed first" if first else "") + f" (run {result.run_id})")
+    if result.verdict_missing:
+        print("note: the score run stored no label-issue verdict, so no flagged sample was removed first; "
+              "rerun `thresher score` to get one")
+    if result.exclusions_fill_budget:
+        print(f"note: the samples removed first fill the whole budget ({result.n_label_issues_flagged} flagged): "
+              f"{result.method} chose nothing, the subset is every other sample; lower --ratio or pass "
+              "--label-issues keep to let the method choose")
     return 0
 
 

@@ -13,6 +13,10 @@ DEFAULT_DATA_DIR = Path(os.environ.get("THRESHER_DATA", Path(__file__).resolve()
 #: The workspace the demo writes and ``thresher app`` opens when no ``--workspace`` is given.
 DEFAULT_WORKSPACE = DEFAULT_DATA_DIR / "workspaces" / "digits-demo"
 
+#: ``thresher prune --label-issues``: what happens to the samples the score run flags (first:
+#: the default). Here so that the CLI names them without importing the pruning code.
+LABEL_ISSUE_CHOICES = ("exclude", "keep")
+
 
 @dataclass(frozen=True)
 class EmbedSettings:

@@ -170,7 +170,16 @@ def controls(pool: pd.DataFrame) -> PruneRequest:
         "Replace an existing subset with this name", key=state.PRUNE_OVERWRITE
     )
     return PruneRequest(
-        ratio, chosen, per_class, int(seed), split, dedup, name.strip(), overwrite, options, exclude_issues
+        ratio=ratio,
+        method=chosen,
+        per_class=per_class,
+        seed=int(seed),
+        split=split,
+        dedup=dedup,
+        name=name.strip(),
+        overwrite=overwrite,
+        options=options,
+        exclude_label_issues=exclude_issues,
     )
 
 
@@ -191,11 +200,20 @@ def run_button(root: str, request: PruneRequest, *, score_run: str) -> None:
         st.error(f"Nothing was saved: {exc}")
         return
     state.set_last_prune(done)
-    first = f", of them {done.n_label_issues_removed:,} flagged label issues first" if done.n_label_issues_removed else ""
+    first = [f"{count:,} {what}" for count, what in ((done.n_label_issues_removed, "flagged label issues"),
+                                                    (done.n_duplicates_removed, "near-duplicates")) if count]
     st.success(
-        f"Saved subset '{done.subset}': kept {done.n_kept:,}, removed {done.n_removed:,}{first} "
-        f"({done.method}). Export it from the Export page."
+        f"Saved subset '{done.subset}': kept {done.n_kept:,}, removed {done.n_removed:,}"
+        + (f", of them {' and '.join(first)} first" if first else "")
+        + f" ({done.method}). Export it from the Export page."
     )
+    if done.verdict_missing:
+        st.warning("This score run stored no label-issue verdict, so no flagged sample was removed first. "
+                   "Rerun `thresher score` to get one.")
+    if done.exclusions_fill_budget:
+        st.warning("The samples removed first fill the whole fraction removed: the method chose nothing and "
+                   "the subset is every other sample. Lower the fraction, or untick the label-issue box to "
+                   "let the method choose.")
 
 
 def result(root: str, done: prune_data.PruneDone) -> None:
@@ -212,7 +230,8 @@ def result(root: str, done: prune_data.PruneDone) -> None:
         ("Kept", f"{done.n_kept:,}"),
         ("Removed", f"{done.n_removed:,}"),
         ("Kept share", f"{100 * done.n_kept / total:.1f}%"),
-        ("Label issues removed first", f"{done.n_label_issues_removed:,}"),
+        ("Label issues removed first",
+         f"{done.n_label_issues_removed:,}" if done.label_issues == "exclude" else "off"),
     ]
     metric_row(cells)
     left, right = st.columns(2)

@@ -10,10 +10,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from backend.config import LABEL_ISSUE_CHOICES
 from backend.jobs.dataset import load_dataset
 from backend.jobs.tracking import recorded_run
 from backend.scoring.pruning import registry
-from backend.scoring.pruning.budgets import check_ratio, n_to_keep
+from backend.scoring.pruning.budgets import check_ratio, n_to_keep, parse_policy
 from backend.scoring.pruning.exclusions import removed_first
 from backend.storage import results, runs, subsets
 from backend.storage.errors import NotFoundError, StorageError
@@ -31,6 +32,9 @@ class PruneResult:
     n_removed: int
     n_label_issues_removed: int = 0
     n_duplicates_removed: int = 0
+    n_label_issues_flagged: int = 0  # in the pool, by the score run's verdict
+    verdict_missing: bool = False  # label issues were to be excluded but the score run stored none
+    exclusions_fill_budget: bool = False  # every removal was an exclusion: the method chose nothing
 
 
 def latest_score_run(ws: Workspace) -> dict:
@@ -91,7 +95,12 @@ def prune(ws: Workspace, *, name: str, ratio: float, method: str | None = None, 
     if label_issues == "exclude":
         flags, flag_scores = _label_issues(ws, source["run_id"], data.ids, pool)
     first = removed_first(n_pool, ratio, label_issues=flags, label_issue_score=flag_scores, duplicates=duplicates,
-                          seed=seed)
+                          labels=data.labels[pool], min_per_class=parse_policy(per_class)[1], seed=seed)
+    verdict_missing = label_issues == "exclude" and flags is None
+    if first.fills_budget:
+        log.warning("the samples removed first (%d label issues, %d near-duplicates) fill the ratio's budget: "
+                    "%s chooses nothing; the subset is every other sample", first.n_label_issues,
+                    first.n_duplicates, method)
     config = {"method": method, "ratio": ratio, "per_class": per_class, "seed": seed, "split": split,
               "dedup": dedup, "label_issues": label_issues, "score_run": source["run_id"], "options": options,
               "subset": name}
@@ -101,15 +110,12 @@ def prune(ws: Workspace, *, name: str, ratio: float, method: str | None = None, 
         kept_ids = data.ids[pool][kept].tolist()
         subsets.save_subset(ws, name, kept_ids, origin="prune", run_id=run.run_id, overwrite=overwrite)
         run.summary = {"n_pool": n_pool, "n_kept": len(kept_ids), "n_removed": n_pool - len(kept_ids),
-                       "n_label_issues_removed": first.n_label_issues, "subset": name, "method": method}
-        if dedup:
-            run.summary["n_duplicates_removed"] = first.n_duplicates
+                       "n_label_issues_flagged": first.n_flagged, "n_label_issues_removed": first.n_label_issues,
+                       "n_duplicates_removed": first.n_duplicates, "subset": name, "method": method,
+                       "label_issue_verdict": "missing" if verdict_missing else "used" if flags is not None
+                       else "not used", "exclusions_fill_budget": first.fills_budget}
     return PruneResult(run.run_id, name, method, len(kept_ids), n_pool - len(kept_ids), first.n_label_issues,
-                       first.n_duplicates)
-
-
-#: ``thresher prune --label-issues``: what happens to the samples the score run flags.
-LABEL_ISSUE_CHOICES = ("exclude", "keep")
+                       first.n_duplicates, first.n_flagged, verdict_missing, first.fills_budget)
 
 
 def _label_issues(ws: Workspace, run_id: str, ids: np.ndarray, pool: slice | np.ndarray

@@ -97,7 +97,13 @@ def test_prune_removes_flagged_label_issues_first(scored, capsys: pytest.Capture
     run = runs.latest_run(ws, "prune")
     n_first = run["summary"]["n_label_issues_removed"]
     assert run["config"]["label_issues"] == "exclude" and n_first > 0.7 * len(wrong)
-    assert f"{n_first} flagged label issues removed first" in out
+    assert n_first == run["summary"]["n_label_issues_flagged"] and run["summary"]["label_issue_verdict"] == "used"
+    assert f"{n_first} flagged label issues removed first" in out and "note:" not in out
+    # removing less than what is flagged: the method chooses nothing, and the user is told
+    assert main(["prune", "--workspace", str(ws_path), "--ratio", "0.05", "--method", "keep_hard:el2n",
+                 "--name", "tiny"]) == 0
+    assert "chose nothing" in capsys.readouterr().out
+    assert runs.latest_run(ws, "prune")["summary"]["exclusions_fill_budget"] is True
     assert main([*base, "--name", "hard-noisy", "--label-issues", "keep"]) == 0
     assert runs.latest_run(ws, "prune")["summary"]["n_label_issues_removed"] == 0
     clean, noisy_kept = (set(subsets.subset_ids(ws, n)) for n in ("hard-clean", "hard-noisy"))

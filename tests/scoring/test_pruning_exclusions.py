@@ -61,6 +61,31 @@ def test_keep_hard_no_longer_keeps_the_flagged_hardest() -> None:
     np.testing.assert_array_equal(topk_prune(difficulty, 0.5, exclude=first.mask), [3, 4, 5, 6, 7])
 
 
+def test_a_per_class_minimum_outranks_the_exclusions() -> None:
+    """min:K keeps every class at min(K, its size) candidates: duplicates go back first, then the
+    least suspicious flags."""
+    labels = np.array([0] * 10 + [1] * 90)
+    flags = np.zeros(100, bool)
+    flags[:7] = True  # 7 of class 0's 10 flagged
+    score = np.zeros(100)
+    score[:7] = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3]
+    dups = np.zeros(100, bool)
+    dups[7] = True  # and one of its other 3 a near-duplicate
+    first = removed_first(100, 0.3, label_issues=flags, label_issue_score=score, duplicates=dups,
+                          labels=labels, min_per_class=5)
+    kept_candidates = np.flatnonzero(~first.mask[:10])
+    np.testing.assert_array_equal(kept_candidates, [5, 6, 7, 8, 9])  # the duplicate, then 0.3 and 0.4, back
+    assert (first.n_label_issues, first.n_duplicates, first.n_flagged) == (5, 0, 7)
+    plain = removed_first(100, 0.3, label_issues=flags, label_issue_score=score, duplicates=dups)
+    assert (~plain.mask[:10]).sum() == 2 and not plain.fills_budget
+
+
+def test_flags_that_fill_the_budget_say_so() -> None:
+    flags = np.arange(10) < 4
+    first = removed_first(10, 0.3, label_issues=flags, label_issue_score=np.linspace(1, 0, 10))
+    assert first.fills_budget and first.n_flagged == 4 and first.n_label_issues == 3 == first.budget
+
+
 def test_bad_masks() -> None:
     with pytest.raises(ValueError, match="label_issues must be a \\(5,\\) bool mask"):
         removed_first(5, 0.2, label_issues=np.zeros(4, bool))

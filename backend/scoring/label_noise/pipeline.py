@@ -13,6 +13,7 @@ import numpy as np
 
 from backend.scoring.knn import knn_search
 from backend.scoring.label_noise.aum import (
+    AumResult,
     aum_from_logits,
     combine_threshold_runs,
     threshold_run_labels,
@@ -219,16 +220,18 @@ def masked_fold_probs(x: np.ndarray, y: np.ndarray, n_classes: int, config: Prob
 
 
 def aum_threshold_runs(x: np.ndarray, given: np.ndarray, *, n_classes: int, probe: ProbeConfig,
-                       seed: int, n_runs: int = 2, task_map: TaskMap | None = None):
+                       seed: int, n_runs: int = 2, task_map: TaskMap | None = None) -> AumResult:
     """:func:`backend.scoring.label_noise.aum.aum_with_threshold_samples` with our probe as the
     network, its ``n_runs`` trainings as independent tasks of ``task_map`` (default: one after
     the other here). Each task returns only its (N,) AUM, not its (E, N, C + 1) logits."""
     sets = threshold_sample_sets(given.size, n_classes=n_classes, n_runs=n_runs, seed=seed)
     tasks = [(labels, run) for run, labels in enumerate(threshold_run_labels(given, sets, n_classes=n_classes))]
-    run_aums: list[np.ndarray] = [np.empty(0)] * n_runs
+    run_aums: list[np.ndarray | None] = [None] * n_runs
     for index, aum in (task_map or serial_tasks)(aum_run, tasks, shared=(x, n_classes + 1, probe, seed)):
         run_aums[index] = aum
-    return combine_threshold_runs(run_aums, sets)
+    if any(aum is None for aum in run_aums):
+        raise RuntimeError("the task map returned no result for an AUM threshold run")
+    return combine_threshold_runs(run_aums, sets)  # type: ignore[arg-type]
 
 
 def aum_run(x: np.ndarray, n_out: int, probe: ProbeConfig, seed: int, labels: np.ndarray, run: int

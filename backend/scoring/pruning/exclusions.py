@@ -18,7 +18,8 @@ asymmetric noise the default scores 97.4-98.0 / 96.2-96.4 / 96.4-96.9 at removed
 against 87.6-95.3 / 49.5-85.1 / 54.0-80.2 without the exclusion and 94.6 / 91.6 / 85.5 trained on
 all the noisy data. On clean digits (``--alternatives --only "label issues kept"``, validation, 30 paired runs)
 keeping the flags instead moves accuracy +0.11 / +0.12 / -0.11 / -0.33 at 0.3 / 0.5 / 0.7 / 0.9
-(standard errors 0.08-0.20): level within noise except at 0.9, where the exclusion helps.
+(standard errors 0.08-0.20): level within noise at 0.3-0.7, mixed at 0.9 (the test split moved
+the other way there: -0.89 over 5 seeds, -0.30 over 20).
 
 Choices (none of the papers covers combining them):
 
@@ -28,6 +29,11 @@ Choices (none of the papers covers combining them):
 * Near-duplicates (SemDeDup, Abbas et al. 2023) take what budget the label issues leave; when
   they exceed it a seeded random draw of them is removed (SemDeDup keeps one sample of each
   near-duplicate group already, so any of the rest may go).
+* A per-class minimum (``min:K``) outranks both: a class that would keep fewer than
+  min(K, its size) candidates gets excluded members back, near-duplicates first, then its
+  least suspicious flagged samples. (``balanced`` quotas are capped by what each class has left.)
+* When the flags fill the whole budget the procedure has nothing left to choose: the kept set
+  is everything unflagged, and ``RemovedFirst.n_flagged`` tells the caller (and the user) so.
 """
 
 from __future__ import annotations
@@ -41,12 +47,20 @@ from backend.scoring.pruning.budgets import n_to_keep
 
 @dataclass(frozen=True)
 class RemovedFirst:
-    """``mask`` (N,) bool of samples removed before the procedure runs (None = nothing), and how
-    many of them are label issues and near-duplicates."""
+    """``mask`` (N,) bool of samples removed before the procedure runs (None = nothing), how
+    many of them are label issues and near-duplicates, how many samples were flagged in all,
+    and the ratio's removal ``budget``."""
 
     mask: np.ndarray | None
     n_label_issues: int
     n_duplicates: int
+    n_flagged: int = 0
+    budget: int = 0
+
+    @property
+    def fills_budget(self) -> bool:
+        """True when nothing is left for the procedure to choose (every removal is an exclusion)."""
+        return self.budget > 0 and self.n_label_issues + self.n_duplicates >= self.budget
 
 
 def removed_first(
@@ -56,37 +70,62 @@ def removed_first(
     label_issues: np.ndarray | None = None,
     label_issue_score: np.ndarray | None = None,
     duplicates: np.ndarray | None = None,
+    labels: np.ndarray | None = None,
+    min_per_class: int = 0,
     seed: int = 0,
 ) -> RemovedFirst:
     """The samples to remove before ranking (module docstring), within the ratio's budget.
 
     ``label_issues`` (N,) bool flags with ``label_issue_score`` (N,) in [0, 1] (higher = more
-    likely wrong); ``duplicates`` (N,) bool. Either may be None.
+    likely wrong); ``duplicates`` (N,) bool. Either may be None. ``labels`` (N,) and
+    ``min_per_class`` (the ``min:K`` policy's K) keep every class at min(K, its size) candidates.
     """
     budget = n - n_to_keep(n, ratio)
     issues = _mask(label_issues, n, "label_issues")
     dups = _mask(duplicates, n, "duplicates")
-    if (issues is None or not issues.any()) and (dups is None or not dups.any()):
-        return RemovedFirst(None, 0, 0)
-    flagged = np.flatnonzero(issues) if issues is not None else np.empty(0, np.int64)
-    if flagged.size > budget:
-        if label_issue_score is None:
-            raise ValueError("label_issue_score is needed to choose among more flagged samples than the ratio removes")
+    score = None
+    if label_issue_score is not None:
         score = np.asarray(label_issue_score, dtype=np.float64)
         if score.shape != (n,):
             raise ValueError(f"label_issue_score must have shape ({n},), got {score.shape}")
+    n_flagged = int(issues.sum()) if issues is not None else 0
+    if not n_flagged and (dups is None or not dups.any()):
+        return RemovedFirst(None, 0, 0, 0, budget)
+    flagged = np.flatnonzero(issues) if issues is not None else np.empty(0, np.int64)
+    if flagged.size > budget:
+        if score is None:
+            raise ValueError("label_issue_score is needed to choose among more flagged samples than the ratio removes")
         flagged = flagged[np.argsort(-score[flagged], kind="stable")[:budget]]
     mask = np.zeros(n, bool)
     mask[flagged] = True
-    n_dups = 0
+    is_dup = np.zeros(n, bool)
     if dups is not None:
         spare = budget - flagged.size
         candidates = np.flatnonzero(dups & ~mask)
         if candidates.size > spare:
             candidates = np.random.default_rng([int(seed) & 0xFFFFFFFF, 7]).choice(candidates, spare, replace=False)
         mask[candidates] = True
-        n_dups = int(candidates.size)
-    return RemovedFirst(mask, int(flagged.size), n_dups)
+        is_dup[candidates] = True
+    if min_per_class > 0 and labels is not None:
+        _restore_class_minimums(mask, is_dup, np.asarray(labels), min_per_class, score)
+    n_issues = int((mask & ~is_dup).sum())
+    return RemovedFirst(mask, n_issues, int((mask & is_dup).sum()), n_flagged, budget)
+
+
+def _restore_class_minimums(mask: np.ndarray, is_dup: np.ndarray, labels: np.ndarray, minimum: int,
+                            score: np.ndarray | None) -> None:
+    """Give excluded members back (in ``mask``, in place) to every class left with fewer than
+    min(``minimum``, class size) candidates: near-duplicates first, then the least suspicious."""
+    if labels.shape != mask.shape:
+        raise ValueError(f"labels must have shape {mask.shape}, got {labels.shape}")
+    suspicion = np.where(is_dup, -1.0, score if score is not None else 0.0)
+    for cls in np.unique(labels):
+        members = np.flatnonzero(labels == cls)
+        deficit = min(minimum, members.size) - int((~mask[members]).sum())
+        if deficit > 0:
+            excluded = members[mask[members]]
+            back = excluded[np.argsort(suspicion[excluded], kind="stable")[:deficit]]
+            mask[back] = False
 
 
 def _mask(values: np.ndarray | None, n: int, name: str) -> np.ndarray | None:
