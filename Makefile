@@ -33,6 +33,7 @@ test-fast: setup
 bench: setup
 	$(BIN)/python bench/label_noise.py
 	$(BIN)/python bench/pruning.py
+	$(BIN)/python bench/pruning.py --noisy
 	$(BIN)/python bench/distillation.py
 	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/ray_runner.py

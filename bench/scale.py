@@ -73,11 +73,7 @@ def clustered_embeddings(
 ):
     """Yield (start, (rows, dim) float32 unnormalised embeddings, (rows,) int64 true labels)
     chunk by chunk (true label = cluster id mod n_classes); see the module docstring."""
-    rng = np.random.default_rng(seed)
-    centers = rng.standard_normal((n_clusters, dim)).astype(np.float32)
-    centers /= np.linalg.norm(centers, axis=1, keepdims=True)
-    basis = rng.standard_normal((intrinsic, dim)).astype(np.float32) / np.sqrt(dim * intrinsic)
-    cluster = rng.integers(0, n_clusters, n)
+    rng, centers, basis, cluster = _cluster_draws(n, dim=dim, n_clusters=n_clusters, intrinsic=intrinsic, seed=seed)
     for start in range(0, n, chunk):
         stop = min(n, start + chunk)
         offset = rng.standard_normal((stop - start, intrinsic)).astype(np.float32) @ basis
@@ -88,15 +84,35 @@ def clustered_embeddings(
         yield start, rows, (cluster[start:stop] % n_classes).astype(np.int64)
 
 
+def _cluster_draws(n: int, *, dim: int, n_clusters: int, intrinsic: int, seed: int):
+    """The generator's first draws: (rng, unit centres, offset basis, each row's cluster)."""
+    rng = np.random.default_rng(seed)
+    centers = rng.standard_normal((n_clusters, dim)).astype(np.float32)
+    centers /= np.linalg.norm(centers, axis=1, keepdims=True)
+    basis = rng.standard_normal((intrinsic, dim)).astype(np.float32) / np.sqrt(dim * intrinsic)
+    return rng, centers, basis, rng.integers(0, n_clusters, n)
+
+
+def _noise_draws(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray]:
+    """Which rows get a wrong label, and the class shift each row would get."""
+    rng = np.random.default_rng(args.seed + 1)
+    noisy = np.zeros(args.n, bool)
+    noisy[rng.choice(args.n, int(round(args.noise * args.n)), replace=False)] = True
+    return noisy, rng.integers(1, args.classes, args.n)
+
+
+def synthetic_truth(args: argparse.Namespace) -> dict:
+    """What :func:`write_parquet` returns, without generating the rows (for ``--resume``)."""
+    cluster = _cluster_draws(args.n, dim=args.dim, n_clusters=args.clusters, intrinsic=64, seed=args.seed)[3]
+    return {"true": (cluster % args.classes).astype(np.int64), "noisy": _noise_draws(args)[0]}
+
+
 def write_parquet(path: Path, args: argparse.Namespace) -> dict:
     """Write the synthetic set to ``path``; return the truth (true / given labels) as arrays."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    rng = np.random.default_rng(args.seed + 1)
-    noisy = np.zeros(args.n, bool)
-    noisy[rng.choice(args.n, int(round(args.noise * args.n)), replace=False)] = True
-    shift = rng.integers(1, args.classes, args.n)
+    noisy, shift = _noise_draws(args)
     true_all = np.empty(args.n, np.int64)
     schema = pa.schema([("id", pa.string()), ("label", pa.string()),
                         ("embedding", pa.list_(pa.float32()))])  # fmt: skip
@@ -124,12 +140,48 @@ def rss_mb() -> float:
         return int(f.read().split()[1]) * PAGE / 2**20
 
 
+def descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it (Ray's raylet, object store and workers when this
+    process started Ray)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        parent = int(stat[stat.rindex(")") + 2 :].split()[1])
+        children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(children.get(current, []))
+    return found
+
+
+def tree_pss_mb(pid: int | None = None) -> float:
+    """Proportional set size of ``pid`` (default this process) and its descendants, MB: shared
+    memory (Ray's object store, which every worker maps) is counted once, not per process."""
+    total_kb = 0
+    for member in descendants(pid or os.getpid()):
+        try:
+            with open(f"/proc/{member}/smaps_rollup") as f:
+                total_kb += next(int(line.split()[1]) for line in f if line.startswith("Pss:"))
+        except (OSError, StopIteration):
+            continue
+    return total_kb / 1024
+
+
 class StageMonitor(logging.Handler):
     """Turns the jobs' stage marks (log records with ``extra={"stage": name, "event": ...}``)
     into per-stage wall time and peak RSS; a thread samples RSS every ``interval`` seconds."""
 
-    def __init__(self, interval: float = 0.2) -> None:
+    def __init__(self, interval: float = 0.2, *, tree: bool = False) -> None:
         super().__init__(level=logging.INFO)
+        self.tree = tree  # also sample the process tree's PSS (once a second: a /proc scan)
+        self.tree_peak = tree_pss_mb() if tree else 0.0
         self.stages: dict[str, dict] = {}
         self.open: dict[str, tuple[float, float]] = {}  # name -> (start time, peak so far)
         self.timeline: list[dict] = []
@@ -140,8 +192,12 @@ class StageMonitor(logging.Handler):
         self._thread.start()
 
     def _sample(self, interval: float) -> None:
+        ticks = 0
         while not self._stop.wait(interval):
             self._bump(rss_mb())
+            ticks += 1
+            if self.tree and ticks % max(1, round(1.0 / interval)) == 0:
+                self.tree_peak = max(self.tree_peak, tree_pss_mb())
 
     def _bump(self, mb: float) -> None:
         self.peak = max(self.peak, mb)
@@ -175,7 +231,7 @@ def worker(args: argparse.Namespace) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger().handlers[0].setLevel(logging.WARNING)  # the monitor prints INFO lines
     logging.getLogger("backend").setLevel(logging.INFO)
-    monitor = StageMonitor()
+    monitor = StageMonitor(tree=args.runner == "ray")
     logging.getLogger().addHandler(monitor)
     from backend.storage.workspace import Workspace
 
@@ -188,13 +244,31 @@ def worker(args: argparse.Namespace) -> None:
         ws = Workspace.open(args.workspace, create=True)
         result = ingest(ws, args.parquet, embeddings=True)
         extra = {"n_ingested": result.n_ingested, "embedding_key": result.embedding_key}
-    else:
+    elif args.worker == "score":
+        from backend.jobs.runner import LocalRunner, RayRunner
         from backend.jobs.score_job import score
 
         ws = Workspace.open(args.workspace)
-        result = score(ws)
-        extra = {"run_id": result.run_id, "n_label_issues": result.n_label_issues,
+        with RayRunner() if args.runner == "ray" else LocalRunner() as runner:
+            result = score(ws, runner=runner)
+            described = runner.describe()
+        extra = {"run_id": result.run_id, "n_label_issues": result.n_label_issues, "runner": described,
                  "scorers": result.scorers, "job_seconds": round(result.seconds, 1)}  # fmt: skip
+        if monitor.tree:  # Ray's processes are this one's children: the job's memory is the tree's
+            extra["peak_tree_pss_mb"] = round(monitor.tree_peak)
+    else:  # evaluate
+        from backend.jobs.evaluate_job import COMPARISONS
+        from backend.jobs.evaluate_job import evaluate as evaluate_subset
+        from backend.jobs.prune_job import prune
+
+        ws = Workspace.open(args.workspace)
+        pruned = prune(ws, name="half", ratio=0.5, overwrite=True)
+        prune_seconds = time.perf_counter() - started
+        result = evaluate_subset(ws, subset="half")
+        extra = {"prune_run": pruned.run_id, "prune_seconds": round(prune_seconds, 1),
+                 "evaluate_run": result.run_id, "probe": result.summary["probe"],
+                 "n_kept": result.summary["n_kept"], "accuracy": result.summary["accuracy"],
+                 "comparisons": {key: result.summary[key] for key in COMPARISONS}}
     seconds = time.perf_counter() - started
     monitor.close()
     record = {
@@ -210,23 +284,29 @@ def worker(args: argparse.Namespace) -> None:
     print(json.dumps(record))
 
 
-def run_worker(kind: str, args: argparse.Namespace, workspace: Path, parquet: Path) -> dict:
+def run_worker(kind: str, args: argparse.Namespace, workspace: Path, parquet: Path, runner: str = "local") -> dict:
+    out_path = workspace.parent / f"{kind}-{runner}.json"
+    if args.resume and out_path.exists() and out_path.read_text().strip():
+        print(f"== {kind} ({runner}): reusing {out_path}", file=sys.stderr, flush=True)
+        return json.loads(out_path.read_text().strip().splitlines()[-1])
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", kind, "--workspace", str(workspace),
-           "--parquet", str(parquet)]  # fmt: skip
+           "--parquet", str(parquet), "--runner", runner]  # fmt: skip
     print(f"== {kind}: {' '.join(cmd)}", file=sys.stderr, flush=True)
-    out_path = workspace.parent / f"{kind}.json"
     with open(out_path, "w") as out:
         proc = subprocess.Popen(cmd, stdout=out, text=True, cwd=ROOT)
         while proc.poll() is None:  # a guard for the shared box: stop a job that outgrows it
             time.sleep(1.0)
             try:
-                with open(f"/proc/{proc.pid}/statm") as f:
-                    child_gb = int(f.read().split()[1]) * PAGE / 2**30
+                if runner == "ray":  # the job's Ray processes are the child's descendants
+                    child_gb = tree_pss_mb(proc.pid) / 1024
+                else:
+                    with open(f"/proc/{proc.pid}/statm") as f:
+                        child_gb = int(f.read().split()[1]) * PAGE / 2**30
             except OSError:
                 continue
             if child_gb > args.max_rss_gb:
                 proc.kill()
-                raise SystemExit(f"{kind} stopped at {child_gb:.1f} GB RSS (--max-rss-gb {args.max_rss_gb})")
+                raise SystemExit(f"{kind} ({runner}) stopped at {child_gb:.1f} GB (--max-rss-gb {args.max_rss_gb})")
     if proc.returncode != 0:
         raise SystemExit(f"{kind} failed with exit code {proc.returncode}")
     return json.loads(out_path.read_text().strip().splitlines()[-1])
@@ -258,6 +338,28 @@ def knn_quality(unit: np.ndarray, *, k: int, n_queries: int, seed: int) -> dict:
             "similarity_ratio": round(float(sims.mean() / exact_sims.mean()), 4),
             "k": k, "n_queries": n_queries, "method": "auto (IVF above 100k rows)",
             "seconds": round(time.perf_counter() - started, 1)}  # fmt: skip
+
+
+def same_outputs(workspace, run_a: str, run_b: str) -> dict[str, bool]:
+    """Whether two score runs stored the same scores, verdicts and collapse metrics (run ids aside)."""
+    import pandas as pd
+
+    from backend.storage import Workspace, results
+
+    ws = workspace if isinstance(workspace, Workspace) else Workspace.open(workspace)
+    equal = {}
+    for name, read in (("scores", results.read_scores), ("label_issues", results.read_label_issues),
+                       ("collapse", results.read_collapse)):
+        a = read(ws, run_a).drop(columns=["run_id"], errors="ignore")
+        b = read(ws, run_b).drop(columns=["run_id"], errors="ignore")
+        key = ["id"] if "id" in a.columns else list(a.columns[:4])
+        try:
+            pd.testing.assert_frame_equal(a.sort_values(key).reset_index(drop=True),
+                                          b.sort_values(key).reset_index(drop=True))
+            equal[name] = True
+        except AssertionError:
+            equal[name] = False
+    return equal
 
 
 def evaluate(workspace: Path, run_id: str, truth: dict, args: argparse.Namespace) -> dict:
@@ -296,8 +398,18 @@ def main(argv: list[str] | None = None) -> dict | None:
     parser.add_argument("--max-rss-gb", type=float, default=18.0,
                         help="kill a job whose RSS passes this (the box is shared)")
     parser.add_argument("--keep", action="store_true", help="keep the Parquet file and workspace")
+    parser.add_argument("--resume", action="store_true",
+                        help="reuse what an interrupted run with the same arguments left in --workdir "
+                             "(the Parquet file, the workspace and each finished job's record)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "scale.json")
-    parser.add_argument("--worker", choices=("ingest", "score"), help=argparse.SUPPRESS)
+    parser.add_argument("--runners", nargs="+", choices=("local", "ray"), default=["local"],
+                        help="score the same workspace with each runner, each in a fresh process "
+                             "(ray: thresher score --ray on this machine)")
+    parser.add_argument("--evaluate", action="store_true",
+                        help="then prune half the samples with the recommended default and run "
+                             "thresher evaluate on that subset, in a fresh process")
+    parser.add_argument("--worker", choices=("ingest", "score", "evaluate"), help=argparse.SUPPRESS)
+    parser.add_argument("--runner", choices=("local", "ray"), default="local", help=argparse.SUPPRESS)
     parser.add_argument("--workspace", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--parquet", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -306,17 +418,30 @@ def main(argv: list[str] | None = None) -> dict | None:
         return None
 
     run_dir = args.workdir / f"n{args.n}"
-    shutil.rmtree(run_dir, ignore_errors=True)
-    run_dir.mkdir(parents=True)
     parquet, workspace = run_dir / "embeddings.parquet", run_dir / "workspace"
+    resuming = args.resume and parquet.exists()
+    if not resuming:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        run_dir.mkdir(parents=True)
     load_start = os.getloadavg()
     started = time.perf_counter()
-    truth = write_parquet(parquet, args)
+    truth = synthetic_truth(args) if resuming else write_parquet(parquet, args)
     generate_seconds = time.perf_counter() - started
     print(f"== generate: {generate_seconds:.1f} s, {parquet.stat().st_size / 2**20:.0f} MB", file=sys.stderr)
     ingest_record = run_worker("ingest", args, workspace, parquet)
-    score_record = run_worker("score", args, workspace, parquet)
+    score_records = {runner: run_worker("score", args, workspace, parquet, runner) for runner in args.runners}
+    score_record = score_records[args.runners[0]]
     evaluation = evaluate(workspace, score_record["run_id"], truth, args)
+    evaluate_record = run_worker("evaluate", args, workspace, parquet) if args.evaluate else None
+    if "local" in score_records and "ray" in score_records:
+        on_ray = score_records["ray"]
+        evaluation["ray_vs_local"] = {
+            "seconds": {"local": score_records["local"]["seconds"], "ray": on_ray["seconds"]},
+            "memory_mb": {"local_peak_rss": score_records["local"]["peak_rss_mb"],
+                          "ray_driver_peak_rss": on_ray["peak_rss_mb"],
+                          "ray_job_peak_pss_all_processes": on_ray["peak_tree_pss_mb"]},
+            "outputs_equal": same_outputs(workspace, score_records["local"]["run_id"], on_ray["run_id"]),
+        }
 
     result = {
         "benchmark": "scale",
@@ -337,9 +462,12 @@ def main(argv: list[str] | None = None) -> dict | None:
             "verdict_f1": evaluation["metrics"]["verdict"]["f1"],
         },
         **evaluation,
-        "generate": {"seconds": round(generate_seconds, 1), "parquet_mb": round(parquet.stat().st_size / 2**20)},
+        "generate": {"seconds": round(generate_seconds, 1), "parquet_mb": round(parquet.stat().st_size / 2**20),
+                     "resumed": resuming},
         "ingest": ingest_record,
         "score": score_record,
+        **({"score_on_ray": score_records["ray"]} if "ray" in score_records and args.runners[0] != "ray" else {}),
+        **({"prune_and_evaluate": evaluate_record} if evaluate_record else {}),
         "embeddings_mb": round(args.n * args.dim * 4 / 2**20),
         "nxn_float32_would_need_gb": round(4 * args.n * args.n / 2**30, 1),
         "machine": {
@@ -354,6 +482,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({"n": args.n, **result["headline"], "metrics": evaluation["metrics"],
+                      "ray_vs_local": evaluation.get("ray_vs_local"),
                       "knn": evaluation["knn_quality_vs_exact"]}, indent=2))  # fmt: skip
     if not args.keep:
         shutil.rmtree(run_dir, ignore_errors=True)

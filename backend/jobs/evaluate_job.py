@@ -114,7 +114,9 @@ def load_subset_pool(ws: Workspace, subset: str, embedding_key: str | None = Non
     if origin.split:
         split_by_id = ws.samples(columns=["id", "split"]).set_index("id")["split"]
         rows = np.flatnonzero(split_by_id.reindex(data.ids).fillna("").to_numpy() == origin.split)
-    kept = np.isin(data.ids[rows], np.array(sorted(kept_ids), dtype=object))
+    # a hash lookup per row: np.isin on object (string) arrays compares every pair, O(N x kept),
+    # which took over 40 minutes at 1M rows
+    kept = pd.Index(data.ids[rows]).isin(kept_ids)
     outside = len(kept_ids) - int(kept.sum())
     if outside:
         where = f"split {origin.split!r} of embedding {key!r}" if origin.split else f"embedding {key!r}"

@@ -236,7 +236,12 @@ def test_evaluate_says_what_a_subset_costs(scored, capsys: pytest.CaptureFixture
     before = len(runs.list_runs(ws, "evaluate"))
     subsets.save_subset(ws, "everything", sorted(ws.sample_ids()))
     subsets.save_subset(ws, "single", sorted(ws.sample_ids())[:1])
+    split = ws.samples(columns=["id", "split"]).set_index("id")["split"]
+    strays = sorted(split[split == "test"].index)[:2]  # pruned from 'train', then edited to hold 2 test samples
+    record = subsets.subset_record(ws, "ev")
+    subsets.save_subset(ws, "ev-edited", [*record.ids, *strays], origin="prune", run_id=record.run_id)
     for args, message in [
+        (["--subset", "ev-edited"], "samples of subset 'ev-edited' are not in split 'train'"),
         (["--subset", "nope"], "no subset named 'nope'"),
         (["--subset", "ev", "--folds", "1"], "--folds must be at least 2"),
         (["--subset", "ev", "--folds", "100000"], "folds must be between 2 and the pool's"),
