@@ -143,7 +143,7 @@ def controls(pool: pd.DataFrame) -> PruneRequest:
     )
     split = None if split == ALL_SPLITS else split
     exclude_issues = first_column.checkbox(
-        "Remove flagged label issues first",
+        "Remove label issues first",
         value=True,
         key=state.PRUNE_LABEL_ISSUES,
         help="Remove the samples this score run flags as mislabeled before the method ranks the "
