@@ -24,6 +24,14 @@ Protocol
    metrics, results written to the workspace's Lance tables. The job marks its stages in its log
    (``extra={"stage": ...}``); a sampler thread reads the process RSS every 0.2 s, so every stage
    gets its wall time and its own peak RSS. The headline ``total_seconds`` is the job end to end.
+   ``--runners local ray`` scores the same workspace a second time with ``thresher score --ray``
+   (a local Ray instance over this machine's cores), in a fresh process; its memory is the peak
+   proportional set size of that process and all its descendants (Ray's raylet, object store and
+   workers; shared memory counted once), sampled once a second, and the two runs' stored outputs
+   are compared for equality (``ray_vs_local``).
+   ``--evaluate`` then prunes half the samples with the recommended default (``thresher prune
+   --ratio 0.5``) and runs ``thresher evaluate`` on that subset, in a fresh process
+   (``prune_and_evaluate``). ``--resume`` reuses what an interrupted run left in ``--workdir``.
 4. ``evaluate`` (not timed as part of the job): precision / recall / F1 of the stored verdict and
    of each detector against the injected noise; kNN quality: the job's neighbour search
    (``knn_search`` with the same arguments, so the same IVF index) for 1,000 random rows against
