@@ -16,7 +16,6 @@ from app.data import (
     finished_runs,
     forget_subsets,
     open_workspace,
-    subset_list,
     table_versions,
 )
 from backend.jobs import prune_job
@@ -68,11 +67,12 @@ def run_prune(
     score_run: str,
     overwrite: bool,
     options: tuple[tuple[str, str], ...] = (),
-    exclude_label_issues: bool = True,
+    label_issues: str = "exclude",
 ) -> PruneDone:
     """Run ``prune_job.prune`` in this process; raises ``StorageError`` / ``ValueError`` unchanged.
     ``options``: the procedure's parameters as (key, text value) pairs (``--option KEY=VALUE``);
-    ``exclude_label_issues``: remove the score run's flagged samples first (``--label-issues``)."""
+    ``label_issues``: ``"exclude"`` removes the score run's flagged samples first, ``"keep"`` does
+    not (``--label-issues``)."""
     result = prune_job.prune(
         open_workspace(root),
         name=name,
@@ -85,7 +85,7 @@ def run_prune(
         score_run=score_run,
         overwrite=overwrite,
         method_options=dict(options),
-        label_issues="exclude" if exclude_label_issues else "keep",
+        label_issues=label_issues,
     )
     forget_subsets()
     _cached_prune_outcome.clear()
@@ -100,7 +100,7 @@ def run_prune(
         split=split,
         n_label_issues_removed=result.n_label_issues_removed,
         n_duplicates_removed=result.n_duplicates_removed,
-        label_issues="exclude" if exclude_label_issues else "keep",
+        label_issues=label_issues,
         verdict_missing=result.verdict_missing,
         exclusions_fill_budget=result.exclusions_fill_budget,
     )
@@ -129,15 +129,14 @@ def run_evaluation(root: str, subset: str) -> None:
     run_cli(["evaluate", "--workspace", root, "--subset", subset])
 
 
-def latest_evaluation(root: str, subset: str) -> tuple[pd.Series | None, bool]:
+def latest_evaluation(root: str, subset: str, saved: pd.DataFrame) -> tuple[pd.Series | None, bool]:
     """The newest finished evaluate run of ``subset`` (its row of ``runs.list_runs``) or None,
     and whether it evaluated the subset as saved now (False once the subset was saved again,
-    e.g. a prune that replaced it)."""
+    e.g. a prune that replaced it); ``saved`` is :func:`app.data.subset_list`, as the page read it."""
     listed = finished_runs(root, "evaluate")
     mine = listed[[summary.get("subset") == subset for summary in listed["summary"]]]
     if mine.empty:
         return None, False
-    saved = subset_list(root)
     saved_at = saved.loc[saved["name"] == subset, "created_at"]
     current = not saved_at.empty and str(saved_at.iloc[0]) == mine.iloc[0]["summary"].get("subset_saved_at")
     return mine.iloc[0], current

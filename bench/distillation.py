@@ -45,6 +45,7 @@ from pruning import (  # bench/pruning.py (beside this file): the protocol; it p
     RATIOS,
     ROOT,
     VALIDATION_SPLITS,
+    _on_splits,
     kept_rows,
     load_split,
     paired,
@@ -148,11 +149,7 @@ def _tune_on_split(split: int, seeds: list[int], ratios: tuple[float, ...]) -> d
 def tune(seeds: list[int], ratios: tuple[float, ...]) -> dict:
     """Every candidate (KD weight rule, temperature) on the validation splits; the chosen one has
     the highest mean accuracy pooled over splits, seeds, ratios and the two methods."""
-    from concurrent.futures import ProcessPoolExecutor
-
-    n = len(VALIDATION_SPLITS)
-    with ProcessPoolExecutor(max_workers=2) as pool:
-        per_split = list(pool.map(_tune_on_split, VALIDATION_SPLITS, [seeds] * n, [ratios] * n))
+    per_split = _on_splits(_tune_on_split, seeds, ratios)
     names = [name for name in per_split[0] if name != "full"]
 
     def pooled(name: str, method: str, ratio: float) -> list[np.ndarray]:

@@ -134,7 +134,7 @@ def kept_rows(method: str, ratio: float, data: Dataset, scores: dict, seed: int,
         options = {**options, registry.parse_method(method)[0].name: method_options}
     inputs = registry.ScoreInputs(labels=data.labels, embeddings=data.unit, norms=data.norms)
     return registry.prune(method, ratio, labels=data.labels, scores=scores, inputs=inputs,
-                          per_class="proportional", seed=seed, dedup=exclude, options=options)
+                          per_class="proportional", seed=seed, exclude=exclude, options=options)
 
 
 def correct(x_train, y_train, x_test, y_test, seed: int) -> np.ndarray:

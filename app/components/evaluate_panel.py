@@ -24,7 +24,8 @@ EXPLANATION = (
 def section(root: str, default_subset: str | None) -> None:
     st.subheader("What training on a subset costs")
     st.caption(EXPLANATION)
-    names = data.subset_list(root)["name"].tolist()
+    saved = data.subset_list(root)
+    names = saved["name"].tolist()
     if not names:
         st.info("No saved subset yet: prune above, or save a selection on the Explore or Review page.")
         return
@@ -36,7 +37,7 @@ def section(root: str, default_subset: str | None) -> None:
                 prune_data.run_evaluation(root, subset)
         except (StorageError, ValueError) as exc:
             st.error(f"The evaluation did not run: {exc}")
-    latest, current = prune_data.latest_evaluation(root, subset)
+    latest, current = prune_data.latest_evaluation(root, subset, saved)
     if latest is None:
         st.caption(f"Subset '{subset}' has not been evaluated yet.")
         return

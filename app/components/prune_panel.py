@@ -42,7 +42,7 @@ class PruneRequest:
     name: str
     overwrite: bool
     options: tuple[tuple[str, str], ...] = ()  # the procedure's parameters changed from defaults
-    exclude_label_issues: bool = True  # remove the score run's flagged label issues first
+    label_issues: str = "exclude"  # "keep" leaves the score run's flagged samples to the method
 
 
 def n_kept(n: int, ratio: float) -> int:
@@ -179,7 +179,7 @@ def controls(pool: pd.DataFrame) -> PruneRequest:
         name=name.strip(),
         overwrite=overwrite,
         options=options,
-        exclude_label_issues=exclude_issues,
+        label_issues="exclude" if exclude_issues else "keep",
     )
 
 

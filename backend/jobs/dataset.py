@@ -62,3 +62,9 @@ def load_dataset(ws: Workspace, embedding_key: str) -> Dataset:
     index = {c: k for k, c in enumerate(classes)}
     labels = np.array([index[t] for t in unique_text.tolist()], dtype=np.int64)[codes.reshape(-1)]
     return Dataset(ids, labels, classes, unit, norms.astype(np.float32), embedding_key)
+
+
+def split_rows(ws: Workspace, ids: np.ndarray, split: str) -> np.ndarray:
+    """Positions in ``ids`` of the samples whose split is ``split`` (sorted int64; empty if none)."""
+    split_by_id = ws.samples(columns=["id", "split"]).set_index("id")["split"]
+    return np.flatnonzero(split_by_id.reindex(ids).fillna("").to_numpy() == split)

@@ -59,31 +59,37 @@ def embed(ws: Workspace, settings: EmbedSettings | None = None, *, show_progress
     remote = runner.kind == "ray"
     # on Ray the workers encode; this copy only checks the model and weights load (on the CPU)
     embedder = get_embedder(settings.model, settings.pretrained, device="cpu" if remote else settings.device)
+    key = embedder.key
     samples = ws.samples(columns=["id", "path"])
     with_image = samples[samples["path"].notna() & (samples["path"] != "")]
-    done = ws.embedded_ids(embedder.key)
+    done = ws.embedded_ids(key)
     todo = with_image[~with_image["id"].isin(done)].reset_index(drop=True)
     config = {"model": embedder.model, "pretrained": embedder.pretrained, "batch_size": settings.batch_size,
               "num_workers": settings.num_workers, "device": "ray workers" if remote else embedder.device,
               "dim": embedder.dim}
+    if remote:  # the workers load their own copies (from the resolved model and weights): free this one
+        worker_args = (embedder.model, embedder.pretrained, settings.device, settings.batch_size,
+                       settings.num_workers)
+        del embedder
     ids = todo["id"].to_numpy(dtype=object)
     paths = todo["path"].tolist()
     start = time.perf_counter()
-    with recorded_run(ws, "embed", config, embedding_key=embedder.key) as run:
-        bar = _progress_bar(len(paths), f"embed {embedder.key}", show_progress)
+    with recorded_run(ws, "embed", config, embedding_key=key) as run:
+        bar = _progress_bar(len(paths), f"embed {key}", show_progress)
         if remote:
-            n_failed = _embed_on_workers(ws, runner, settings, embedder.key, ids, paths, bar)
+            n_failed = _embed_on_workers(ws, runner, worker_args, key, ids, paths, bar,
+                                         gpu=settings.device != "cpu")
         else:
             n_failed = _embed_here(ws, embedder, settings, ids, paths, bar)
         if bar is not None:
             bar.close()
-        ws.compact(f"embeddings__{embedder.key}")
+        ws.compact(f"embeddings__{key}")
         seconds = time.perf_counter() - start
         n_embedded = len(paths) - n_failed
         run.summary = {"n_embedded": n_embedded, "n_already": len(done), "n_failed": n_failed,
                        "seconds": round(seconds, 2), "runner": runner.describe(),
                        "images_per_second": round(n_embedded / seconds, 1) if seconds > 0 else None}
-    return EmbedResult(run.run_id, embedder.key, n_embedded, len(done), n_failed, seconds)
+    return EmbedResult(run.run_id, key, n_embedded, len(done), n_failed, seconds)
 
 
 def _embed_here(ws: Workspace, embedder, settings: EmbedSettings, ids: np.ndarray, paths: list[str], bar) -> int:
@@ -106,19 +112,17 @@ def _embed_here(ws: Workspace, embedder, settings: EmbedSettings, ids: np.ndarra
     return n_failed
 
 
-def _embed_on_workers(ws: Workspace, runner: Runner, settings: EmbedSettings, key: str, ids: np.ndarray,
-                      paths: list[str], bar) -> int:
-    """Encode shards on the runner's model-holding workers, storing each shard as it arrives;
-    returns the number of failed files."""
+def _embed_on_workers(ws: Workspace, runner: Runner, worker_args: tuple, key: str, ids: np.ndarray,
+                      paths: list[str], bar, *, gpu: bool) -> int:
+    """Encode shards on the runner's model-holding workers (``EmbedWorker(*worker_args)``),
+    storing each shard as it arrives; returns the number of failed files."""
     from backend.jobs.embed_worker import EmbedWorker, shards
 
     tasks = [(start, paths[start:stop]) for start, stop in shards(len(paths))]
     if not tasks:  # everything is stored already: start no worker (each would load the model)
         return 0
-    make_args = (settings.model, settings.pretrained, settings.device, settings.batch_size, settings.num_workers)
     n_failed = 0
-    for _, shard in runner.actor_map_unordered(EmbedWorker, make_args, "embed", tasks,
-                                               gpu=settings.device != "cpu"):
+    for _, shard in runner.actor_map_unordered(EmbedWorker, worker_args, "embed", tasks, gpu=gpu):
         for position, reason in shard.failed:
             log.warning("could not embed %s: %s", paths[shard.start + position], reason)
         n_failed += len(shard.failed)

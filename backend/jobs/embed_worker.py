@@ -21,13 +21,12 @@ SHARD_IMAGES = 2048
 class EmbeddedShard:
     """What a worker returns for one shard: ``positions`` (k,) into the shard's paths,
     ``unit`` (k, dim) L2-normalised float32 vectors and their original ``norms`` (k,),
-    ``failed`` ``(position, reason)`` for the files that could not be read, and ``device``."""
+    and ``failed`` ``(position, reason)`` for the files that could not be read."""
 
     start: int
     positions: np.ndarray
     unit: np.ndarray
     norms: np.ndarray
-    device: str
     failed: list[tuple[int, str]] = field(default_factory=list)
 
 
@@ -55,7 +54,7 @@ class EmbedWorker:
         stacked = np.concatenate(vectors) if vectors else np.empty((0, dim), np.float32)
         unit, norms = normalise_rows(stacked, in_place=True)
         where = np.concatenate(positions) if positions else np.empty(0, np.int64)
-        return EmbeddedShard(start, where, unit, norms, self.embedder.device, failed)
+        return EmbeddedShard(start, where, unit, norms, failed)
 
 
 def shards(n: int, size: int = SHARD_IMAGES) -> list[tuple[int, int]]:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from backend.jobs.dataset import Dataset, load_dataset
+from backend.jobs.dataset import Dataset, load_dataset, split_rows
 from backend.jobs.project_job import default_embedding_key
 from backend.jobs.runner import LocalRunner, Runner
 from backend.jobs.tracking import recorded_run
@@ -112,8 +112,7 @@ def load_subset_pool(ws: Workspace, subset: str, embedding_key: str | None = Non
     data = load_dataset(ws, key)
     rows = np.arange(len(data.ids))
     if origin.split:
-        split_by_id = ws.samples(columns=["id", "split"]).set_index("id")["split"]
-        rows = np.flatnonzero(split_by_id.reindex(data.ids).fillna("").to_numpy() == origin.split)
+        rows = split_rows(ws, data.ids, origin.split)
     # a hash lookup per row: np.isin on object (string) arrays compares every pair, O(N x kept),
     # which took over 40 minutes at 1M rows
     kept = pd.Index(data.ids[rows]).isin(kept_ids)

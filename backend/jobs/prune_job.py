@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from backend.config import LABEL_ISSUE_CHOICES
-from backend.jobs.dataset import load_dataset
+from backend.jobs.dataset import load_dataset, split_rows
 from backend.jobs.tracking import recorded_run
 from backend.scoring.pruning import registry
 from backend.scoring.pruning.budgets import check_ratio, n_to_keep, parse_policy
@@ -79,8 +79,7 @@ def prune(ws: Workspace, *, name: str, ratio: float, method: str | None = None, 
     pool: slice | np.ndarray = slice(None)  # every sample: views, not copies (2 GB at 1M x 512)
     n_pool = len(data.ids)
     if split:
-        split_by_id = ws.samples(columns=["id", "split"]).set_index("id")["split"]
-        pool = np.flatnonzero(split_by_id.reindex(data.ids).fillna("").to_numpy() == split)
+        pool = split_rows(ws, data.ids, split)
         if not pool.size:
             raise StorageError(f"no sample has split {split!r}")
         n_pool = pool.size
@@ -106,7 +105,7 @@ def prune(ws: Workspace, *, name: str, ratio: float, method: str | None = None, 
               "subset": name}
     with recorded_run(ws, "prune", config, embedding_key=data.embedding_key, seed=seed) as run:
         kept = registry.prune(method, ratio, labels=data.labels[pool], scores=score_arrays, inputs=inputs,
-                              per_class=per_class, seed=seed, dedup=first.mask, options=options)
+                              per_class=per_class, seed=seed, exclude=first.mask, options=options)
         kept_ids = data.ids[pool][kept].tolist()
         subsets.save_subset(ws, name, kept_ids, origin="prune", run_id=run.run_id, overwrite=overwrite)
         run.summary = {"n_pool": n_pool, "n_kept": len(kept_ids), "n_removed": n_pool - len(kept_ids),

@@ -438,16 +438,24 @@ def _one_seed(config: ProbeConfig, seed: int) -> ProbeConfig:
 def out_of_fold_probs_by_seed(
     features: np.ndarray, labels: np.ndarray, *, n_classes: int, config: ProbeConfig,
     task_map: TaskMap | None = None,
+    fold_fn: Callable[..., np.ndarray] | None = None,
+    train_mask: np.ndarray | None = None,
 ) -> np.ndarray:
     """(S, N, C) float32: :func:`cross_fit_probs` for each of ``config.seeds`` (S seeds).
 
     The per-seed stack feeds disagreement measures across probes (SIMS model uncertainty). The
     S x K folds are independent tasks of ``task_map`` (default: one after the other here).
+    ``fold_fn`` (default :func:`held_out_probs`, same arguments) trains and predicts one fold;
+    ``train_mask`` (N,) bool keeps only those rows in every fold's training part (the held-out
+    rows still get predictions).
     """
     x_np, y_np = _validate(features, labels, n_classes)
     tasks, slots = fold_tasks(y_np, config)
+    if train_mask is not None:
+        mask = np.asarray(train_mask, bool)
+        tasks = [(seed, fold, train_idx[mask[train_idx]], test_idx) for seed, fold, train_idx, test_idx in tasks]
     probs = np.empty((len(config.seeds), x_np.shape[0], n_classes), np.float32)
-    for index, fold_probs in (task_map or serial_tasks)(held_out_probs, tasks,
+    for index, fold_probs in (task_map or serial_tasks)(fold_fn or held_out_probs, tasks,
                                                           shared=(x_np, y_np, n_classes, config)):
         probs[slots[index], tasks[index][3]] = fold_probs
     return probs
@@ -456,10 +464,13 @@ def out_of_fold_probs_by_seed(
 def out_of_fold_probs(
     features: np.ndarray, labels: np.ndarray, *, n_classes: int, config: ProbeConfig,
     task_map: TaskMap | None = None,
+    fold_fn: Callable[..., np.ndarray] | None = None,
+    train_mask: np.ndarray | None = None,
 ) -> np.ndarray:
-    """(N, C) float32 out-of-fold probabilities averaged over ``config.seeds``; rows sum to 1."""
+    """(N, C) float32 out-of-fold probabilities averaged over ``config.seeds``; rows sum to 1.
+    ``fold_fn`` / ``train_mask``: as :func:`out_of_fold_probs_by_seed`."""
     by_seed = out_of_fold_probs_by_seed(features, labels, n_classes=n_classes, config=config,
-                                        task_map=task_map)
+                                        task_map=task_map, fold_fn=fold_fn, train_mask=train_mask)
     return by_seed.mean(axis=0, dtype=np.float64).astype(np.float32)
 
 

@@ -195,12 +195,12 @@ def test_difficulty_orientation() -> None:
 def test_prune_every_method_excludes_dedup(
     inputs: ScoreInputs, dedup: np.ndarray, method: str, ratio: float
 ) -> None:
-    kept = prune(method, ratio, labels=inputs.labels, inputs=inputs, dedup=dedup, seed=1)
+    kept = prune(method, ratio, labels=inputs.labels, inputs=inputs, exclude=dedup, seed=1)
     assert kept.dtype == np.int64
     assert kept.size == n_to_keep(N, ratio)
     assert np.array_equal(kept, np.unique(kept))
     assert not dedup[kept].any()
-    again = prune(method, ratio, labels=inputs.labels, inputs=inputs, dedup=dedup, seed=1)
+    again = prune(method, ratio, labels=inputs.labels, inputs=inputs, exclude=dedup, seed=1)
     np.testing.assert_array_equal(kept, again)
 
 
@@ -284,7 +284,7 @@ def test_recommended_default() -> None:
 def test_recommended_default_runs(inputs: ScoreInputs, dedup: np.ndarray) -> None:
     recipe = recommended_default(0.7)
     kept = prune(
-        recipe.name, 0.7, labels=inputs.labels, inputs=inputs, dedup=dedup, options=recipe.options
+        recipe.name, 0.7, labels=inputs.labels, inputs=inputs, exclude=dedup, options=recipe.options
     )
     assert kept.size == n_to_keep(N, 0.7) and not dedup[kept].any()
 

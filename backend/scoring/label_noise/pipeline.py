@@ -31,7 +31,6 @@ from backend.scoring.probe_models import sub_seed
 from backend.scoring.probes import (
     ProbeConfig,
     TaskMap,
-    fold_tasks,
     out_of_fold_probs,
     predict_logits,
     serial_tasks,
@@ -190,22 +189,8 @@ def masked_out_of_fold_probs(
     rows outside ``train_mask`` are simply never trained on. Averaged over seeds. The folds are
     independent tasks of ``task_map`` (default: one after the other in this process).
     """
-    x = np.ascontiguousarray(features, dtype=np.float32)
-    y = np.asarray(labels).astype(np.int64)
-    mask = np.asarray(train_mask, bool)
-    tasks, slots = fold_tasks(y, config)
-    tasks = [(seed, fold, train_idx[mask[train_idx]], test_idx) for seed, fold, train_idx, test_idx in tasks]
-    by_seed = np.empty((len(config.seeds), y.size, n_classes), np.float32)
-    for index, probs in (task_map or serial_tasks)(masked_fold_probs, tasks,
-                                                   shared=(x, y, n_classes, config)):
-        by_seed[slots[index], tasks[index][3]] = probs
-    if len(config.seeds) == 1:
-        return by_seed[0]
-    # summed in seed order whatever order the tasks finished in (float addition is not associative)
-    total = np.zeros((y.size, n_classes))
-    for seed_probs in by_seed:
-        total += seed_probs
-    return (total / len(config.seeds)).astype(np.float32)
+    return out_of_fold_probs(features, labels, n_classes=n_classes, config=config, task_map=task_map,
+                             fold_fn=masked_fold_probs, train_mask=train_mask)
 
 
 def masked_fold_probs(x: np.ndarray, y: np.ndarray, n_classes: int, config: ProbeConfig, seed: int,

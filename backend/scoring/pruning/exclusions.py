@@ -43,6 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from backend.scoring.pruning.budgets import n_to_keep
+from backend.scoring.pruning.procedures import _rng
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ def removed_first(
         spare = budget - flagged.size
         candidates = np.flatnonzero(dups & ~mask)
         if candidates.size > spare:
-            candidates = np.random.default_rng([int(seed) & 0xFFFFFFFF, 7]).choice(candidates, spare, replace=False)
+            candidates = _rng(seed, 7).choice(candidates, spare, replace=False)
         mask[candidates] = True
         is_dup[candidates] = True
     if min_per_class > 0 and labels is not None:

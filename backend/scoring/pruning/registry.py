@@ -176,14 +176,15 @@ def prune(
     embeddings: np.ndarray | None = None,
     per_class: str = "proportional",
     seed: int = 0,
-    dedup: np.ndarray | None = None,
+    exclude: np.ndarray | None = None,
     options: dict[str, dict[str, Any]] | None = None,
 ) -> np.ndarray:
     """Run a registered method by name; ``ratio`` is the fraction REMOVED.
 
     The score is taken from ``scores[score_name]`` (raw values as stored) or computed from
     ``inputs``. ``embeddings`` (default ``inputs.embeddings``) feed the methods that need
-    geometry (``sims`` coverage strata). ``dedup`` is an optional (N,) bool mask of near-duplicates removed first.
+    geometry (``sims`` coverage strata). ``exclude`` is an optional (N,) bool mask of samples removed first
+    (flagged label issues, near-duplicates: ``exclusions.removed_first``); they count towards the ratio.
     Returns sorted int64 kept indices.
     """
     check_ratio(ratio)
@@ -203,7 +204,7 @@ def prune(
         labels=y,
         per_class=per_class,
         seed=seed,
-        exclude=dedup,
+        exclude=exclude,
         **options.get(spec.name, {}),
     )
 
