@@ -4,6 +4,7 @@ suspicious samples with row selection, saving them as a subset, and the CSV down
 from __future__ import annotations
 
 import functools
+import hashlib
 from dataclasses import dataclass
 
 import pandas as pd
@@ -43,6 +44,7 @@ class IssueFilter:
     include_unflagged: bool = False
     classes: tuple[str, ...] = ()
     detectors: tuple[str, ...] = ()
+    max_score: float = 1.0
 
 
 def _detector_sets(issues: pd.DataFrame) -> dict[str, set[str]]:
@@ -59,7 +61,8 @@ def detector_names(issues: pd.DataFrame) -> list[str]:
 
 def apply_filter(issues: pd.DataFrame, chosen: IssueFilter) -> pd.DataFrame:
     """The rows of ``issues`` that ``chosen`` lets through, in the same order."""
-    mask = issues["label_issue_score"].fillna(0.0) >= chosen.threshold
+    score = issues["label_issue_score"].fillna(0.0)
+    mask = (score >= chosen.threshold) & (score <= chosen.max_score)
     if not chosen.include_unflagged:
         mask &= issues["is_label_issue"].fillna(False).astype(bool)
     if chosen.classes:
@@ -73,13 +76,13 @@ def apply_filter(issues: pd.DataFrame, chosen: IssueFilter) -> pd.DataFrame:
 
 def choose_filter(issues: pd.DataFrame) -> IssueFilter:
     threshold_column, class_column, detector_column = st.columns(3)
-    threshold = threshold_column.slider(
-        "Minimum label-issue score",
+    threshold, max_score = threshold_column.slider(
+        "Label-issue score",
         0.0,
         1.0,
-        0.0,
+        (0.0, 1.0),
         step=0.01,
-        key=state.REVIEW_THRESHOLD,
+        key=state.REVIEW_SCORE_RANGE,
         help="label_issue_score lies in [0, 1]; higher = more likely mislabeled.",
     )
     classes = class_column.multiselect(
@@ -100,7 +103,7 @@ def choose_filter(issues: pd.DataFrame) -> IssueFilter:
         key=state.REVIEW_INCLUDE_UNFLAGGED,
         help="Samples the combined verdict did not flag, ranked by the same label-issue score.",
     )
-    return IssueFilter(threshold, include_unflagged, tuple(classes), tuple(detectors))
+    return IssueFilter(threshold, include_unflagged, tuple(classes), tuple(detectors), max_score)
 
 
 def summary(issues: pd.DataFrame, shown: pd.DataFrame) -> None:
@@ -140,20 +143,33 @@ def table_frame(shown: pd.DataFrame) -> pd.DataFrame:
     ).reset_index(drop=True)
 
 
+def table_key(ids: pd.Series) -> str:
+    """The editor's widget key: one per list of shown ids (see :func:`issue_table`)."""
+    digest = hashlib.blake2b("\n".join(map(str, ids)).encode(), digest_size=8).hexdigest()
+    return f"{state.REVIEW_TABLE}.{digest}"
+
+
 def issue_table(shown: pd.DataFrame) -> list[str]:
-    """The table with row selection; returns the ids of the ticked rows."""
+    """The table with a tick box per row; returns the ids of every ticked sample.
+
+    Ticks are kept by sample id in the session (:data:`state.REVIEW_TICKED`), not by row position:
+    the editor's key is a digest of the ids it shows, so when a filter changes the rows, a new
+    editor starts from the ticks of the samples it now shows, and no tick moves to another sample.
+    """
     table = table_frame(shown)
+    ticked: set[str] = set(st.session_state.get(state.REVIEW_TICKED, set()))
+    table.insert(0, "tick", table["id"].isin(ticked))
     if len(shown) > MAX_ROWS:
         st.caption(f"The table shows the {MAX_ROWS:,} highest-scoring of {len(shown):,} samples.")
-    event = st.dataframe(
+    edited = st.data_editor(
         table,
-        key=state.REVIEW_TABLE,
-        on_select="rerun",
-        selection_mode="multi-row",
+        key=table_key(table["id"]),
         hide_index=True,
         row_height=ROW_HEIGHT,
         height=min(len(table), VISIBLE_ROWS) * ROW_HEIGHT + 40,
+        disabled=[c for c in table.columns if c != "tick"],
         column_config={
+            "tick": st.column_config.CheckboxColumn("✓", width="small"),
             "image": st.column_config.ImageColumn("image", width="small"),
             "label": st.column_config.TextColumn("given label"),
             "suggested_label": st.column_config.TextColumn("suggested"),
@@ -162,8 +178,13 @@ def issue_table(shown: pd.DataFrame) -> list[str]:
             ),
         },
     )
-    rows = [r for r in event.selection.rows if r < len(table)]
-    return table["id"].iloc[rows].tolist()
+    now = set(edited.loc[edited["tick"].astype(bool), "id"])
+    ticked = (ticked - set(table["id"])) | now
+    st.session_state[state.REVIEW_TICKED] = ticked
+    hidden = len(ticked - set(table["id"]))
+    if hidden:
+        st.caption(f"{len(ticked):,} ticked, {hidden:,} of them not shown by these filters.")
+    return sorted(ticked)
 
 
 def csv_bytes(shown: pd.DataFrame) -> bytes:

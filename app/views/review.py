@@ -1,9 +1,10 @@
-"""Review: the samples a scoring run thinks are mislabeled, to inspect, save and download."""
+"""Review: the samples a score run thinks are mislabeled. The queue decides on one at a time
+(accept the suggestion, keep, relabel, drop, unsure, skip, undo); the table ticks many."""
 
 import streamlit as st
 
-from app import data, state
-from app.components import review_panel
+from app import curation_data, data, state
+from app.components import decision_actions, review_panel, review_queue_panel, sample_view
 from app.components.score_runs import require_score_run
 from app.components.workspace import require_workspace
 
@@ -11,8 +12,20 @@ root, ws = require_workspace()
 st.title("Review label issues")
 run_id = require_score_run(root, ws.root, key=state.REVIEW_RUN)
 issues = data.label_issues(root, run_id)
-shown = review_panel.apply_filter(issues, review_panel.choose_filter(issues))
+chosen = review_panel.choose_filter(issues)
+view = st.segmented_control("View", ["Queue", "Table"], default="Queue", key=state.REVIEW_VIEW,
+                            label_visibility="collapsed")
+if view != "Table":
+    review_queue_panel.queue_view(root, run_id, chosen)
+    review_queue_panel.bulk_accept(root, run_id, chosen)
+    st.stop()
+shown = review_panel.apply_filter(curation_data.issues_with_decisions(root, run_id), chosen)
 review_panel.summary(issues, shown)
 review_panel.charts(issues, shown)
 ticked = review_panel.issue_table(shown)
+sample_view.open_picker(root, shown["id"].head(review_panel.MAX_ROWS).tolist(), score_run=run_id,
+                        source="review", key="review.table_open")
+if ticked:
+    st.markdown(f"**{len(ticked):,} ticked**")
+    decision_actions.bulk_actions(root, ticked, source="review", score_run=run_id, key="review.bulk")
 review_panel.save_and_download(root, shown, ticked, run_id=run_id)

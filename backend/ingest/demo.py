@@ -40,3 +40,31 @@ def write_digits(dest: str | Path) -> Path:
         pixels = np.clip(np.round(digits.images[i] * (255.0 / 16.0)), 0, 255).astype(np.uint8)
         Image.fromarray(pixels, mode="L").save(out)
     return dest
+
+
+def noisy_manifest(folder: str | Path, out: str | Path, *, fraction: float, seed: int = 0) -> tuple[Path, int]:
+    """Write a manifest (path, label, split) of the digits under ``folder`` in which a seeded
+    ``fraction`` of the train images carry a wrong label (uniform over the other nine digits),
+    with a ``true_label`` column that ingest ignores; returns (its path, how many labels moved).
+
+    Used by ``thresher demo --label-noise``: real images with known label errors, so that the
+    review queue has something to find and its precision can be checked against the truth."""
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"--label-noise must be in (0, 1), got {fraction}")
+    folder = Path(folder).resolve()
+    paths = sorted(folder.glob("*/*/*.png"))
+    rng = np.random.default_rng(seed)
+    rows = []
+    for path in paths:
+        split, label = path.parent.parent.name, path.parent.name
+        rows.append([str(path), label, split, label])
+    train = [k for k, row in enumerate(rows) if row[2] == "train"]
+    moved = rng.choice(train, size=round(fraction * len(train)), replace=False)
+    for k in moved:
+        true = int(rows[k][3])
+        rows[k][1] = str(int(rng.choice([d for d in range(10) if d != true])))
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    lines = ["path,label,split,true_label"] + [",".join(row) for row in rows]
+    out.write_text("\n".join(lines) + "\n")
+    return out, len(moved)

@@ -32,7 +32,8 @@ def label_noise_stage(
     The frame has ``id``, ``label_issue_score`` (in [0, 1], higher = more likely mislabeled),
     ``is_label_issue``, ``suggested_label`` (a class name; the given label where not flagged) and
     ``detectors`` (comma-separated names of the detectors that flagged the sample). The score
-    arrays are named ``<detector>_score`` and are stored beside the pruning scores.
+    arrays are named ``<detector>_score`` and are stored beside the pruning scores, with
+    ``suggested_probability`` (the verdict's posterior probability of the suggested label).
     ``neighbors``: optional precomputed (indices, similarities) of the unit embeddings, k = 10,
     self excluded (the score job shares one search with the kNN pruning scores at large N).
     ``task_map``: runs the AUM threshold runs and the cleaning round's probe folds (default: in
@@ -54,4 +55,7 @@ def label_noise_stage(
         }
     )
     scores = {f"{name}_score": values for name, values in verdict.detector_scores.items()}
+    # What the review queue shows beside the suggestion: the verdict's own posterior of it.
+    rows = np.arange(len(data.ids))
+    scores["suggested_probability"] = verdict.posterior[rows, verdict.suggested_label].astype(np.float64)
     return frame, scores

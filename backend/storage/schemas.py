@@ -93,18 +93,38 @@ SUBSETS = TableSpec(
     key=("name", "id"),
 )
 
-DECISIONS = TableSpec(
-    "decisions",
+ACTIVITY = TableSpec(
+    "activity",
     pa.schema(
         [
             pa.field("decided_at", TIMESTAMP),
-            pa.field("action", pa.string()),  # save_subset | delete_subset | ...
+            pa.field("action", pa.string()),  # save_subset | replace_subset | delete_subset | rename_subset
             pa.field("target", pa.string()),
             pa.field("n_ids", pa.int64()),
             pa.field("detail_json", pa.string()),
         ]
     ),
     key=(),
+)
+
+DECISIONS = TableSpec(
+    "decisions",
+    pa.schema(
+        [
+            pa.field("seq", pa.int64(), nullable=False),  # order of commit (assigned under the log's lock)
+            pa.field("decision_id", pa.string(), nullable=False),
+            pa.field("sample_id", pa.string(), nullable=False),
+            pa.field("action", pa.string(), nullable=False),  # relabel | keep | drop | unsure | tag | untag | undo
+            pa.field("old_value", pa.string()),  # relabel: the label before; keep/drop/unsure: the status before
+            pa.field("new_value", pa.string()),  # relabel: the new label; tag/untag: the tag; undo: the entry undone
+            pa.field("reason", pa.string()),
+            pa.field("author", pa.string()),
+            pa.field("time", TIMESTAMP),
+            pa.field("source", pa.string()),  # review | explore | search | cli | bulk | duplicates
+            pa.field("score_run", pa.string()),  # the score run the decision was made from (may be null)
+        ]
+    ),
+    key=("decision_id",),
 )
 
 SCORES = TableSpec(
@@ -180,7 +200,7 @@ CLASSIFIERS = TableSpec(
 
 FIXED_TABLES: dict[str, TableSpec] = {
     spec.name: spec
-    for spec in (SAMPLES, RUNS, PROJECTIONS, SUBSETS, DECISIONS, SCORES, LABEL_ISSUES, COLLAPSE,
+    for spec in (SAMPLES, RUNS, PROJECTIONS, SUBSETS, ACTIVITY, DECISIONS, SCORES, LABEL_ISSUES, COLLAPSE,
                  IMPORTED_LOGITS, CLASSIFIERS)
 }
 

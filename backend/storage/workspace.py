@@ -3,8 +3,10 @@
 Layout::
 
     W/workspace.json        marker + format version
-    W/lance/<table>.lance   LanceDB tables (samples, runs, projections, subsets, decisions,
-                            embeddings__<model key>, and the score tables later issues add)
+    W/lance/<table>.lance   LanceDB tables (samples, runs, projections, subsets, activity,
+                            decisions, embeddings__<model key>, and the score tables)
+    W/locks/                lock files (the decisions log's writers take one in turn)
+    W/jobs/                 jobs started from the app: one folder each (spec, log, status)
     W/reports/              ingest reports (CSV) and other human-readable logs
     W/images/               images the workspace owns (the demo writes its PNGs here)
 
@@ -37,7 +39,7 @@ from backend.storage.errors import NotFoundError, StorageError  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the subset log moved from `decisions` to `activity`; `decisions` is per sample
 MARKER = "workspace.json"
 WRITE_CHUNK_ROWS = 65_536  # rows per slice when a large batch of vectors is written
 
@@ -51,6 +53,23 @@ def sql_string(value: str) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
+def _migrate(root: Path, meta: dict) -> None:
+    """Bring a format-1 workspace to format 2: its subset log (``decisions``, with columns
+    ``target``, ``n_ids``) becomes ``activity``, so that ``decisions`` can hold label decisions.
+    A rename of one folder: the data is not rewritten, and a second open finds nothing to do."""
+    old = root / "lance" / "decisions.lance"
+    new = root / "lance" / "activity.lance"
+    if old.exists() and not new.exists():
+        fields = lance.dataset(str(old)).schema.names
+        if "target" in fields and "sample_id" not in fields:
+            os.replace(old, new)
+            log.info("moved the subset log of %s from decisions to activity", root)
+    meta = dict(meta, format_version=FORMAT_VERSION)
+    tmp = root / f".{MARKER}.partial"
+    tmp.write_text(json.dumps(meta))
+    os.replace(tmp, root / MARKER)
+
+
 class Workspace:
     """Handle on one workspace folder. Cheap to create; holds no locks."""
 
@@ -59,6 +78,9 @@ class Workspace:
         self.lance_dir = self.root / "lance"
         self.reports_dir = self.root / "reports"
         self.images_dir = self.root / "images"
+        self.locks_dir = self.root / "locks"
+        self.jobs_dir = self.root / "jobs"
+        self.exports_dir = self.root / "exports"
         self._db = lancedb.connect(str(self.lance_dir))
 
     # ------------------------------------------------------------------ opening
@@ -76,7 +98,7 @@ class Workspace:
                     f"{root} exists, is not empty and is not a Thresher workspace; "
                     "pick an empty or new folder for --workspace"
                 )
-            for sub in ("lance", "reports", "images"):
+            for sub in ("lance", "reports", "images", "locks"):
                 (root / sub).mkdir(parents=True, exist_ok=True)
             marker.write_text(json.dumps({"format_version": FORMAT_VERSION, "created_at": utcnow().isoformat()}))
         else:
@@ -85,6 +107,8 @@ class Workspace:
                 raise StorageError(
                     f"{root} was written by a newer Thresher (format {meta['format_version']}); upgrade Thresher"
                 )
+            if meta.get("format_version", 0) < FORMAT_VERSION:
+                _migrate(root, meta)
         return cls(root)
 
     @staticmethod

@@ -162,6 +162,7 @@ def add_score_run(
         "semdedup": (np.arange(n) % 12 == 5).astype(float),
         "sim": rng.random(n),
         "cl_self_confidence": rng.random(n),  # a label-noise detector's score
+        "suggested_probability": 0.5 + 0.5 * rng.random(n),
     }
     if with_collapse:  # per-sample distances to the class means, as the score job stores them
         own, other = 0.5 + rng.random(n), 0.5 + rng.random(n)

@@ -9,13 +9,28 @@ import pandas as pd
 from streamlit.testing.v1 import AppTest
 
 from app import state
-from app.components.review_panel import IssueFilter, apply_filter, csv_bytes, detector_names
+from app.components.review_panel import IssueFilter, apply_filter, csv_bytes, detector_names, table_key
 from backend.storage import Workspace, subsets
 from tests.app.app_testkit import CLASSES, FLAGGED_PER_CLASS, N_FLAGGED, N_SAMPLES, metric_values
 
 
-def review_page(app_on, workspace: Path) -> AppTest:
-    return app_on(workspace, "views/review.py")
+def review_page(app_on, workspace: Path, view: str = "Table") -> AppTest:
+    at = app_on(workspace, "views/review.py")
+    if view != "Queue":
+        at.session_state[state.REVIEW_VIEW] = view
+        at.run()
+        assert not at.exception, at.exception
+    return at
+
+
+def tick(at: AppTest, rows: list[int]) -> list[str]:
+    """Tick ``rows`` of the table as a user would; returns their ids."""
+    table = at.dataframe[0].value
+    at.session_state[table_key(table["id"])] = {
+        "edited_rows": {r: {"tick": True} for r in rows}, "added_rows": [], "deleted_rows": []}
+    at.run()
+    assert not at.exception, at.exception
+    return table["id"].iloc[rows].tolist()
 
 
 def test_review_lists_the_flagged_samples_most_suspicious_first(
@@ -31,7 +46,8 @@ def test_review_lists_the_flagged_samples_most_suspicious_first(
     }
     assert len(at.get("plotly_chart")) == 2  # flagged per class, given x suggested
     table = at.dataframe[0].value
-    assert list(table.columns[:4]) == ["image", "id", "label", "suggested_label"]
+    assert list(table.columns[:5]) == ["tick", "image", "id", "label", "suggested_label"]
+    assert not table["tick"].any()
     assert len(table) == N_FLAGGED
     assert table["label_issue_score"].is_monotonic_decreasing
     assert (table["label"] != table["suggested_label"]).all()
@@ -53,7 +69,7 @@ def test_review_filters_by_threshold_class_and_detector(app_on, scored_workspace
     at.multiselect(key=state.REVIEW_DETECTORS).unselect("aum")
     at.toggle(key=state.REVIEW_INCLUDE_UNFLAGGED).set_value(True).run()
     assert metric_values(at)["Shown"] == f"{N_SAMPLES}"
-    at.slider(key=state.REVIEW_THRESHOLD).set_value(1.0).run()
+    at.slider(key=state.REVIEW_SCORE_RANGE).set_value((1.0, 1.0)).run()
     assert not at.exception
     assert metric_values(at)["Shown"] == "0"
     assert "No sample passes these filters" in at.info[0].value
@@ -61,27 +77,44 @@ def test_review_filters_by_threshold_class_and_detector(app_on, scored_workspace
 
 def test_ticked_rows_are_saved_as_a_review_subset(app_on, writable_scored_workspace: Path) -> None:
     at = review_page(app_on, writable_scored_workspace)
-    table = at.dataframe[0].value
-    at.session_state[state.REVIEW_TABLE] = {"selection": {"rows": [0, 2], "columns": []}}
-    at.run()
+    ticked = tick(at, [0, 2])
     assert at.text_input(key=state.REVIEW_SUBSET_NAME).value == "to-relabel"
-    (save,) = at.button
+    (save,) = [b for b in at.button if b.label.startswith("Save")]
     assert save.label == "Save 2 samples"
     save.click().run()
     assert not at.exception
     assert "Saved subset 'to-relabel' (2 samples)" in at.success[0].value
     ws = Workspace.open(writable_scored_workspace)
-    assert sorted(subsets.subset_ids(ws, "to-relabel")) == sorted(table["id"].iloc[[0, 2]])
+    assert sorted(subsets.subset_ids(ws, "to-relabel")) == sorted(ticked)
     saved = subsets.list_subsets(ws).set_index("name")
     assert saved.loc["to-relabel", "origin"] == "review"
 
     at.checkbox(key=state.REVIEW_SAVE_ALL).check().run()  # every shown sample, same name
-    at.button[0].click().run()
+    save_button(at).click().run()
     assert "exists" in at.error[0].value and "Nothing was saved" in at.error[0].value
     at.checkbox(key=state.REVIEW_OVERWRITE).check()
-    at.button[0].click().run()
+    save_button(at).click().run()
     assert f"Replaced subset 'to-relabel' ({N_FLAGGED} samples)" in at.success[0].value
     assert len(subsets.subset_ids(ws, "to-relabel")) == N_FLAGGED
+
+
+def save_button(at: AppTest):
+    return next(b for b in at.button if b.label.startswith("Save"))
+
+
+def test_ticks_follow_the_samples_when_a_filter_changes(app_on, writable_scored_workspace: Path) -> None:
+    """Bug: ticked rows followed the row position; after a filter change "Save 2 samples" saved
+    two samples the user never ticked."""
+    at = review_page(app_on, writable_scored_workspace)
+    ticked = tick(at, [1, 3])
+    at.multiselect(key=state.REVIEW_CLASSES).select(CLASSES[2]).run()
+    table = at.dataframe[0].value
+    assert set(table.loc[table["tick"], "id"]) == set(ticked) & set(table["id"])
+    assert not set(table.loc[table["tick"], "id"]) - set(ticked)
+    save_button(at).click().run()
+    assert not at.exception
+    ws = Workspace.open(writable_scored_workspace)
+    assert sorted(subsets.subset_ids(ws, "to-relabel")) == sorted(ticked)
 
 
 def issues_frame() -> pd.DataFrame:

@@ -43,7 +43,7 @@ def test_worker_embeds_while_app_saves_and_queries(tmp_path: Path) -> None:
     assert set(seen_counts) == {160}
     assert subsets.subset_names(ws) == sorted(saved)
     assert all(len(subsets.subset_ids(ws, name)) == 20 for name in saved)
-    assert len(ws.read("decisions")) == len(saved)
+    assert len(ws.read("activity")) == len(saved)
     key = ws.embedding_keys()[0]
     stored_ids, vectors, _ = ws.load_embeddings(key)
     assert sorted(stored_ids) == ids and vectors.shape == (160, 48)

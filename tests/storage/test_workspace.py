@@ -115,7 +115,7 @@ def test_subsets_never_overwrite_silently(workspace: Workspace) -> None:
     assert subsets.delete_subset(workspace, "keep me") == 2
     with pytest.raises(NotFoundError, match="no subset named"):
         subsets.subset_ids(workspace, "keep me")
-    actions = workspace.read("decisions")["action"].tolist()
+    actions = workspace.read("activity")["action"].tolist()
     assert actions == ["save_subset", "replace_subset", "delete_subset"]
 
 

@@ -1,0 +1,172 @@
+"""Decision widgets shared by the pages: the review queue's button bar (one sample, with keyboard
+shortcuts) and the actions on a set of samples (a selection, ticked rows, search results).
+
+Every write happens in a button's callback, before the page reruns, and is acknowledged only
+after :func:`app.curation_data.decide` returned, that is after the commit. A button carries the
+decision id made when it was drawn, so a click delivered twice is written once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import streamlit as st
+
+from app import curation_data, state
+from backend.storage import StorageError
+from backend.storage.decisions import new_decision_id
+
+#: The review queue's buttons: (label, shortcut). "C" and "R" are reserved by Streamlit.
+QUEUE_BUTTONS = (
+    ("Accept suggestion", "A"),
+    ("Keep label", "K"),
+    ("Relabel…", "L"),
+    ("Drop", "D"),
+    ("Unsure", "U"),
+    ("Skip", "S"),
+    ("Undo", "Z"),
+)
+SHORTCUT = dict(QUEUE_BUTTONS)
+PAST = {"relabel": "Relabeled", "keep": "Kept", "drop": "Dropped", "unsure": "Marked unsure", "tag": "Tagged",
+        "untag": "Untagged"}
+
+
+@dataclass(frozen=True)
+class Target:
+    """The sample a button bar decides on."""
+
+    sample_id: str
+    label: str
+    suggested_label: str | None
+    score_run: str | None
+
+
+def _pending_id(prefix: str, sample_id: str, action: str) -> str:
+    """The decision id this button will write with, fixed while the sample is on screen."""
+    key = f"{prefix}.pending.{sample_id}.{action}"
+    if key not in st.session_state:
+        st.session_state[key] = new_decision_id()
+    return st.session_state[key]
+
+
+def acknowledge(message: str, *, error: bool = False) -> None:
+    st.session_state[state.DECISION_ACK] = (message, error)
+
+
+def show_acknowledgement() -> None:
+    """The last decision's outcome (written by a callback, shown once)."""
+    ack = st.session_state.pop(state.DECISION_ACK, None)
+    if ack:
+        message, error = ack
+        (st.error if error else st.success)(message)
+
+
+def _commit(root: str, action: str, ids: list[str], *, source: str, score_run: str | None, to: str | None = None,
+            tag: str | None = None, prefix: str | None = None, pending: str | None = None,
+            focus_next: bool = False) -> None:
+    """Button callback: commit, remember for Undo, acknowledge."""
+    try:
+        result = curation_data.decide(root, action, ids, source=source, score_run=score_run, to=to, tag=tag,
+                                      decision_ids=[pending] if pending else None)
+    except StorageError as exc:
+        acknowledge(f"Not saved: {exc}", error=True)
+        return
+    if prefix and pending:
+        for key in [k for k in st.session_state if str(k).startswith(f"{prefix}.pending.{ids[0]}.")]:
+            del st.session_state[key]
+    written = result.entries["decision_id"].tolist()
+    stack = st.session_state.setdefault(state.DECISION_UNDO_STACK, [])
+    stack.extend(written)
+    what = PAST[action] + (f" to {to}" if to else "") + (f" '{tag}'" if tag else "")
+    if len(ids) == 1:
+        detail = f"{ids[0]}" + (f" ({result.entries['old_value'].iloc[0]} → {to})" if action == "relabel" and
+                                written else "")
+        text = f"{what}: {detail}. Saved." if written else f"{ids[0]} was already so; nothing to save."
+    else:
+        text = (f"{what}: {len(written)} sample(s) saved"
+                + (f", {len(result.unchanged)} already so" if result.unchanged else "") + ".")
+    acknowledge(text)
+    if focus_next:
+        st.session_state.pop(state.REVIEW_FOCUS, None)
+        st.session_state[state.REVIEW_RELABEL_OPEN] = False
+
+
+def undo_last(root: str, *, source: str) -> None:
+    stack = st.session_state.setdefault(state.DECISION_UNDO_STACK, [])
+    target = stack.pop() if stack else None
+    try:
+        undone = curation_data.undo(root, target, source=source)
+    except StorageError as exc:
+        acknowledge(f"Nothing undone: {exc}", error=True)
+        return
+    st.session_state[state.REVIEW_FOCUS] = undone["sample_id"]
+    st.session_state.setdefault(state.REVIEW_SKIPPED, set()).discard(undone["sample_id"])
+    acknowledge(f"Undid {undone['action']} of {undone['sample_id']}"
+                 + (f" ({undone['old_value']} → {undone['new_value']})" if undone["action"] == "relabel" else "")
+                 + ". Saved.")
+
+
+def _skip(sample_id: str) -> None:
+    st.session_state.setdefault(state.REVIEW_SKIPPED, set()).add(sample_id)
+    st.session_state.pop(state.REVIEW_FOCUS, None)
+    st.session_state[state.REVIEW_RELABEL_OPEN] = False
+
+
+def _toggle_relabel() -> None:
+    st.session_state[state.REVIEW_RELABEL_OPEN] = not st.session_state.get(state.REVIEW_RELABEL_OPEN, False)
+
+
+def queue_buttons(root: str, target: Target, classes: list[str], *, source: str = "review") -> None:
+    """The seven review buttons, exactly labelled, each with its shortcut; then, after
+    "Relabel…", the class picker."""
+    prefix = "review"
+    common = {"source": source, "score_run": target.score_run, "prefix": prefix, "focus_next": True}
+    sid = target.sample_id
+    can_accept = target.suggested_label not in (None, "", target.label)
+    with st.container(horizontal=True, gap="small"):
+        st.button("Accept suggestion", shortcut=SHORTCUT["Accept suggestion"], type="primary", key="q.accept",
+                  disabled=not can_accept, on_click=_commit,
+                  args=(root, "relabel", [sid]),
+                  kwargs={**common, "to": target.suggested_label, "pending": _pending_id(prefix, sid, "accept")},
+                  help="Relabel to the suggested label")
+        st.button("Keep label", shortcut=SHORTCUT["Keep label"], key="q.keep", on_click=_commit,
+                  args=(root, "keep", [sid]), kwargs={**common, "pending": _pending_id(prefix, sid, "keep")},
+                  help="The given label is right; a prune never removes this sample")
+        st.button("Relabel…", shortcut=SHORTCUT["Relabel…"], key="q.relabel", on_click=_toggle_relabel,
+                  help="Pick another class")
+        st.button("Drop", shortcut=SHORTCUT["Drop"], key="q.drop", on_click=_commit,
+                  args=(root, "drop", [sid]), kwargs={**common, "pending": _pending_id(prefix, sid, "drop")},
+                  help="Leave this sample out of every subset and export")
+        st.button("Unsure", shortcut=SHORTCUT["Unsure"], key="q.unsure", on_click=_commit,
+                  args=(root, "unsure", [sid]), kwargs={**common, "pending": _pending_id(prefix, sid, "unsure")})
+        st.button("Skip", shortcut=SHORTCUT["Skip"], key="q.skip", on_click=_skip, args=(sid,),
+                  help="Next sample, no decision (comes back in a new session)")
+        st.button("Undo", shortcut=SHORTCUT["Undo"], key="q.undo", on_click=undo_last, args=(root,),
+                  kwargs={"source": source}, help="Undo your last decision")
+    if st.session_state.get(state.REVIEW_RELABEL_OPEN):
+        others = [c for c in classes if c != target.label]
+        default = others.index(target.suggested_label) if target.suggested_label in others else 0
+        with st.container(horizontal=True, vertical_alignment="bottom"):
+            choice = st.selectbox("New label", others, index=default, key=f"q.relabel_to.{sid}")
+            st.button(f"Relabel to {choice}", key="q.relabel_apply", shortcut="Ctrl+Enter", on_click=_commit,
+                      args=(root, "relabel", [sid]),
+                      kwargs={**common, "to": choice, "pending": _pending_id(prefix, sid, f"relabel-{choice}")})
+
+
+def bulk_actions(root: str, ids: list[str], *, source: str, score_run: str | None, key: str) -> None:
+    """Tag, drop, keep or relabel every sample of ``ids`` (a selection, ticked rows, results)."""
+    if not ids:
+        return
+    classes = curation_data.class_names(root)
+    with st.container(horizontal=True, vertical_alignment="bottom"):
+        action = st.selectbox("Action", ["drop", "keep", "unsure", "relabel", "tag", "untag"],
+                              key=f"{key}.action", format_func=lambda a: {"keep": "keep (confirm label)"}.get(a, a))
+        to = tag = None
+        if action == "relabel":
+            to = st.selectbox("to", classes, key=f"{key}.to")
+        elif action in ("tag", "untag"):
+            tag = st.text_input("tag", key=f"{key}.tag", placeholder="e.g. blurry")
+        st.button(f"Apply to {len(ids):,} sample(s)", key=f"{key}.apply", on_click=_commit,
+                  args=(root, action, list(ids)), kwargs={"source": source, "score_run": score_run, "to": to,
+                                                          "tag": tag or None})
+    show_acknowledgement()

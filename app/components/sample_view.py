@@ -1,0 +1,113 @@
+"""The sample view: one sample's image, given and current label, every score with its meaning and
+paper, its decision history, its nearest neighbours and the decision actions. Opened as a
+dialog from any page (:func:`open_sample`), and drawn inline by the review queue."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from app import curation_data, data, state
+from app.components.decision_actions import bulk_actions
+from app.components.thumbnails import placeholder, thumbnail_grid
+
+IMAGE_SIZE = 256
+NEIGHBOURS = 8
+#: Where "Find similar" sends the sample id (the Search page reads it).
+SEARCH_LIKE = "search.like_id"
+
+
+def image(path: object, size: int = IMAGE_SIZE) -> None:
+    picture = data.thumbnail(path, size) if isinstance(path, str) and path else None
+    st.image(placeholder(size) if picture is None else picture, width=size,
+             caption=None if picture is not None else "no readable image")
+
+
+def score_table(root: str, score_run: str | None, sample_id: str) -> pd.DataFrame:
+    """name, value, meaning, paper: every score ``score_run`` stored for the sample."""
+    columns = ["score", "value", "meaning", "paper"]
+    if score_run is None:
+        return pd.DataFrame(columns=columns)
+    scores = data.sample_scores(root, score_run)
+    row = scores[scores["id"] == sample_id]
+    if row.empty:
+        return pd.DataFrame(columns=columns)
+    values = row.iloc[0].drop(labels=["id", "label_issue"], errors="ignore")
+    out = []
+    for name, value in values.items():
+        if name == "suggested_label":
+            continue
+        meaning = curation_data.meaning_of(str(name))
+        out.append({"score": name, "value": value, "meaning": meaning.meaning if meaning else "",
+                    "paper": meaning.paper if meaning else ""})
+    return pd.DataFrame(out, columns=columns)
+
+
+def sample_detail(root: str, sample_id: str, *, score_run: str | None, source: str = "sample") -> None:
+    row = curation_data.sample_row(root, sample_id)
+    if row is None:
+        st.error(f"No sample {sample_id!r} in this workspace (deleted or re-ingested under another id).")
+        return
+    states = curation_data.states(root)
+    mine = states[states["id"] == sample_id]
+    current = mine.iloc[0]["current_label"] if len(mine) and mine.iloc[0]["current_label"] else row["label"]
+    decision = mine.iloc[0]["decision"] if len(mine) else None
+    tags = mine.iloc[0]["tags"] if len(mine) else ""
+    left, right = st.columns([1, 2])
+    with left:
+        image(row.get("path"))
+    with right:
+        st.markdown(f"**{sample_id}** · split {row.get('split') or '(none)'} · "
+                    f"{row.get('width') or '?'}×{row.get('height') or '?'} px")
+        st.markdown(f"Given label **{row['label']}** · current label **{current}** · "
+                    f"decision **{decision or 'none'}** · tags {tags or 'none'}")
+        if row.get("path"):
+            st.caption(f"`{row['path']}`")
+        bulk_actions(root, [sample_id], source=source, score_run=score_run, key=f"sample.{sample_id}")
+        if st.button("Find similar", key=f"sample.similar.{sample_id}"):
+            st.session_state[SEARCH_LIKE] = sample_id
+            st.switch_page("views/search.py")
+    st.markdown("**Scores**")
+    table = score_table(root, score_run, sample_id)
+    if table.empty:
+        st.caption("No score run stored scores for this sample: run `thresher score`.")
+    else:
+        st.dataframe(table, hide_index=True, column_config={"value": st.column_config.NumberColumn(format="%.4g")})
+    st.markdown("**Decision history**")
+    log = curation_data.history(root, sample_id)
+    if log.empty:
+        st.caption("No decision yet.")
+    else:
+        st.dataframe(log[["time", "action", "old_value", "new_value", "author", "source", "reason", "undone",
+                          "decision_id"]], hide_index=True)
+    key = curation_data.score_run_embedding(root, score_run) if score_run else None
+    key = key or (data.open_workspace(root).embedding_keys() or [None])[-1]
+    found = curation_data.neighbours(root, key, sample_id, k=NEIGHBOURS)
+    st.markdown(f"**Nearest neighbours** ({key or 'no embedding'})")
+    if found.empty:
+        st.caption("This sample has no stored vector.")
+    else:
+        thumbnail_grid(found.assign(label=[f"{lab} · {sim:.2f}" for lab, sim in
+                                           zip(found["label"], found["similarity"], strict=True)]),
+                       data.thumbnail, size=64)
+
+
+@st.dialog("Sample", width="large")
+def _dialog(root: str, sample_id: str, score_run: str | None, source: str) -> None:
+    sample_detail(root, sample_id, score_run=score_run, source=source)
+
+
+def open_sample(root: str, sample_id: str, *, score_run: str | None, source: str) -> None:
+    """Open the sample view as a dialog over the page."""
+    st.session_state[state.SAMPLE_VIEW_ID] = sample_id
+    _dialog(root, sample_id, score_run, source)
+
+
+def open_picker(root: str, ids: list[str], *, score_run: str | None, source: str, key: str) -> None:
+    """A select box over ``ids`` and a button that opens the chosen sample's view."""
+    if not ids:
+        return
+    with st.container(horizontal=True, vertical_alignment="bottom"):
+        chosen = st.selectbox("Sample", ids, key=f"{key}.pick")
+        if st.button("Open sample view", key=f"{key}.open"):
+            open_sample(root, chosen, score_run=score_run, source=source)

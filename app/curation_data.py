@@ -1,0 +1,169 @@
+"""The app's share of the decisions log: cached reads keyed on the ``decisions`` table version
+(a decision committed by another session or the CLI shows on the next rerun), the embedding
+index the neighbour panels use, and the writes the decision buttons make.
+
+Writes return only after the decision is committed (:func:`backend.storage.decisions.decide`),
+so a page acknowledges what is on disk, never what it hopes is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from app import data
+from backend.jobs import review_queue
+from backend.jobs.score_catalog import ScoreMeaning, score_meanings
+from backend.storage import decisions
+from backend.storage.schemas import embedding_table_name
+from backend.storage.workspace import sql_string
+
+Versions = data.Versions
+
+
+# --------------------------------------------------------------------------- reads
+def states(root: str) -> pd.DataFrame:
+    """The current state of every decided sample (:func:`decisions.replay`)."""
+    return _cached_states(root, data.table_versions(root, ("decisions",)))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _cached_states(root: str, versions: Versions) -> pd.DataFrame:
+    return decisions.decided_states(data.open_workspace(root))
+
+
+def issues_with_decisions(root: str, run_id: str) -> pd.DataFrame:
+    """Every scored sample of ``run_id`` (most suspicious first) with its decision, current label
+    and tags (:func:`review_queue.with_decisions`)."""
+    return review_queue.with_decisions(data.label_issues(root, run_id), states(root))
+
+
+def curated_samples(root: str) -> pd.DataFrame:
+    """Every sample: id, path, split, label (current), original_label, decision, tags, dropped, pinned."""
+    versions = data.table_versions(root, ("samples", "decisions"))
+    return _cached_curated(root, versions)
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _cached_curated(root: str, versions: Versions) -> pd.DataFrame:
+    return decisions.curated_samples(data.open_workspace(root))
+
+
+def history(root: str, sample_id: str) -> pd.DataFrame:
+    """One sample's decisions, newest first, with ``undone``."""
+    return _cached_history(root, sample_id, data.table_versions(root, ("decisions",)))
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _cached_history(root: str, sample_id: str, versions: Versions) -> pd.DataFrame:
+    return decisions.history(data.open_workspace(root), sample_id)
+
+
+def sample_row(root: str, sample_id: str) -> dict | None:
+    """The sample's stored row (id, path, label, split, width, height, content_hash, source)."""
+    return _cached_sample_row(root, sample_id, data.table_versions(root, ("samples",)))
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _cached_sample_row(root: str, sample_id: str, versions: Versions) -> dict | None:
+    rows = data.open_workspace(root).read("samples", where=f"id = {sql_string(sample_id)}")
+    return None if rows.empty else rows.iloc[0].to_dict()
+
+
+def class_names(root: str) -> list[str]:
+    """The classes a sample can be relabeled to."""
+    return _cached_classes(root, data.table_versions(root, ("samples",)))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _cached_classes(root: str, versions: Versions) -> list[str]:
+    from app.components.palette import natural_order
+
+    return natural_order(decisions.known_labels(data.open_workspace(root)))
+
+
+@st.cache_resource(show_spinner=False)
+def meanings() -> dict[str, ScoreMeaning]:
+    return score_meanings()
+
+
+def meaning_of(name: str) -> ScoreMeaning | None:
+    known = meanings()
+    return known.get(name) or known.get(name.removesuffix("_score"))
+
+
+def score_run_embedding(root: str, run_id: str) -> str | None:
+    runs = data.score_runs(root)
+    match = runs[runs["run_id"] == run_id]
+    return None if match.empty else match.iloc[0]["embedding_key"]
+
+
+# --------------------------------------------------------------------------- neighbours
+@dataclass(frozen=True)
+class EmbeddingIndex:
+    """One embedding's unit vectors with each row's sample id and given label (read-only)."""
+
+    ids: np.ndarray
+    vectors: np.ndarray
+    labels: np.ndarray
+    row_of: dict[str, int]
+
+
+def embedding_index(root: str, key: str) -> EmbeddingIndex:
+    name = embedding_table_name(key)
+    return _cached_index(root, key, data.table_versions(root, (name, "samples")))
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+def _cached_index(root: str, key: str, versions: Versions) -> EmbeddingIndex:
+    ws = data.open_workspace(root)
+    ids, vectors, _ = ws.load_embeddings(key)
+    labels = ws.samples(columns=["id", "label"]).set_index("id")["label"].reindex(ids)
+    return EmbeddingIndex(ids, vectors, labels.to_numpy(dtype=object),
+                          {sample_id: row for row, sample_id in enumerate(ids)})
+
+
+def neighbours(root: str, key: str | None, sample_id: str, *, label: str | None = None, k: int = 6) -> pd.DataFrame:
+    """The ``k`` samples nearest ``sample_id`` (cosine on embedding ``key``), among the samples
+    whose given label is ``label`` when given: id, label, path, similarity. Empty when the
+    sample has no vector in ``key``."""
+    columns = ["id", "label", "path", "similarity"]
+    if key is None:
+        return pd.DataFrame(columns=columns)
+    index = embedding_index(root, key)
+    row = index.row_of.get(sample_id)
+    if row is None:
+        return pd.DataFrame(columns=columns)
+    candidates = np.arange(len(index.ids)) if label is None else np.flatnonzero(index.labels == label)
+    rows, similarity = review_queue.nearest(index.vectors, row, candidates, k)
+    found = pd.DataFrame({"id": index.ids[rows], "label": index.labels[rows], "similarity": similarity})
+    paths = data.open_workspace(root).read(
+        "samples", columns=["id", "path"],
+        where="id IN (" + ", ".join(sql_string(i) for i in found["id"]) + ")") if len(found) else None
+    found["path"] = found["id"].map(paths.set_index("id")["path"]) if paths is not None else None
+    return found[columns]
+
+
+# --------------------------------------------------------------------------- writes
+def decide(root: str, action: str, ids: list[str], *, source: str, score_run: str | None = None,
+           to: str | None = None, tag: str | None = None, reason: str = "",
+           decision_ids: list[str] | None = None) -> decisions.DecisionResult:
+    """Commit one decision for ``ids`` (raises ``StorageError`` with the reason)."""
+    return decisions.decide(data.open_workspace(root), action, ids, to=to, tag=tag, reason=reason, source=source,
+                            score_run=score_run, decision_ids=decision_ids)
+
+
+def undo(root: str, decision_id: str | None, *, source: str) -> pd.Series:
+    """Undo ``decision_id`` (or this author's latest decision); returns the entry undone."""
+    ws = data.open_workspace(root)
+    if decision_id is None:
+        return decisions.undo(ws, None, source=source, by_author=decisions.author_name())
+    return decisions.undo(ws, decision_id, source=source)
+
+
+def accept_suggestions(root: str, run_id: str, ids: list[str]) -> decisions.DecisionResult:
+    """Relabel ``ids`` (flagged by ``run_id``, not yet decided) to their suggested labels (bulk)."""
+    return decisions.accept_suggestions(data.open_workspace(root), run_id, ids=ids)

@@ -1,0 +1,44 @@
+"""What every per-sample number of a score run means, in one line, and which paper it follows.
+
+The app's sample view reads this (it may not import ``backend.scoring``): the pruning scores'
+texts come from their registry specs, the label-noise and neural-collapse columns from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ScoreMeaning:
+    name: str
+    meaning: str
+    paper: str
+
+
+_OTHER = {
+    "label_issue_score": ("how likely the given label is wrong, in [0, 1] (higher = more suspicious); the "
+                          "verdict of the probes' posterior and the neighbours' labels",
+                          "Northcutt et al. 2021; Zhu et al. 2022"),
+    "confident_learning_score": ("confident learning's normalised margin of the given label (out-of-fold "
+                                 "probabilities; higher = more suspicious)", "Northcutt et al. 2021"),
+    "knn_vote_score": ("share of the 10 nearest neighbours whose label differs (higher = more suspicious)",
+                       "Zhu et al. 2022 (SimiFeat)"),
+    "aum_score": ("area under the margin against threshold samples (higher = more suspicious)",
+                  "Pleiss et al. 2020"),
+    "suggested_probability": ("the verdict's posterior probability of the suggested label (probes and "
+                              "neighbours combined)", "Northcutt et al. 2021; Zhu et al. 2022"),
+    "nc_own_distance": ("distance to the own class mean on the headline features", "Papyan et al. 2020"),
+    "nc_other_distance": ("distance to the nearest other class mean", "Papyan et al. 2020"),
+    "nc_distance_ratio": ("own over nearest-other class-mean distance (> 1 = nearer another class)",
+                          "Papyan et al. 2020"),
+}
+
+
+def score_meanings() -> dict[str, ScoreMeaning]:
+    """{column name: its meaning and paper} for every score a score run can store."""
+    from backend.scoring.pruning.registry import SCORES
+
+    out = {name: ScoreMeaning(name, spec.description, spec.paper or "-") for name, spec in SCORES.items()}
+    out.update({name: ScoreMeaning(name, meaning, paper) for name, (meaning, paper) in _OTHER.items()})
+    return out
