@@ -38,6 +38,12 @@ def _cached_states(root: str, versions: Versions) -> pd.DataFrame:
 def issues_with_decisions(root: str, run_id: str) -> pd.DataFrame:
     """Every scored sample of ``run_id`` (most suspicious first) with its decision, current label
     and tags (:func:`review_queue.with_decisions`)."""
+    versions = data.table_versions(root, ("label_issues", "samples", "decisions"))
+    return _cached_issues_with_decisions(root, run_id, versions)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _cached_issues_with_decisions(root: str, run_id: str, versions: Versions) -> pd.DataFrame:
     return review_queue.with_decisions(data.label_issues(root, run_id), states(root))
 
 
@@ -167,3 +173,19 @@ def undo(root: str, decision_id: str | None, *, source: str) -> pd.Series:
 def accept_suggestions(root: str, run_id: str, ids: list[str]) -> decisions.DecisionResult:
     """Relabel ``ids`` (flagged by ``run_id``, not yet decided) to their suggested labels (bulk)."""
     return decisions.accept_suggestions(data.open_workspace(root), run_id, ids=ids)
+
+
+# --------------------------------------------------------------------------- duplicates
+def duplicate_groups(root: str, key: str | None, threshold: float | None) -> tuple[pd.DataFrame, float]:
+    """``duplicates_job.duplicate_groups`` (exact copies and near duplicates; ``threshold`` None:
+    chosen on the data) and the threshold used, cached on the samples' and embedding's versions."""
+    tables = ("samples",) + ((embedding_table_name(key),) if key else ())
+    return _cached_duplicates(root, key, threshold, data.table_versions(root, tables))
+
+
+@st.cache_data(show_spinner="Finding duplicates…", max_entries=4)
+def _cached_duplicates(root: str, key: str | None, threshold: float | None,
+                       versions: Versions) -> tuple[pd.DataFrame, float]:
+    from backend.jobs.duplicates_job import duplicate_groups as groups
+
+    return groups(data.open_workspace(root), embedding_key=key, threshold=threshold)

@@ -1,0 +1,64 @@
+"""Duplicate groups to resolve: each group's members side by side; pick the one to keep and the
+others become ``drop`` decisions (source ``duplicates``), so they leave every prune and export."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from app import curation_data, data
+from app.components.decision_actions import acknowledge, show_acknowledgement
+from backend.storage import StorageError
+
+GROUPS_PER_PAGE = 8
+THUMBNAIL = 72
+
+
+def _keep_one(root: str, group: str, members: list[str], radio_key: str) -> None:
+    keep = st.session_state.get(radio_key)
+    others = [m for m in members if m != keep]
+    try:
+        result = curation_data.decide(root, "drop", others, source="duplicates",
+                                      reason=f"duplicate of {keep} ({group})")
+    except StorageError as exc:
+        acknowledge(f"Not saved: {exc}", error=True)
+        return
+    acknowledge(f"Kept {keep}; dropped {result.n_written} duplicate(s)"
+                + (f" ({len(result.unchanged)} already dropped)" if result.unchanged else "") + ". Saved.")
+
+
+def groups_view(root: str, groups: pd.DataFrame, states: pd.DataFrame) -> None:
+    """A page of groups, each with its members' thumbnails, labels and decisions."""
+    show_acknowledgement()
+    names = groups["group"].drop_duplicates().tolist()
+    dropped = set(states.loc[states["decision"] == "dropped", "id"])
+    open_groups = [g for g in names if len(set(groups.loc[groups["group"] == g, "id"]) - dropped) > 1]
+    hide = st.toggle("Hide resolved groups (at most one member not dropped)", value=True, key="dup.hide")
+    shown = open_groups if hide else names
+    st.caption(f"{len(names):,} groups ({len(open_groups):,} unresolved); "
+               f"{groups['id'].nunique():,} samples in them.")
+    if not shown:
+        st.success("Nothing left to resolve at this threshold.")
+        return
+    pages = max(1, -(-len(shown) // GROUPS_PER_PAGE))
+    page = st.number_input("Page", 1, pages, 1, key="dup.page") if pages > 1 else 1
+    for group in shown[(page - 1) * GROUPS_PER_PAGE: page * GROUPS_PER_PAGE]:
+        members = groups[groups["group"] == group]
+        with st.container(border=True):
+            kind = members["kind"].iloc[0]
+            st.markdown(f"**{group}** · {kind} {'copies' if kind == 'exact' else 'duplicates'} · "
+                        f"{len(members)} samples")
+            columns = st.columns(min(len(members), 6))
+            for k, row in enumerate(members.itertuples()):
+                with columns[k % len(columns)]:
+                    picture = data.thumbnail(row.path, THUMBNAIL) if isinstance(row.path, str) else None
+                    if picture is not None:
+                        st.image(picture, width=THUMBNAIL)
+                    status = "dropped" if row.id in dropped else ""
+                    st.caption(f"{row.label} · {row.split or '-'} · sim {row.similarity:.3f} {status}\n\n`{row.id}`")
+            radio_key = f"dup.keep.{group}"
+            ids = members["id"].tolist()
+            with st.container(horizontal=True, vertical_alignment="bottom"):
+                st.radio("Keep", ids, key=radio_key, horizontal=True)
+                st.button("Keep it, drop the others", key=f"dup.apply.{group}", on_click=_keep_one,
+                          args=(root, group, ids, radio_key))

@@ -1,0 +1,28 @@
+"""Duplicates: exact copies and near duplicates in groups; keep one, drop the rest."""
+
+import streamlit as st
+
+from app import curation_data
+from app.components import duplicates_panel
+from app.components.workspace import require_workspace
+
+root, ws = require_workspace()
+st.title("Duplicates")
+st.caption("Exact copies share a content hash; near duplicates are connected by embedding cosine similarity at "
+           "least the threshold (by default chosen on the data: ten times closer than the median sample is to its "
+           "nearest neighbour). Keeping one member of a group writes `drop` decisions for the others, so they "
+           "leave every prune and export (undo them on the sample view or with `thresher decide undo`).")
+keys = ws.embedding_keys()
+left, middle, right = st.columns([1, 1, 2])
+key = left.selectbox("Embedding", keys, index=len(keys) - 1, key="dup.embedding") if keys else None
+automatic = middle.toggle("Threshold from the data", value=True, key="dup.auto")
+chosen = None if automatic else right.slider("Near-duplicate threshold (cosine)", 0.80, 1.0, 0.995,
+                                             step=0.0005, format="%.4f", key="dup.threshold")
+groups, threshold = curation_data.duplicate_groups(root, key, chosen)
+if automatic:
+    right.caption(f"Threshold chosen on the data: cosine ≥ {threshold:.4f}")
+if groups.empty:
+    st.info(f"No duplicates at cosine ≥ {threshold:.4f}"
+            + ("" if keys else " (and no embedding yet: `thresher embed`)") + ".")
+    st.stop()
+duplicates_panel.groups_view(root, groups, curation_data.states(root))
