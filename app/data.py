@@ -1,27 +1,28 @@
 """The app's data access: the only module with ``st.cache_resource`` and ``st.cache_data``.
 
 Handles (the :class:`Workspace` and the DuckDB :class:`QueryEngine`) are cached per workspace
-folder. Query results are cached under the Lance versions of the tables they read, so a
-commit by a worker or by another page changes the cache key and the next rerun reads fresh
-rows; no page ever shows a stale table for longer than one rerun. Writes made by the app
-(saving a subset) also clear the caches they affect.
+folder. Every query result comes from a reader made with :func:`cached_reader`, which declares
+once the tables the reader reads; each call keys the cache on those tables' latest Lance
+versions, so a commit by a worker, the CLI, another session or this page changes the key and
+the next call reads fresh rows. Nothing is ever cleared by hand: a ``.clear()`` would empty the
+cache of every browser session on the server.
 
-``app/prune_data.py`` holds the Prune page's share (it follows the same rules).
-
-Pages call the public functions here with the workspace folder as a string; the private
-``_cached_*`` functions take the table versions as an extra argument, ``versions``, which is
-only there to be part of the cache key (Streamlit does not hash arguments whose names start
-with an underscore, so it must not start with one).
+``app/prune_data.py``, ``app/curation_data.py`` and ``app/overview_data.py`` hold the Prune
+page's, the decisions' and the Overview's share (made with :func:`cached_reader` here, or keyed
+on :func:`table_versions` the same way).
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import pandas as pd
@@ -35,6 +36,10 @@ from backend.storage.queries import QueryEngine
 from backend.storage.schemas import embedding_table_name
 
 Versions = tuple[tuple[str, int | None], ...]
+Reader = TypeVar("Reader", bound=Callable[..., Any])
+
+#: In a reader's declaration: every embedding table of the workspace (one per model).
+EMBEDDINGS = "<embeddings>"
 
 
 # --------------------------------------------------------------------------- handles
@@ -61,14 +66,57 @@ def _shared_engine(root: str) -> _SharedEngine:
     return _SharedEngine(QueryEngine(open_workspace(root)), threading.Lock())
 
 
+def _query(root: str, query: Callable[[QueryEngine], pd.DataFrame]) -> pd.DataFrame:
+    shared = _shared_engine(root)
+    with shared.lock:
+        return query(shared.engine)
+
+
 def table_versions(root: str, names: tuple[str, ...]) -> Versions:
     """The latest committed Lance version of each table (0 while it does not exist)."""
     ws = open_workspace(root)
     return tuple((name, ws.table_version(name)) for name in names)
 
 
-def _embedding_tables(root: str) -> tuple[str, ...]:
-    return tuple(embedding_table_name(key) for key in open_workspace(root).embedding_keys())
+# --------------------------------------------------------------------------- cached readers
+def cached_reader(*reads: str | Callable[..., Any], max_entries: int) -> Callable[[Reader], Reader]:
+    """Cache ``read(root, *args)`` under the versions of the tables it declares it reads.
+
+    ``reads``: table names, :data:`EMBEDDINGS`, or other cached readers (their tables, for a
+    reader that calls them). The decorated function keeps ``read``'s signature; its ``reads``
+    attribute is the declaration and :func:`tables_read` expands it for one workspace.
+    """
+
+    def decorate(read: Reader) -> Reader:
+        def cached(root: str, versions: Versions, *args: Any, **kwargs: Any) -> Any:
+            return read(root, *args, **kwargs)
+
+        # st.cache_data tells functions apart by module, qualified name and source: the source
+        # of ``cached`` is the same for every reader, so each gets its own name.
+        cached.__module__, cached.__qualname__ = read.__module__, f"{read.__qualname__}.<cached>"
+        cached_read = st.cache_data(show_spinner=False, max_entries=max_entries)(cached)
+
+        @functools.wraps(read)
+        def public(root: str, *args: Any, **kwargs: Any) -> Any:
+            return cached_read(root, table_versions(root, tables_read(public, root)), *args, **kwargs)
+
+        public.reads = reads  # type: ignore[attr-defined]
+        return cast(Reader, public)
+
+    return decorate
+
+
+def tables_read(reader: Callable[..., Any], root: str) -> tuple[str, ...]:
+    """The tables a :func:`cached_reader` reads in workspace ``root`` (its cache key)."""
+    names: list[str] = []
+    for source in reader.reads:  # type: ignore[attr-defined]
+        if callable(source):
+            names += tables_read(source, root)
+        elif source == EMBEDDINGS:
+            names += [embedding_table_name(key) for key in open_workspace(root).embedding_keys()]
+        else:
+            names.append(source)
+    return tuple(dict.fromkeys(names))
 
 
 # --------------------------------------------------------------------------- overview
@@ -83,24 +131,16 @@ class OverviewCounts:
     subsets: int
 
 
+@cached_reader("samples", "runs", "subsets", EMBEDDINGS, max_entries=16)
 def overview_counts(root: str) -> OverviewCounts:
-    tables = ("samples", "runs", "subsets", *_embedding_tables(root))
-    return _cached_overview_counts(root, table_versions(root, tables))
-
-
-@st.cache_data(show_spinner=False, max_entries=16)
-def _cached_overview_counts(root: str, versions: Versions) -> OverviewCounts:
-    shared = _shared_engine(root)
-    with shared.lock:
-        classes = queries.class_counts(shared.engine)
-        splits = queries.split_counts(shared.engine)
-        embeddings = queries.embedding_counts(shared.engine)
+    classes = _query(root, queries.class_counts)
+    embeddings = _query(root, queries.embedding_counts)
     ws = open_workspace(root)
     projection_runs = runs.list_runs(ws, "project")
     return OverviewCounts(
         samples=int(classes["n"].sum()),
         classes=len(classes),
-        splits=len(splits),
+        splits=len(_query(root, queries.split_counts)),
         embedding_models=len(embeddings),
         vectors=int(embeddings["vectors"].sum()) if len(embeddings) else 0,
         projection_runs=int((projection_runs["status"] == "done").sum()),
@@ -108,45 +148,27 @@ def _cached_overview_counts(root: str, versions: Versions) -> OverviewCounts:
     )
 
 
+@cached_reader("samples", max_entries=16)
 def label_split_counts(root: str) -> pd.DataFrame:
     """Columns label, split, n: one row per (label, split) pair."""
-    return _cached_sample_query(root, "label_by_split", table_versions(root, ("samples",)))
+    return _query(root, queries.label_by_split)
 
 
+@cached_reader("samples", max_entries=16)
 def split_counts(root: str) -> pd.DataFrame:
     """Columns split, n."""
-    return _cached_sample_query(root, "split_counts", table_versions(root, ("samples",)))
+    return _query(root, queries.split_counts)
 
 
-_SAMPLE_QUERIES = {"label_by_split": queries.label_by_split, "split_counts": queries.split_counts}
-
-
-@st.cache_data(show_spinner=False, max_entries=32)
-def _cached_sample_query(root: str, query: str, versions: Versions) -> pd.DataFrame:
-    shared = _shared_engine(root)
-    with shared.lock:
-        return _SAMPLE_QUERIES[query](shared.engine)
-
-
+@cached_reader(EMBEDDINGS, max_entries=16)
 def embedding_counts(root: str) -> pd.DataFrame:
     """Columns model, dim, vectors: one row per stored embedding."""
-    return _cached_embedding_counts(root, table_versions(root, _embedding_tables(root)))
+    return _query(root, queries.embedding_counts)
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
-def _cached_embedding_counts(root: str, versions: Versions) -> pd.DataFrame:
-    shared = _shared_engine(root)
-    with shared.lock:
-        return queries.embedding_counts(shared.engine)
-
-
+@cached_reader("runs", max_entries=32)
 def run_list(root: str, kind: str | None) -> pd.DataFrame:
     """Runs of one kind (every kind with ``None``), newest first (``runs.list_runs``)."""
-    return _cached_run_list(root, kind, table_versions(root, ("runs",)))
-
-
-@st.cache_data(show_spinner=False, max_entries=32)
-def _cached_run_list(root: str, kind: str | None, versions: Versions) -> pd.DataFrame:
     return runs.list_runs(open_workspace(root), kind)
 
 
@@ -161,27 +183,42 @@ def projection_runs(root: str) -> pd.DataFrame:
     return finished_runs(root, "project")
 
 
+# --------------------------------------------------------------------------- subsets
+@cached_reader("subsets", max_entries=16)
 def subset_list(root: str) -> pd.DataFrame:
     """Saved subsets, newest first: name, n, origin, run_id, created_at."""
-    return _cached_subset_list(root, table_versions(root, ("subsets",)))
-
-
-@st.cache_data(show_spinner=False, max_entries=16)
-def _cached_subset_list(root: str, versions: Versions) -> pd.DataFrame:
     return subsets.list_subsets(open_workspace(root))
 
 
+@dataclass(frozen=True)
+class SavedSubset:
+    name: str
+    n: int
+    replaced: bool
+
+
+def save_selection(
+    root: str,
+    name: str,
+    ids: list[str],
+    *,
+    run_id: str | None,
+    overwrite: bool,
+    origin: str = "selection",
+) -> SavedSubset:
+    """Save hand-selected ids as a subset; raises ``ConflictError`` / ``StorageError`` unchanged."""
+    ws = open_workspace(root)
+    name = subsets.check_subset_name(name)
+    existed = name in subsets.subset_names(ws)
+    n = subsets.save_subset(ws, name, ids, origin=origin, run_id=run_id, overwrite=overwrite)
+    return SavedSubset(name, n, replaced=existed)
+
+
 # --------------------------------------------------------------------------- explore
+@cached_reader("projections", "samples", max_entries=8)
 def projection_points(root: str, run_id: str) -> pd.DataFrame:
     """Columns id, x, y, label, split, path of one projection run."""
-    return _cached_points(root, run_id, table_versions(root, ("projections", "samples")))
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def _cached_points(root: str, run_id: str, versions: Versions) -> pd.DataFrame:
-    shared = _shared_engine(root)
-    with shared.lock:
-        return queries.projection_points(shared.engine, run_id)
+    return _query(root, lambda engine: queries.projection_points(engine, run_id))
 
 
 def thumbnail(path: str, size: int) -> np.ndarray | None:
@@ -231,84 +268,42 @@ def _cached_thumbnail_uri(path: str, size: int, modified: int) -> str | None:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-@dataclass(frozen=True)
-class SavedSubset:
-    name: str
-    n: int
-    replaced: bool
-
-
-def save_selection(
-    root: str,
-    name: str,
-    ids: list[str],
-    *,
-    run_id: str | None,
-    overwrite: bool,
-    origin: str = "selection",
-) -> SavedSubset:
-    """Save hand-selected ids as a subset; raises ``ConflictError`` / ``StorageError`` unchanged."""
-    ws = open_workspace(root)
-    name = subsets.check_subset_name(name)
-    existed = name in subsets.subset_names(ws)
-    n = subsets.save_subset(ws, name, ids, origin=origin, run_id=run_id, overwrite=overwrite)
-    forget_subsets()
-    return SavedSubset(name, n, replaced=existed)
-
-
-def forget_subsets() -> None:
-    """Drop every cached result that depends on the subsets table."""
-    _cached_subset_list.clear()
-    _cached_overview_counts.clear()
-    _cached_manifest.clear()
-    _cached_export_bytes.clear()
-
-
 # --------------------------------------------------------------------------- export
+@cached_reader("samples", "subsets", "decisions", max_entries=8)
 def manifest(root: str, subset: str | None) -> pd.DataFrame:
-    """The export rows of the whole dataset (``subset=None``) or of one saved subset."""
-    return _cached_manifest(root, subset, table_versions(root, ("samples", "subsets")))
+    """The curated export rows (labels after decisions) of the whole dataset (``subset=None``) or
+    of one saved subset, dropped samples included (``decision == "dropped"``: an export leaves
+    them out unless asked)."""
+    return export.manifest_frame(open_workspace(root), subset=subset, include_dropped=True)
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
-def _cached_manifest(root: str, subset: str | None, versions: Versions) -> pd.DataFrame:
-    return export.manifest_frame(open_workspace(root), subset=subset)
+@cached_reader(manifest, "runs", max_entries=4)
+def export_bytes(root: str, subset: str | None, fmt: str, include_dropped: bool = False) -> bytes:
+    """:func:`manifest` as ``fmt`` bytes (Parquet with its provenance record in the metadata)."""
+    return export.manifest_download(open_workspace(root), fmt, subset=subset, include_dropped=include_dropped)
 
 
-def export_bytes(root: str, subset: str | None, fmt: str) -> bytes:
-    return _cached_export_bytes(root, subset, fmt, table_versions(root, ("samples", "subsets")))
+def write_manifest(root: str, subset: str | None, fmt: str, out: str, *, include_dropped: bool = False,
+                   copy: bool = False) -> export.Written:
+    """``thresher export`` of the curated manifest to ``out`` (a file, or a new folder for
+    ``imagefolder``) with its provenance record; raises ``StorageError`` / ``OSError`` with the reason."""
+    return export.export_manifest(open_workspace(root), fmt, out, subset=subset, include_dropped=include_dropped,
+                                  copy=copy)
 
 
-@st.cache_data(show_spinner=False, max_entries=4)
-def _cached_export_bytes(root: str, subset: str | None, fmt: str, versions: Versions) -> bytes:
-    return export.to_bytes(manifest(root, subset), fmt)
-
-
-def write_manifest(root: str, subset: str | None, fmt: str, out: str) -> Path:
-    """Write the manifest to ``out``; raises ``StorageError`` / ``OSError`` with the reason."""
-    return export.write_export(manifest(root, subset), fmt, out)
-
-
-def write_soft_labels(root: str, subset: str, fmt: str, out: str) -> Path:
+def write_soft_labels(root: str, subset: str, fmt: str, out: str, *, include_dropped: bool = False) -> Path:
     """``thresher export --subset SUBSET --soft-labels`` to ``out`` in a child process (it trains
     the teacher probe: ``app.cli_jobs``); raises ``StorageError`` with the command's reason."""
-    run_cli(["export", "--workspace", root, "--subset", subset, "--soft-labels", "--format", fmt, "--out", out])
+    run_cli(["export", "--workspace", root, "--subset", subset, "--soft-labels", "--format", fmt, "--out", out,
+             *(["--include-dropped"] if include_dropped else [])])
     return Path(out)
 
 
 # --------------------------------------------------------------------------- runs
-#: Tables a run comparison reads (its cache key).
-COMPARISON_TABLES = ("runs", "scores", "label_issues", "collapse", "samples")
-
-
+@cached_reader("runs", "scores", "label_issues", "collapse", "samples", "subsets", max_entries=4)
 def run_comparison(root: str, run_a: str, run_b: str) -> RunComparison:
-    """``run_compare.compare_runs``; raises ``StorageError`` with the reason (different kinds,
-    unfinished score run, unknown id)."""
-    return _cached_run_comparison(root, run_a, run_b, table_versions(root, COMPARISON_TABLES))
-
-
-@st.cache_data(show_spinner=False, max_entries=4)
-def _cached_run_comparison(root: str, run_a: str, run_b: str, versions: Versions) -> RunComparison:
+    """``run_compare.compare_runs`` (prune runs: their kept sets, from the subsets table); raises
+    ``StorageError`` with the reason (different kinds, unfinished score run, unknown id)."""
     return compare_runs(open_workspace(root), run_a, run_b)
 
 
@@ -324,14 +319,10 @@ def score_runs(root: str) -> pd.DataFrame:
     return finished_runs(root, "score")
 
 
+@cached_reader("label_issues", "samples", max_entries=8)
 def label_issues(root: str, run_id: str) -> pd.DataFrame:
     """One row per scored sample, most suspicious first: id, label, split, path,
     label_issue_score, is_label_issue, suggested_label, detectors."""
-    return _cached_label_issues(root, run_id, table_versions(root, ("label_issues", "samples")))
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def _cached_label_issues(root: str, run_id: str, versions: Versions) -> pd.DataFrame:
     ws = open_workspace(root)
     verdict = results.read_label_issues(ws, run_id)
     frame = ws.samples(columns=["id", "label", "split", "path"]).merge(verdict, on="id")
@@ -339,15 +330,10 @@ def _cached_label_issues(root: str, run_id: str, versions: Versions) -> pd.DataF
     return frame.reset_index(drop=True)
 
 
+@cached_reader("scores", "label_issues", max_entries=8)
 def sample_scores(root: str, run_id: str) -> pd.DataFrame:
     """id, label_issue ("flagged" / "not flagged"), label_issue_score, suggested_label, and one
     column per score of the run (what Explore can colour by)."""
-    versions = table_versions(root, ("scores", "label_issues"))
-    return _cached_sample_scores(root, run_id, versions)
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def _cached_sample_scores(root: str, run_id: str, versions: Versions) -> pd.DataFrame:
     ws = open_workspace(root)
     verdict = results.read_label_issues(ws, run_id)
     verdict = verdict.assign(
@@ -356,13 +342,9 @@ def _cached_sample_scores(root: str, run_id: str, versions: Versions) -> pd.Data
     return verdict.merge(results.read_scores(ws, run_id), on="id", how="outer")
 
 
+@cached_reader("scores", "samples", max_entries=4)
 def collapse_samples(root: str, run_id: str) -> pd.DataFrame:
     """``score_export.collapse_samples``: a score run's per-sample collapse distances."""
-    return _cached_collapse_samples(root, run_id, table_versions(root, ("scores", "samples")))
-
-
-@st.cache_data(show_spinner=False, max_entries=4)
-def _cached_collapse_samples(root: str, run_id: str, versions: Versions) -> pd.DataFrame:
     return score_export.collapse_samples(open_workspace(root), run_id)
 
 
@@ -372,14 +354,11 @@ def colored_points(root: str, run_id: str, score_run: str | None, color_by: str)
     points = projection_points(root, run_id)
     if score_run is None or color_by in points.columns:
         return points
-    versions = table_versions(root, ("projections", "samples", "scores", "label_issues"))
-    return _cached_colored_points(root, run_id, score_run, color_by, versions)
+    return _points_with_score(root, run_id, score_run, color_by)
 
 
-@st.cache_data(show_spinner=False, max_entries=4)
-def _cached_colored_points(
-    root: str, run_id: str, score_run: str, color_by: str, versions: Versions
-) -> pd.DataFrame:
+@cached_reader(projection_points, sample_scores, max_entries=4)
+def _points_with_score(root: str, run_id: str, score_run: str, color_by: str) -> pd.DataFrame:
     scores = sample_scores(root, score_run)
     if color_by not in scores.columns:
         scores = scores[["id"]].assign(**{color_by: np.nan})
@@ -387,11 +366,7 @@ def _cached_colored_points(
 
 
 # --------------------------------------------------------------------------- collapse
+@cached_reader("collapse", max_entries=8)
 def collapse_summary(root: str, run_id: str) -> dict:
     """``score_export.collapse_summary``; raises ``StorageError`` when the run stored none."""
-    return _cached_collapse_summary(root, run_id, table_versions(root, ("collapse",)))
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def _cached_collapse_summary(root: str, run_id: str, versions: Versions) -> dict:
     return score_export.collapse_summary(open_workspace(root), run_id)

@@ -10,15 +10,15 @@ from dataclasses import dataclass
 import pandas as pd
 import streamlit as st
 
-from app.cli_jobs import run_cli
+from app import jobs_data
 from app.data import (
     Versions,
     finished_runs,
-    forget_subsets,
     open_workspace,
     table_versions,
 )
 from backend.jobs import prune_job
+from backend.jobs.job_manager import Job
 from backend.storage import results, subsets
 
 
@@ -52,6 +52,8 @@ class PruneDone:
     label_issues: str = "exclude"  # or "keep": the box was unticked
     verdict_missing: bool = False
     exclusions_fill_budget: bool = False
+    n_pinned: int = 0  # kept by `keep` decisions
+    n_dropped_by_decision: int = 0  # left out by `drop` decisions
 
 
 def run_prune(
@@ -87,8 +89,6 @@ def run_prune(
         method_options=dict(options),
         label_issues=label_issues,
     )
-    forget_subsets()
-    _cached_prune_outcome.clear()
     return PruneDone(
         root=root,
         run_id=result.run_id,
@@ -103,6 +103,8 @@ def run_prune(
         label_issues=label_issues,
         verdict_missing=result.verdict_missing,
         exclusions_fill_budget=result.exclusions_fill_budget,
+        n_pinned=result.n_pinned,
+        n_dropped_by_decision=result.n_dropped_by_decision,
     )
 
 
@@ -123,10 +125,10 @@ def _cached_prune_outcome(
     return pool.assign(kept=pool["id"].isin(kept)).reset_index(drop=True)
 
 
-def run_evaluation(root: str, subset: str) -> None:
-    """Run ``thresher evaluate --subset`` in a child process (``app.cli_jobs``: it trains probes).
-    Raises ``StorageError`` with the command's own error line when it fails."""
-    run_cli(["evaluate", "--workspace", root, "--subset", subset])
+def run_evaluation(root: str, subset: str) -> Job:
+    """Start ``thresher evaluate --subset`` as a job (it trains probes, in a process of its own
+    that goes on when the page is left); the evaluate run it records shows once it is done."""
+    return jobs_data.start(root, "evaluate", {"subset": subset})
 
 
 def latest_evaluation(root: str, subset: str, saved: pd.DataFrame) -> tuple[pd.Series | None, bool]:

@@ -13,7 +13,7 @@ from backend.config import DEFAULT_WORKSPACE, LABEL_ISSUE_CHOICES, EmbedSettings
 
 log = logging.getLogger("thresher")
 
-EXPORT_FORMATS = ("csv", "parquet", "jsonl")
+EXPORT_FORMATS = ("csv", "parquet", "jsonl", "imagefolder")
 
 
 def _workspace_arg(p: argparse.ArgumentParser) -> None:
@@ -155,14 +155,25 @@ def build_parser() -> argparse.ArgumentParser:
     _runner_args(p, "the folds train in parallel on Ray workers (same numbers as without)")
 
     p = sub.add_parser("export", help="write a manifest, the scores, or the neural-collapse metrics",
-                       description="--what manifest (default): one row per sample (id, path, label, split, width, "
-                       "height, content_hash) of the dataset or of --subset. --what scores: one row per sample with "
-                       "id, label, suggested_label, label_issue_score, is_label_issue and one column per score, "
-                       "from the latest score run. --what collapse: the latest neural-collapse metrics as JSON.")
+                       description="--what manifest (default): the curated manifest, one row per sample of the "
+                       "dataset or of --subset: id, path, label (the current label, after relabel decisions), "
+                       "original_label (as ingested), split, decision, tags, width, height, content_hash; samples "
+                       "dropped by a decision are left out unless --include-dropped. --format imagefolder writes "
+                       "OUT/[split/]label/<file> (symbolic links, or copies with --copy). --what scores: one row per "
+                       "sample with id, label, suggested_label, label_issue_score, is_label_issue and one column per "
+                       "score (<name>_score; the label-noise detectors' <detector>_issue_score), from the latest "
+                       "score run. --what collapse: the latest neural-collapse metrics as JSON. Every export writes "
+                       "a provenance record beside it (<out>.provenance.json, or OUT/provenance.json): workspace, "
+                       "subset, the run that made it, decisions applied, code version, time.")
     _workspace_arg(p)
     p.add_argument("--what", choices=("manifest", "scores", "collapse"), default="manifest")
-    p.add_argument("--format", choices=EXPORT_FORMATS, default="csv", help="csv, parquet or jsonl (collapse: json)")
-    p.add_argument("--out", type=Path, required=True, help="file to write")
+    p.add_argument("--format", choices=EXPORT_FORMATS, default="csv",
+                   help="csv, parquet, jsonl, or imagefolder (manifest only; collapse: json)")
+    p.add_argument("--out", type=Path, required=True, help="file to write (imagefolder: a new folder)")
+    p.add_argument("--include-dropped", action="store_true",
+                   help="keep the samples dropped by decisions in the manifest (their decision column says so)")
+    p.add_argument("--copy", action="store_true", help="with --format imagefolder: copy the image files instead "
+                   "of linking them")
     p.add_argument("--subset", help="a saved selection or pruned subset (default: the whole dataset)")
     p.add_argument("--score-run", help="score run id for --what scores/collapse (default: the latest)")
     p.add_argument("--soft-labels", action="store_true", help="with --what manifest and --subset: add soft labels "
@@ -176,6 +187,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "neural collapse), then start the app and print its URL. Steps already done are skipped.")
     _workspace_arg(p)
     p.add_argument("--no-app", action="store_true", help="stop after computing")
+    p.add_argument("--label-noise", type=float, default=None, metavar="FRACTION",
+                   help="move this fraction of the train labels to a wrong digit (seeded; once per workspace; "
+                   "the true labels are kept in W/reports/demo-label-noise.csv): something for the review "
+                   "queue to find. Use a new --workspace for it")
     p.add_argument("--no-score", action="store_true", help="skip the scoring step (faster; the Review, Prune and "
                    "Collapse pages then ask for `thresher score`)")
 
@@ -192,17 +207,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="with --delete: delete a run still marked running "
                    "(only when its process has died)")
 
-    p = sub.add_parser("subsets", help="list saved subsets, or delete one")
+    p = sub.add_parser("subsets", help="list saved subsets, or rename, delete or compare them")
     _workspace_arg(p)
-    p.add_argument("--delete", metavar="NAME", help="delete this subset")
+    action = p.add_mutually_exclusive_group()
+    action.add_argument("--delete", metavar="NAME", help="delete this subset")
+    action.add_argument("--rename", nargs=2, metavar=("OLD", "NEW"), help="rename a subset (refused when NEW exists)")
+    action.add_argument("--compare", nargs=2, metavar=("A", "B"), help="samples in both / only one, Jaccard, "
+                        "and per class")
 
-    p = sub.add_parser("search", help="find the images closest to a text query (CLIP models)",
-                       description="Embed TEXT with the same open_clip model as the stored image embeddings and "
-                       "print the nearest samples.")
+    p = sub.add_parser("search", help="find the images closest to a sample, an image file or a text query",
+                       description="Give exactly one of TEXT, --like ID or --image FILE. The query is embedded with "
+                       "the model and weights that made the embedding (text needs a CLIP model); the nearest "
+                       "samples come from the embedding's LanceDB vector index.")
     _workspace_arg(p)
-    p.add_argument("text", help="the query, e.g. 'a photo of a dog'")
-    p.add_argument("--embedding", help="embedding key of a CLIP model (default: the latest)")
+    p.add_argument("text", nargs="?", help="a text query, e.g. 'a photo of a dog' (CLIP models only)")
+    p.add_argument("--like", metavar="ID", help="the samples most similar to this sample (its stored vector)")
+    p.add_argument("--image", metavar="FILE", type=Path, help="the samples most similar to this image file")
+    p.add_argument("--embedding", help="embedding key to search (default: the latest)")
     p.add_argument("--top", type=int, default=10)
+    p.add_argument("--format", choices=("table", "json"), default="table",
+                   help="json: one record per result (id, label, similarity, path), for scripts and the app")
+
+    from backend.decide_cli import add_parsers as add_decision_parsers
+
+    add_decision_parsers(sub)
     return parser
 
 

@@ -99,47 +99,54 @@ def cmd_project(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from backend.storage.export import export_manifest, write_export
+    from backend.storage.export import export_manifest
 
     ws = Workspace.open(args.workspace)
+    if args.what != "manifest" and (args.format == "imagefolder" or args.include_dropped or args.copy):
+        raise ValueError("--format imagefolder, --include-dropped and --copy go with --what manifest")
     if args.soft_labels:
         return _export_soft_labels(ws, args)
     if args.what == "manifest":
-        n = export_manifest(ws, args.format, args.out, subset=args.subset)
-        print(f"wrote {n} rows to {args.out}")
+        written = export_manifest(ws, args.format, args.out, subset=args.subset, include_dropped=args.include_dropped,
+                                  copy=args.copy)
+        counts = written.record["decisions"]
+        left_out = f", {counts['dropped_left_out']} dropped samples left out" if counts["dropped_left_out"] else ""
+        what = "files" if args.format == "imagefolder" else "rows"
+        print(f"wrote {written.rows} {what} to {written.path} ({counts['applied']} decisions applied, "
+              f"{counts['relabeled']} relabeled{left_out})")
+        print(f"provenance: {written.provenance_path}")
         return 0
     from backend.jobs.prune_job import latest_score_run
     from backend.storage import runs
-    from backend.storage.score_export import collapse_summary, scores_frame, write_json
+    from backend.storage.score_export import export_collapse, export_scores
 
     run_id = runs.get_run(ws, args.score_run)["run_id"] if args.score_run else latest_score_run(ws)["run_id"]
     if args.what == "collapse":
-        payload = collapse_summary(ws, run_id)
-        write_json(payload, args.out)
-        print(f"wrote the neural-collapse metrics of {run_id} ({payload.get('headline_source')}) to {args.out}")
-        return 0
-    frame = scores_frame(ws, run_id)
-    if args.subset:
-        from backend.storage.subsets import subset_ids
-
-        frame = frame[frame["id"].isin(set(subset_ids(ws, args.subset)))]
-    write_export(frame, args.format, args.out)
-    print(f"wrote {len(frame)} rows x {frame.shape[1]} columns of {run_id} to {args.out}")
+        written = export_collapse(ws, run_id, args.out)
+        print(f"wrote the neural-collapse metrics of {run_id} ({written.record['headline_source']}) to {written.path}")
+    else:
+        written = export_scores(ws, run_id, args.format, args.out, subset=args.subset)
+        print(f"wrote {written.rows} rows of {run_id} to {written.path}")
+    print(f"provenance: {written.provenance_path}")
     return 0
 
 
 def _export_soft_labels(ws: Workspace, args: argparse.Namespace) -> int:
     from backend.jobs.evaluate_job import teacher_soft_labels
-    from backend.storage.export import manifest_frame, write_export
+    from backend.storage.export import FORMATS, export_manifest
 
     if args.what != "manifest" or not args.subset:
         raise ValueError("--soft-labels goes with --what manifest and --subset NAME: the KD weight depends on "
                          "how much of its pool the subset keeps")
+    if args.format not in FORMATS:
+        raise ValueError(f"--soft-labels needs a table format ({', '.join(FORMATS)}), not {args.format}")
     soft = teacher_soft_labels(ws, args.subset)
-    frame = manifest_frame(ws, subset=args.subset).merge(soft, on="id", how="inner", validate="one_to_one")
-    write_export(frame, args.format, args.out)
-    print(f"wrote {len(frame)} rows of subset {args.subset!r} with soft labels over {soft.shape[1] - 3} classes "
-          f"(kd_weight {soft['kd_weight'].iloc[0]:g}, kd_temperature {soft['kd_temperature'].iloc[0]:g}) to {args.out}")
+    kd = {"kd_weight": float(soft["kd_weight"].iloc[0]), "kd_temperature": float(soft["kd_temperature"].iloc[0])}
+    written = export_manifest(ws, args.format, args.out, subset=args.subset, include_dropped=args.include_dropped,
+                              extra=soft, soft_labels=kd)
+    print(f"wrote {written.rows} rows of subset {args.subset!r} with soft labels over {soft.shape[1] - 3} classes "
+          f"(kd_weight {kd['kd_weight']:g}, kd_temperature {kd['kd_temperature']:g}) to {written.path}")
+    print(f"provenance: {written.provenance_path}")
     return 0
 
 
@@ -174,6 +181,12 @@ def cmd_prune(args: argparse.Namespace) -> int:
         print(f"note: the samples removed first fill the whole budget ({result.n_label_issues_flagged} flagged): "
               f"{result.method} chose nothing, the subset is every other sample; lower --ratio or pass "
               "--label-issues keep to let the method choose")
+    if result.n_pinned or result.n_dropped_by_decision or result.n_relabeled:
+        print(f"decisions: {result.n_pinned} samples pinned by keep decisions, {result.n_dropped_by_decision} dropped "
+              f"by decisions" + (f", {result.n_relabeled} pruned under their new label" if result.n_relabeled else ""))
+    if result.pinned_fill_budget:
+        print(f"note: the samples pinned by keep decisions fill the whole budget: {result.method} chose nothing, "
+              "the subset is the pinned samples; lower --ratio to keep more")
     return 0
 
 
@@ -278,6 +291,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     ws = Workspace.open(args.workspace, create=True)
     result = ingest(ws, "demo")
     print(f"ingested {result.n_ingested} digits into {ws.root}")
+    if args.label_noise:
+        _demo_label_noise(ws, args.label_noise)
     embedded = embed(ws, EmbedSettings(model="pixels"))
     print(f"embedded {embedded.n_embedded} new images ({embedded.n_already} already stored) as {embedded.embedding_key}")
     projections = runs.list_runs(ws, "project")
@@ -293,6 +308,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"demo workspace ready: {ws.root}\nstart the app with: thresher app --workspace {ws.root}")
         return 0
     return run_app(ws.root)
+
+
+def _demo_label_noise(ws: Workspace, fraction: float) -> None:
+    """Move a seeded ``fraction`` of the train labels to a wrong digit, once per workspace (the
+    manifest with the true labels stays in W/reports/ to check the review against)."""
+    from backend.ingest.demo import noisy_manifest
+    from backend.jobs.ingest_job import ingest
+
+    manifest = ws.reports_dir / "demo-label-noise.csv"
+    if manifest.exists():
+        print(f"label noise already injected ({manifest})")
+        return
+    path, moved = noisy_manifest(ws.images_dir / "digits", manifest.with_suffix(".partial.csv"),
+                                 fraction=fraction)
+    ingest(ws, path)
+    os.replace(path, manifest)
+    print(f"moved {moved} train labels to a wrong digit; the true labels are in {manifest}")
 
 
 def _demo_score(ws: Workspace, embedding_key: str, *, fresh: bool) -> None:
@@ -345,17 +377,34 @@ def cmd_subsets(args: argparse.Namespace) -> int:
         n = subsets.delete_subset(ws, args.delete)
         print(f"deleted subset {args.delete!r} ({n} ids)")
         return 0
+    if args.rename:
+        n = subsets.rename_subset(ws, *args.rename)
+        print(f"renamed subset {args.rename[0]!r} to {args.rename[1]!r} ({n} ids)")
+        return 0
+    if args.compare:
+        print(subsets.comparison_report(subsets.compare_subsets(ws, *args.compare)))
+        return 0
     table = subsets.list_subsets(ws)
     print("no subsets yet" if table.empty else table.to_string(index=False))
     return 0
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from backend.jobs.search_job import text_search
+    from backend.jobs.search_job import image_search, like_search, text_search
 
+    given = [name for name, value in (("TEXT", args.text), ("--like", args.like), ("--image", args.image)) if value]
+    if len(given) != 1:
+        raise ValueError("give exactly one of TEXT, --like ID or --image FILE"
+                         + (f" (got {' and '.join(given)})" if given else ""))
     ws = Workspace.open(args.workspace)
-    hits = text_search(ws, args.text, embedding_key=args.embedding, top=args.top)
-    print(hits.to_string(index=False))
+    options = {"embedding_key": args.embedding, "top": args.top}
+    if args.like:
+        hits = like_search(ws, args.like, **options)
+    elif args.image:
+        hits = image_search(ws, args.image, **options)
+    else:
+        hits = text_search(ws, args.text, **options)
+    print(hits.to_json(orient="records") if args.format == "json" else hits.to_string(index=False))
     return 0
 
 
@@ -373,3 +422,7 @@ COMMANDS = {
     "subsets": cmd_subsets,
     "search": cmd_search,
 }
+
+from backend.decide_cli import COMMANDS as _DECISION_COMMANDS  # noqa: E402
+
+COMMANDS.update(_DECISION_COMMANDS)

@@ -14,7 +14,7 @@ from backend.storage import Workspace, runs
 from tests.conftest import write_png
 
 SUBCOMMANDS = ("ingest", "embed", "project", "app", "export", "demo", "runs", "subsets", "search", "score",
-               "prune")
+               "prune", "decisions")
 
 
 @pytest.mark.parametrize("name", SUBCOMMANDS)

@@ -146,8 +146,10 @@ SAMPLE_ROWS = 50
 SAMPLE_THUMBNAIL = 48
 
 
-def per_sample(samples: pd.DataFrame, source: str | None) -> None:
-    """Each sample's distance to its own class mean against the nearest other class mean."""
+def per_sample(samples: pd.DataFrame, source: str | None, *, root: str | None = None,
+               score_run: str | None = None) -> None:
+    """Each sample's distance to its own class mean against the nearest other class mean; with
+    ``root``, clicking a row of the table opens that sample's view."""
     st.subheader("Per sample")
     if samples.empty:
         st.caption("This score run stored no per-sample distances (runs scored before they existed); "
@@ -171,9 +173,15 @@ def per_sample(samples: pd.DataFrame, source: str | None) -> None:
         "id": head["id"], "label": head["label"], "split": head["split"],
         "own": head["nc_own_distance"], "nearest other": head["nc_other_distance"], "ratio": head["nc_distance_ratio"],
     })  # fmt: skip
-    st.dataframe(table, hide_index=True, column_config={
+    event = st.dataframe(table, hide_index=True, key="collapse.samples", on_select="rerun",
+                         selection_mode="single-row", column_config={
         "image": st.column_config.ImageColumn("image", width="small"),
         "own": st.column_config.NumberColumn(format="%.3f"),
         "nearest other": st.column_config.NumberColumn(format="%.3f"),
         "ratio": st.column_config.NumberColumn(format="%.2f"),
     })  # fmt: skip
+    rows = [r for r in event.selection.rows if r < len(table)]
+    if root is not None and rows:
+        from app.components.sample_view import open_sample
+
+        open_sample(root, table["id"].iloc[rows[0]], score_run=score_run, source="sample")

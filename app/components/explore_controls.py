@@ -1,4 +1,5 @@
-"""The Explore page's controls: which projection run to show and what colours the points."""
+"""The Explore page's controls: which projection run to show, which score run colours it, and
+what colours the points (label, split, decision, a tag, or the score run's verdict and scores)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,15 @@ import pandas as pd
 import streamlit as st
 
 from app import state
-from app.components.scatter import COLOR_CHOICES
+from app.components.scatter import COLOR_CHOICES, TAG_PREFIX
+from app.components.score_runs import run_label as score_run_label
 
+#: Colourings from the decisions log.
+DECISION_COLORS = ("decision",)
 #: Colourings a score run adds before its scores: the verdict and its score.
 LABEL_ISSUE_COLORS = ("label_issue", "label_issue_score")
 COLOR_NAMES = {
+    "decision": "decision (kept, relabeled, dropped, unsure)",
     "label_issue": "label issue (flagged or not)",
     "label_issue_score": "label-issue score",
 }
@@ -31,22 +36,32 @@ def choose_run(project_runs: pd.DataFrame) -> str:
     )
 
 
-def latest_score_run(score_runs: pd.DataFrame) -> str | None:
-    """The newest finished score run's id (what Explore colours by), or ``None``."""
-    return None if score_runs.empty else str(score_runs["run_id"].iloc[0])
-
-
-def color_choices(score_runs: pd.DataFrame) -> list[str]:
-    """label and split; with a score run also its verdict and every score it computed."""
+def choose_score_run(score_runs: pd.DataFrame, *, key: str = state.EXPLORE_SCORE_RUN) -> str | None:
+    """A select box over finished score runs (newest first, the default); ``None`` without any.
+    Each label ends with the run id's tail: two runs made in the same minute would otherwise show
+    the same text, and a select box tells its options apart by their text."""
     if score_runs.empty:
-        return list(COLOR_CHOICES)
-    scorers = (score_runs["config"].iloc[0] or {}).get("scorers") or []
-    return [*COLOR_CHOICES, *LABEL_ISSUE_COLORS, *scorers]
+        return None
+    labels = {row["run_id"]: f"{score_run_label(row)} · {row['run_id'][-6:]}" for _, row in score_runs.iterrows()}
+    return st.selectbox("Score run", list(labels), format_func=labels.__getitem__, key=key)
+
+
+def color_choices(score_runs: pd.DataFrame, score_run: str | None, tags: list[str]) -> list[str]:
+    """label, split, decision, one ``tag:<name>`` per tag; with a score run also its verdict and
+    every score it computed."""
+    choices = [*COLOR_CHOICES, *DECISION_COLORS, *(f"{TAG_PREFIX}{tag}" for tag in tags)]
+    chosen = score_runs[score_runs["run_id"] == score_run] if score_run is not None else score_runs.iloc[:0]
+    if chosen.empty:
+        return choices
+    scorers = (chosen["config"].iloc[0] or {}).get("scorers") or []
+    return [*choices, *LABEL_ISSUE_COLORS, *scorers]
 
 
 def color_name(choice: str) -> str:
     if choice in COLOR_CHOICES:
         return choice
+    if choice.startswith(TAG_PREFIX):
+        return f"tag: {choice.removeprefix(TAG_PREFIX)}"
     return COLOR_NAMES.get(choice, f"score: {choice}")
 
 

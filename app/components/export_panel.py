@@ -1,4 +1,5 @@
-"""The Export page's parts: what to export, a preview, the download and the write-to-file form."""
+"""The Export page's parts: what to export, the curated preview, the download, the write-to-file
+form, and a score run's scores."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from app import data, state
-from backend.storage import StorageError
-from backend.storage.export import FORMATS
+from app import data, export_data, state
+from app.components.metric_row import metric_row
+from backend.storage import StorageError, provenance
+from backend.storage.export import FILE_FORMATS, FORMATS
 
 WHOLE_DATASET = "(whole dataset)"
 MIME_TYPES = {
@@ -18,6 +20,11 @@ MIME_TYPES = {
     "jsonl": "application/jsonl",
 }
 PREVIEW_ROWS = 20
+FORMAT_HELP = (
+    "csv, parquet, jsonl: one row per sample; label is the current label (after relabel decisions), "
+    "original_label the ingested one, plus decision and tags. imagefolder: OUT/[split/]label/<file>, "
+    "written on the server (symbolic links to the images, or copies)."
+)
 
 
 def choose_source(subset_names: list[str]) -> str | None:
@@ -26,34 +33,59 @@ def choose_source(subset_names: list[str]) -> str | None:
         "Rows",
         [WHOLE_DATASET, *subset_names],
         key=state.EXPORT_SOURCE,
-        help="The whole dataset, or a subset saved on the Explore page.",
+        help="The whole dataset, or a saved subset (a prune, or a selection from Explore or Review).",
     )
     return None if choice == WHOLE_DATASET else choice
 
 
 def choose_format() -> str:
-    return st.radio("Format", FORMATS, horizontal=True, key=state.EXPORT_FORMAT)
+    return st.radio("Format", FILE_FORMATS, horizontal=True, key=state.EXPORT_FORMAT, help=FORMAT_HELP)
+
+
+def include_dropped() -> bool:
+    return st.toggle(
+        "Include dropped samples",
+        key=state.EXPORT_INCLUDE_DROPPED,
+        help="Samples dropped by a decision are left out of every export; on, they are written with "
+        "decision = dropped (`thresher export --include-dropped`).",
+    )
 
 
 def file_stem(subset: str | None) -> str:
     return "manifest" if subset is None else "manifest-" + subset.replace(" ", "_")
 
 
-def preview(frame: pd.DataFrame) -> None:
-    st.metric("Rows", f"{len(frame):,}")
-    st.dataframe(frame.head(PREVIEW_ROWS), hide_index=True)
-    if len(frame) > PREVIEW_ROWS:
-        st.caption(f"First {PREVIEW_ROWS} of {len(frame):,} rows.")
+def exported_rows(frame: pd.DataFrame, *, with_dropped: bool) -> pd.DataFrame:
+    """The rows an export writes: ``frame`` (every row, :func:`app.data.manifest`) less the
+    dropped samples unless ``with_dropped``."""
+    return frame if with_dropped else frame[frame["decision"] != "dropped"].reset_index(drop=True)
 
 
-def download(root: str, subset: str | None, fmt: str) -> None:
+def preview(frame: pd.DataFrame, *, with_dropped: bool) -> None:
+    """Counts (rows written, relabeled, dropped) and the first rows, curated columns first."""
+    rows = exported_rows(frame, with_dropped=with_dropped)
+    n_dropped = int((frame["decision"] == "dropped").sum())
+    relabeled = int((rows["label"].astype(str) != rows["original_label"].astype(str)).sum())
+    dropped = "0" if not n_dropped else f"{n_dropped:,} " + ("included" if with_dropped else "left out")
+    metric_row([("Rows", f"{len(rows):,}"), ("Relabeled", f"{relabeled:,}"), ("Dropped", dropped)])
+    st.dataframe(rows.head(PREVIEW_ROWS), hide_index=True)
+    if len(rows) > PREVIEW_ROWS:
+        st.caption(f"First {PREVIEW_ROWS} of {len(rows):,} rows.")
+
+
+def download(root: str, subset: str | None, fmt: str, *, with_dropped: bool) -> None:
+    if fmt not in FORMATS:
+        st.caption("An image folder is a folder of files on the server: write it below (it cannot be downloaded).")
+        return
     st.download_button(
         f"Download {fmt.upper()}",
-        data=data.export_bytes(root, subset, fmt),
+        data=data.export_bytes(root, subset, fmt, with_dropped),
         file_name=f"{file_stem(subset)}.{fmt}",
         mime=MIME_TYPES[fmt],
         on_click="ignore",
         key="export.download",
+        help="Parquet carries the provenance record (workspace, subset, the run that made it, decisions "
+        "applied, code version, time) in its metadata; a file written below has it beside it too.",
     )
 
 
@@ -65,34 +97,83 @@ SOFT_LABELS_HELP = (
 )
 
 
-def write_to_path(root: str, workspace_root: Path, subset: str | None, fmt: str) -> None:
-    """A path box and a button that writes the file there, with any error shown in full; for a
-    subset, optionally with soft labels for distillation (``thresher export --soft-labels``)."""
-    default = str(workspace_root / f"{file_stem(subset)}.{fmt}")
+def absolute_path_error(typed: str) -> str | None:
+    """Why ``typed`` cannot be written to (empty, or relative: it would land in the server's
+    working folder, which the user does not see), or None."""
+    if not typed:
+        return "Give a path to write to."
+    if not Path(typed).expanduser().is_absolute():
+        return (f"Give an absolute path (starting with / or ~): a relative path such as {typed!r} would be "
+                f"written to the server's working folder, {Path.cwd()}.")
+    return None
+
+
+def write_to_path(root: str, workspace_root: Path, subset: str | None, fmt: str, *, with_dropped: bool) -> None:
+    """A path box and a button that writes the export there (with its provenance record beside it),
+    showing the absolute paths written or the error in full; an image folder may be copies; a
+    subset's table may carry soft labels for distillation (``thresher export --soft-labels``)."""
+    is_folder = fmt == "imagefolder"
+    default = str(workspace_root / (file_stem(subset) if is_folder else f"{file_stem(subset)}.{fmt}"))
     with st.form("export.write_form"):
         out = st.text_input(
-            "Write to file",
+            "Write to a folder" if is_folder else "Write to file",
             value=default,
             key=f"export.path.{subset}.{fmt}",
-            help="An absolute path; the folder must exist. An existing file is replaced.",
+            help=("An absolute path to a new (or empty) folder; its parent must exist." if is_folder else
+                  "An absolute path; the folder must exist. An existing file is replaced.")
+            + " The provenance record is written beside it.",
         )
-        soft = subset is not None and st.checkbox(
+        copy = is_folder and st.checkbox(
+            "Copy the image files (default: symbolic links)", key=state.EXPORT_COPY
+        )
+        soft = subset is not None and not is_folder and st.checkbox(
             "With soft labels for distillation", key=state.EXPORT_SOFT_LABELS, help=SOFT_LABELS_HELP
         )
-        submitted = st.form_submit_button("Write file")
+        submitted = st.form_submit_button("Write folder" if is_folder else "Write file")
     if not submitted:
         return
     out = out.strip()
-    if not out:
-        st.error("Give a file path to write to.")
+    problem = absolute_path_error(out)
+    if problem:
+        st.error(problem)
         return
+    target = Path(out).expanduser()
     try:
         if soft:
             with st.spinner("Training the teacher probe…"):
-                written = data.write_soft_labels(root, subset, fmt, out)
-        else:
-            written = data.write_manifest(root, subset, fmt, out)
+                written = data.write_soft_labels(root, subset, fmt, str(target), include_dropped=with_dropped)
+            sidecar = provenance.sidecar_path(written, fmt)
+            st.success(f"Wrote {written}. Provenance: {sidecar}.")
+            return
+        result = data.write_manifest(root, subset, fmt, str(target), include_dropped=with_dropped, copy=copy)
     except (StorageError, OSError) as exc:
-        st.error(f"Could not write {out}: {exc}")
+        st.error(f"Could not write {target}: {exc}")
         return
-    st.success(f"Wrote {written}.")
+    what = "files" if is_folder else "rows"
+    st.success(f"Wrote {result.rows:,} {what} to {result.path}. Provenance: {result.provenance_path}.")
+
+
+def scores_section(root: str, score_runs: pd.DataFrame) -> None:
+    """Pick a score run; download its scores (verdict and every score, one row per sample)."""
+    st.subheader("Scores")
+    if score_runs.empty:
+        st.info("No score run yet: `thresher score --workspace W` computes the label-issue verdict and the "
+                "pruning scores.")
+        return
+    run_column, format_column = st.columns([2, 1])
+    run_id = run_column.selectbox(
+        "Score run", score_runs["run_id"].tolist(), key=state.EXPORT_SCORE_RUN, help="Newest first."
+    )
+    fmt = format_column.radio("Scores format", FORMATS, horizontal=True, key=state.EXPORT_SCORE_FORMAT)
+    table = export_data.scores_table(root, run_id)
+    st.caption(f"{len(table):,} rows × {table.shape[1]} columns: the verdict (label_issue_score, is_label_issue, "
+               "suggested_label, detectors), each pruning score as <name>_score and each label-noise detector's "
+               "as <detector>_issue_score. Same as `thresher export --what scores`.")
+    st.download_button(
+        f"Download scores {fmt.upper()}",
+        data=export_data.scores_bytes(root, run_id, fmt),
+        file_name=f"scores-{run_id}.{fmt}",
+        mime=MIME_TYPES[fmt],
+        on_click="ignore",
+        key="export.scores_download",
+    )

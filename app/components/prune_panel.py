@@ -234,6 +234,8 @@ def result(root: str, done: prune_data.PruneDone) -> None:
          f"{done.n_label_issues_removed:,}" if done.label_issues == "exclude" else "off"),
     ]
     metric_row(cells)
+    st.caption(f"Decisions: {done.n_pinned:,} samples pinned by keep decisions (kept whatever the method chose), "
+               f"{done.n_dropped_by_decision:,} dropped by decisions (in no pruned subset; counted as removed).")
     left, right = st.columns(2)
     left.plotly_chart(score_charts.kept_by_class(outcome), key="prune.by_class")
     scores = score_columns(outcome)

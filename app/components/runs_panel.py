@@ -65,7 +65,8 @@ def comparison(cmp: RunComparison) -> None:
         flags_panel(cmp)
     if cmp.scores is not None:
         st.markdown(f"**Scores both runs stored**: Spearman rank correlation, and the share of run a's "
-                    f"hardest {TOP_FRACTION:.0%} that is among run b's (what a keep-hard prune would keep).")
+                    f"hardest {TOP_FRACTION:.0%} that is among run b's (what a keep-hard prune would keep; samples "
+                    "tied at the cut count in proportion, so equal scores overlap fully).")
         if cmp.scores.empty:
             st.caption("The two runs stored no score in common.")
         else:

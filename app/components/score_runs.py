@@ -22,7 +22,8 @@ def run_label(run: pd.Series) -> str:
     when = pd.Timestamp(run["created_at"]).strftime("%Y-%m-%d %H:%M")
     flagged = summary.get("n_label_issues", "?")
     scored = summary.get("n_samples", "?")
-    return f"{when} · {run['embedding_key']} · {flagged} flagged of {scored}"
+    # the run id's tail keeps two runs of the same minute apart (a select box picks by the text)
+    return f"{when} · {run['embedding_key']} · {flagged} flagged of {scored} · {str(run['run_id'])[-6:]}"
 
 
 def require_score_run(root: str, workspace_root: Path | str, *, key: str) -> str:

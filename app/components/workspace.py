@@ -7,6 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from app import data, state
+from app.components import jobs_panel
 from backend.storage import StorageError, Workspace
 
 SETUP_HINT = (
@@ -36,9 +37,30 @@ def _switch_workspace() -> None:
         )
 
 
+def open_from_address() -> None:
+    """On a session's first run (a new tab, a reload), open the workspace the address names
+    (``?workspace=``) when it is one; otherwise say why and keep the default."""
+    if state.has_workspace_root():
+        return
+    named = state.workspace_in_address()
+    if named is None:
+        return
+    root = str(Path(named).expanduser().resolve())
+    if Workspace.exists(root):
+        state.set_workspace_root(root)
+    else:
+        state.set_workspace_error(
+            not_a_workspace_message(root)
+            + f" (named by the address, `?{state.WORKSPACE_PARAM}=`). Showing `{state.workspace_root()}`."
+        )
+
+
 def workspace_sidebar() -> str:
-    """Show the current workspace and a box to open another; returns the current folder."""
+    """Show the current workspace and a box to open another; returns the current folder, which
+    the address keeps (``?workspace=``: a reload shows the same one)."""
+    open_from_address()
     root = state.workspace_root()
+    state.keep_workspace_in_address(root)
     if state.WORKSPACE_INPUT not in st.session_state:
         st.session_state[state.WORKSPACE_INPUT] = root
     with st.sidebar:
@@ -55,6 +77,7 @@ def workspace_sidebar() -> str:
             st.error(error)
         elif Workspace.exists(root):
             st.caption(f"Showing `{Path(root).name}`")
+        jobs_panel.running_indicator(root)
     return root
 
 

@@ -1,4 +1,5 @@
-"""Export: the whole dataset or a saved subset as CSV, Parquet or JSONL."""
+"""Export: the curated manifest of the dataset or a saved subset (CSV, Parquet, JSONL or an image
+folder, with its provenance), and a score run's scores."""
 
 import streamlit as st
 
@@ -14,6 +15,7 @@ with source_column:
     subset = export_panel.choose_source(data.subset_list(root)["name"].tolist())
 with format_column:
     fmt = export_panel.choose_format()
+with_dropped = export_panel.include_dropped()
 try:
     frame = data.manifest(root, subset)
 except NotFoundError as exc:
@@ -24,6 +26,7 @@ if frame.empty:
         f"Nothing to export: the workspace has no samples yet. Run `thresher ingest --workspace {ws.root}`."
     )
     st.stop()
-export_panel.preview(frame)
-export_panel.download(root, subset, fmt)
-export_panel.write_to_path(root, ws.root, subset, fmt)
+export_panel.preview(frame, with_dropped=with_dropped)
+export_panel.download(root, subset, fmt, with_dropped=with_dropped)
+export_panel.write_to_path(root, ws.root, subset, fmt, with_dropped=with_dropped)
+export_panel.scores_section(root, data.finished_runs(root, "score"))

@@ -1,9 +1,9 @@
-"""Overview: what the workspace holds."""
+"""Overview: what the workspace holds, what its latest ingest skipped, and its subsets."""
 
 import streamlit as st
 
-from app import data, state
-from app.components import charts, overview
+from app import data, overview_data, state
+from app.components import charts, overview, subsets_panel
 from app.components.workspace import require_workspace
 
 root, ws = require_workspace()
@@ -11,6 +11,7 @@ st.title("Overview")
 st.caption(f"Workspace `{ws.root}`")
 counts = data.overview_counts(root)
 overview.metrics_row(counts)
+overview.ingest_report(overview_data.ingest_report(root))
 if counts.samples == 0:
     st.info(
         f"This workspace has no samples yet: run `thresher ingest --workspace {ws.root} SOURCE`."
@@ -34,8 +35,4 @@ overview.runs_table(
     data.run_list(root, "project"),
     empty_hint=f"No projections yet: run `thresher project --workspace {ws.root}`.",
 )
-overview.table_or_hint(
-    "Saved subsets",
-    data.subset_list(root),
-    empty_hint="No subsets yet: select points on the Explore page and save them.",
-)
+subsets_panel.subsets_section(root, data.subset_list(root))

@@ -15,5 +15,5 @@ prune_panel.run_button(root, request, score_run=run_id)
 done = state.last_prune(root)
 if done is not None:
     prune_panel.result(root, done)
-evaluate_panel.section(root, done.subset if done is not None else None)
+evaluate_panel.section(root, done)
 overview.runs_table("Prune runs", data.run_list(root, "prune"), empty_hint="No prune runs yet.")

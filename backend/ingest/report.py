@@ -48,6 +48,13 @@ class IngestReport:
             out.append(f"{where}: {p.problem} [{p.action}]")
         return out
 
+    @classmethod
+    def read_csv(cls, path: Path) -> IngestReport:
+        """The report :meth:`write_csv` wrote to ``path``."""
+        with path.open(newline="") as fh:
+            return cls([Problem(r["source"], int(r["row"]) if r["row"] else None, r["path"], r["problem"],
+                                r["action"]) for r in csv.DictReader(fh)])  # fmt: skip
+
     def write_csv(self, path: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("w", newline="") as fh:

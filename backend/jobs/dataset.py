@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from backend.storage import decisions
 from backend.storage.errors import StorageError
 from backend.storage.workspace import Workspace
 
@@ -31,6 +32,7 @@ class Dataset:
     unit: np.ndarray  # (N, D) float32 L2-normalised embeddings
     norms: np.ndarray  # (N,) norms before normalising
     embedding_key: str
+    n_relabeled: int = 0  # samples whose label comes from a relabel decision
 
     @property
     def features(self) -> np.ndarray:
@@ -42,14 +44,27 @@ class Dataset:
         return len(self.classes)
 
 
-def load_dataset(ws: Workspace, embedding_key: str) -> Dataset:
+def load_dataset(ws: Workspace, embedding_key: str, *, current_labels: bool = True) -> Dataset:
     """The stored embeddings of ``embedding_key`` with their samples' labels as class indices.
+
+    ``current_labels`` (default): the labels after the curator's ``relabel`` decisions
+    (:mod:`backend.storage.decisions`), so a score or an evaluation run after curation learns the
+    curated labels; ``False``: the labels as ingested.
 
     Ids are matched with one vectorised ``Index.get_indexer`` and labels coded with
     ``np.unique`` (per-id Python loops took ~10 s at 1M rows); same result as before.
     """
     ids, unit, norms = ws.load_embeddings(embedding_key)
     labels_by_id = ws.samples(columns=["id", "label"]).set_index("id")["label"]
+    n_relabeled = 0
+    if current_labels:
+        states = decisions.decided_states(ws)
+        relabels = states.dropna(subset=["current_label"]).set_index("id")["current_label"]
+        relabels = relabels[relabels.index.isin(labels_by_id.index)]
+        if len(relabels):
+            labels_by_id = labels_by_id.copy()
+            labels_by_id.loc[relabels.index] = relabels.to_numpy()
+            n_relabeled = len(relabels)
     pos = labels_by_id.index.get_indexer(ids)
     if (pos < 0).any():
         missing = ids[pos < 0]
@@ -61,7 +76,7 @@ def load_dataset(ws: Workspace, embedding_key: str) -> Dataset:
         raise StorageError(f"scoring needs at least 2 classes; {ws.root} has {len(classes)}")
     index = {c: k for k, c in enumerate(classes)}
     labels = np.array([index[t] for t in unique_text.tolist()], dtype=np.int64)[codes.reshape(-1)]
-    return Dataset(ids, labels, classes, unit, norms.astype(np.float32), embedding_key)
+    return Dataset(ids, labels, classes, unit, norms.astype(np.float32), embedding_key, n_relabeled)
 
 
 def split_rows(ws: Workspace, ids: np.ndarray, split: str) -> np.ndarray:

@@ -15,8 +15,9 @@ import numpy as np
 
 from backend.config import EmbedSettings
 from backend.jobs.runner import LocalRunner, Runner
-from backend.jobs.tracking import recorded_run
+from backend.jobs.tracking import recorded_run, stage
 from backend.scoring.vectors import unit_rows
+from backend.storage import vector_index
 from backend.storage.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -84,11 +85,14 @@ def embed(ws: Workspace, settings: EmbedSettings | None = None, *, show_progress
         if bar is not None:
             bar.close()
         ws.compact(f"embeddings__{key}")
+        with stage(log, "vector index"):  # only above the size where exact search gets slow
+            indexed = vector_index.ensure_index(ws, key)
         seconds = time.perf_counter() - start
         n_embedded = len(paths) - n_failed
         run.summary = {"n_embedded": n_embedded, "n_already": len(done), "n_failed": n_failed,
                        "seconds": round(seconds, 2), "runner": runner.describe(),
-                       "images_per_second": round(n_embedded / seconds, 1) if seconds > 0 else None}
+                       "images_per_second": round(n_embedded / seconds, 1) if seconds > 0 else None,
+                       "vector_index_built": indexed}
     return EmbedResult(run.run_id, key, n_embedded, len(done), n_failed, seconds)
 
 

@@ -1,6 +1,15 @@
 """The prune job: a named subset of kept samples from a scoring run (``thresher prune``).
 
 ``ratio`` is the fraction REMOVED everywhere (0.3 keeps 70%).
+
+Decisions outrank the procedure (:func:`backend.scoring.pruning.exclusions.decided_pool`): a
+sample whose current decision is ``drop`` is in no pruned subset (it counts as removed), one
+marked ``keep`` is always kept (even when flagged or a near-duplicate; it takes a kept slot).
+Labels are the current ones, after ``relabel`` decisions: per-class quotas, ``min:K`` and the
+procedures' class strata count a relabeled sample in its new class. The stored scores stay those
+of the score run (computed under the labels of that time; rerun ``thresher score`` to score
+under the new ones), and a relabeled sample's label-issue flag, which was about its old label,
+no longer removes it first.
 """
 
 from __future__ import annotations
@@ -9,14 +18,15 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from backend.config import LABEL_ISSUE_CHOICES
 from backend.jobs.dataset import load_dataset, split_rows
 from backend.jobs.tracking import recorded_run
 from backend.scoring.pruning import registry
 from backend.scoring.pruning.budgets import check_ratio, n_to_keep, parse_policy
-from backend.scoring.pruning.exclusions import removed_first
-from backend.storage import results, runs, subsets
+from backend.scoring.pruning.exclusions import RemovedFirst, decided_pool, removed_first
+from backend.storage import decisions, results, runs, subsets
 from backend.storage.errors import NotFoundError, StorageError
 from backend.storage.workspace import Workspace
 
@@ -35,6 +45,10 @@ class PruneResult:
     n_label_issues_flagged: int = 0  # in the pool, by the score run's verdict
     verdict_missing: bool = False  # label issues were to be excluded but the score run stored none
     exclusions_fill_budget: bool = False  # every removal was an exclusion: the method chose nothing
+    n_pinned: int = 0  # kept by `keep` decisions, whatever the method chose
+    n_dropped_by_decision: int = 0  # left out by `drop` decisions (counted as removed)
+    n_relabeled: int = 0  # pruned under their label after `relabel` decisions
+    pinned_fill_budget: bool = False  # the pinned samples use every kept slot: the method chose nothing
 
 
 def latest_score_run(ws: Workspace) -> dict:
@@ -58,7 +72,9 @@ def prune(ws: Workspace, *, name: str, ratio: float, method: str | None = None, 
     2023); both count towards the ratio (:mod:`backend.scoring.pruning.exclusions`).
     ``method_options`` are the procedure's parameters as
     ``KEY=VALUE`` text (:func:`backend.scoring.pruning.registry.method_options`), checked before
-    anything is read or written.
+    anything is read or written. The curator's decisions outrank all of it (module docstring); the
+    run's summary records ``n_pinned``, ``n_dropped_by_decision``, ``n_relabeled`` and
+    ``decisions_seq`` (the log's last entry the prune saw).
     """
     check_ratio(ratio)
     name = subsets.check_subset_name(name)
@@ -74,7 +90,10 @@ def prune(ws: Workspace, *, name: str, ratio: float, method: str | None = None, 
     if method_options:
         options = {**options, **registry.method_options(method, method_options)}
     source = runs.get_run(ws, score_run) if score_run else latest_score_run(ws)
-    data = load_dataset(ws, source["embedding_key"])
+    data = load_dataset(ws, source["embedding_key"], current_labels=False)  # relabels applied below
+    log_entries = decisions.read_log(ws)
+    states = decisions.replay(log_entries)
+    labels, relabeled = _current_labels(data.ids, data.labels, data.classes, states)
     scores = results.read_scores(ws, source["run_id"]).set_index("id").reindex(data.ids)
     pool: slice | np.ndarray = slice(None)  # every sample: views, not copies (2 GB at 1M x 512)
     n_pool = len(data.ids)
@@ -83,8 +102,18 @@ def prune(ws: Workspace, *, name: str, ratio: float, method: str | None = None, 
         if not pool.size:
             raise StorageError(f"no sample has split {split!r}")
         n_pool = pool.size
+    n_relabeled = int(relabeled[pool].sum())
+    status = pd.Series(data.ids[pool]).map(states.set_index("id")["decision"]).to_numpy()
+    decided = decided_pool(n_pool, ratio, dropped=status == "dropped", pinned=status == "kept")
+    if decided.n_dropped == n_pool:
+        raise StorageError(f"every one of the {n_pool} samples to prune is dropped by a decision: nothing to keep")
+    method_ratio, pinned_ids = ratio, []
+    if decided.n_dropped or decided.pinned.size:  # the method sees the undecided samples only
+        rows = np.arange(len(data.ids))[pool]
+        pinned_ids = data.ids[rows[decided.pinned]].tolist()
+        pool, method_ratio = rows[decided.free], decided.free_ratio
     score_arrays = {c: scores[c].to_numpy()[pool] for c in scores.columns if scores[c].notna().all()}
-    inputs = registry.ScoreInputs(labels=data.labels[pool], embeddings=data.unit[pool], norms=data.norms[pool])
+    inputs = registry.ScoreInputs(labels=labels[pool], embeddings=data.unit[pool], norms=data.norms[pool])
     duplicates = None
     if dedup:
         if "semdedup" not in score_arrays:
@@ -93,28 +122,64 @@ def prune(ws: Workspace, *, name: str, ratio: float, method: str | None = None, 
     flags, flag_scores = None, None
     if label_issues == "exclude":
         flags, flag_scores = _label_issues(ws, source["run_id"], data.ids, pool)
-    first = removed_first(n_pool, ratio, label_issues=flags, label_issue_score=flag_scores, duplicates=duplicates,
-                          labels=data.labels[pool], min_per_class=parse_policy(per_class)[1], seed=seed)
+        if flags is not None:
+            flags = flags & ~relabeled[pool]  # the flag was about the label a curator has replaced
+    n_free = n_pool if isinstance(pool, slice) else pool.size
+    first = RemovedFirst(None, 0, 0)
+    if decided.n_free_keep:
+        first = removed_first(n_free, method_ratio, label_issues=flags, label_issue_score=flag_scores,
+                              duplicates=duplicates, labels=labels[pool], min_per_class=parse_policy(per_class)[1],
+                              seed=seed)
     verdict_missing = label_issues == "exclude" and flags is None
     if first.fills_budget:
         log.warning("the samples removed first (%d label issues, %d near-duplicates) fill the ratio's budget: "
                     "%s chooses nothing; the subset is every other sample", first.n_label_issues,
                     first.n_duplicates, method)
+    if decided.pinned_fill_budget:
+        log.warning("the %d samples pinned by keep decisions fill the ratio's budget (%d kept): %s chooses nothing",
+                    decided.pinned.size, decided.n_keep, method)
     config = {"method": method, "ratio": ratio, "per_class": per_class, "seed": seed, "split": split,
               "dedup": dedup, "label_issues": label_issues, "score_run": source["run_id"], "options": options,
               "subset": name}
     with recorded_run(ws, "prune", config, embedding_key=data.embedding_key, seed=seed) as run:
-        kept = registry.prune(method, ratio, labels=data.labels[pool], scores=score_arrays, inputs=inputs,
-                              per_class=per_class, seed=seed, exclude=first.mask, options=options)
-        kept_ids = data.ids[pool][kept].tolist()
+        chosen: list[str] = []
+        if decided.n_free_keep:
+            kept = registry.prune(method, method_ratio, labels=labels[pool], scores=score_arrays, inputs=inputs,
+                                  per_class=per_class, seed=seed, exclude=first.mask, options=options)
+            chosen = data.ids[pool][kept].tolist()
+        kept_ids = sorted([*pinned_ids, *chosen])
         subsets.save_subset(ws, name, kept_ids, origin="prune", run_id=run.run_id, overwrite=overwrite)
         run.summary = {"n_pool": n_pool, "n_kept": len(kept_ids), "n_removed": n_pool - len(kept_ids),
                        "n_label_issues_flagged": first.n_flagged, "n_label_issues_removed": first.n_label_issues,
                        "n_duplicates_removed": first.n_duplicates, "subset": name, "method": method,
                        "label_issue_verdict": "missing" if verdict_missing else "used" if flags is not None
-                       else "not used", "exclusions_fill_budget": first.fills_budget}
+                       else "not used", "exclusions_fill_budget": first.fills_budget,
+                       "n_pinned": int(decided.pinned.size), "n_dropped_by_decision": decided.n_dropped,
+                       "n_relabeled": n_relabeled, "pinned_fill_budget": decided.pinned_fill_budget,
+                       "decisions_seq": int(log_entries["seq"].max()) if len(log_entries) else 0}
     return PruneResult(run.run_id, name, method, len(kept_ids), n_pool - len(kept_ids), first.n_label_issues,
-                       first.n_duplicates, first.n_flagged, verdict_missing, first.fills_budget)
+                       first.n_duplicates, first.n_flagged, verdict_missing, first.fills_budget,
+                       int(decided.pinned.size), decided.n_dropped, n_relabeled, decided.pinned_fill_budget)
+
+
+def _current_labels(ids: np.ndarray, labels: np.ndarray, classes: list[str], states: pd.DataFrame
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Class indices after ``relabel`` decisions, and the (N,) mask of relabeled samples. A class
+    only relabeled samples have (no embedded sample was ingested with it) is added to ``classes``."""
+    relabels = states.dropna(subset=["current_label"]).set_index("id")["current_label"]
+    if relabels.empty:
+        return labels, np.zeros(len(ids), bool)
+    current = pd.Series(ids).map(relabels)
+    relabeled = current.notna().to_numpy()
+    if not relabeled.any():
+        return labels, relabeled
+    classes = list(classes)
+    for label in sorted(set(current[relabeled]) - set(classes)):
+        classes.append(label)
+    index = {c: k for k, c in enumerate(classes)}
+    out = labels.copy()
+    out[relabeled] = [index[c] for c in current[relabeled]]
+    return out, relabeled
 
 
 def _label_issues(ws: Workspace, run_id: str, ids: np.ndarray, pool: slice | np.ndarray

@@ -9,21 +9,32 @@ Choices:
 
 - Scores are compared on the samples both runs scored, by Spearman rank correlation (rankings,
   not values, are what pruning uses) and by the overlap of their hardest ``TOP_FRACTION`` (what a
-  keep-hard prune at removed 1 - TOP_FRACTION would keep: the part that matters most; ties at the
-  cut, common in 0/1 and count scores, broken at random, in expectation). "Hardest"
+  keep-hard prune at removed 1 - TOP_FRACTION would keep: the part that matters most). "Hardest"
   is the registered orientation for pruning scores (``registry.difficulty_of``); other stored
   columns count their largest values (the label-noise detectors' scores and the per-sample
   collapse ratio are higher = worse).
+- Ties at the cut (SemDeDup's 0/1 and forgetting counts are mostly ties) are part of what a run
+  says: the samples it ties, it cannot tell apart. So each run's hardest k is a tie-aware
+  membership, w = P(sample in the hardest k) under random tie-breaking (1 above the k-th value,
+  (k - n_above) / n_tied at it, 0 below; it sums to k), and the overlap is
+  sum(min(w_a, w_b)) / k: one minus the total-variation distance between the two memberships
+  (each divided by k). Without ties at the cut it is the plain share |A & B| / k; two runs that
+  stored the same values give 1 however many ties they hold; a constant score against an
+  informative one gives chance, k / n; where both runs put the cut inside a tie, it is the
+  share of the tied samples they have in common. Breaking each run's ties at random
+  independently (the expected overlap) would score two identical runs well below 1 (0.5 on
+  forgetting counts), and breaking them by row position would measure the row order.
 - Flags: counts flagged by both / only one, Jaccard index of the flagged sets, and on samples
   both flag, how often they suggest the same label.
 - Collapse: the headline metrics of each run (``score_export.collapse_summary``), side by side.
 - Prune runs: the kept sets (each run's subset, while it still holds that run's rows): kept by
-  both / one, Jaccard, and per class.
+  both / one, Jaccard, and per class (``subsets.compare_memberships``, as two saved subsets).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -133,7 +144,7 @@ def compare_flags(ws: Workspace, run_a: str, run_b: str) -> tuple[dict[str, Any]
     agree = both[fa & fb]
     flags = {
         "samples_in_both": len(both),
-        **_agreement(fa.to_numpy(), fb.to_numpy(), "flagged"),
+        **subsets.agreement(fa.to_numpy(), fb.to_numpy(), "flagged"),
         "same_suggestion_when_both_flag": (
             float((agree["suggested_label_a"] == agree["suggested_label_b"]).mean()) if len(agree) else None
         ),
@@ -145,16 +156,6 @@ def compare_flags(ws: Workspace, run_a: str, run_b: str) -> tuple[dict[str, Any]
     order = (changed["label_issue_score_a"] - changed["label_issue_score_b"]).abs()
     changed = changed.assign(_order=order.to_numpy()).sort_values(["_order", "id"], ascending=[False, True])
     return flags, changed.drop(columns="_order").reset_index(drop=True)
-
-
-def _agreement(in_a: np.ndarray, in_b: np.ndarray, what: str) -> dict[str, Any]:
-    """Two boolean memberships over the same samples: ``<what>_a``, ``<what>_b``,
-    ``<what>_by_both``, ``only_a``, ``only_b`` and the Jaccard index of the two sets (1 when both
-    are empty; None when there is no sample at all: nothing to agree on)."""
-    both, union = int((in_a & in_b).sum()), int((in_a | in_b).sum())
-    jaccard = None if not in_a.size else (both / union if union else 1.0)
-    return {f"{what}_a": int(in_a.sum()), f"{what}_b": int(in_b.sum()), f"{what}_by_both": both,
-            "only_a": int((in_a & ~in_b).sum()), "only_b": int((~in_a & in_b).sum()), "jaccard": jaccard}  # fmt: skip
 
 
 def compare_kept(ws: Workspace, a: dict, b: dict) -> tuple[dict | None, pd.DataFrame | None, str | None]:
@@ -169,13 +170,8 @@ def compare_kept(ws: Workspace, a: dict, b: dict) -> tuple[dict | None, pd.DataF
             wanted = (run.get("config") or {}).get("subset", "?")
             return None, None, (f"the subset of prune run {run['run_id']} ('{wanted}') was deleted or replaced "
                                 "by a later run, so its kept set is gone")
-        kept.append(set(subsets.subset_ids(ws, name)))
-    labels = ws.samples(columns=["id", "label"])
-    in_a, in_b = labels["id"].isin(kept[0]), labels["id"].isin(kept[1])
-    counts = _agreement(in_a.to_numpy(), in_b.to_numpy(), "kept")
-    per_class = (labels.assign(kept_a=in_a, kept_b=in_b, kept_by_both=in_a & in_b)
-                 .groupby("label", as_index=False)[["kept_a", "kept_b", "kept_by_both"]].sum()
-                 .rename(columns={"label": "class"}))  # fmt: skip
+        kept.append(subsets.subset_ids(ws, name))
+    counts, per_class = subsets.compare_memberships(ws, kept[0], kept[1], "kept")
     return counts, per_class, None
 
 
@@ -201,33 +197,39 @@ def compare_scores(wide_a: pd.DataFrame, wide_b: pd.DataFrame, *, top_fraction: 
 
 
 def _spearman(x: np.ndarray, y: np.ndarray) -> float | None:
-    """Rank correlation with average ranks for ties; None when either side is constant."""
+    """Rank correlation with average ranks for ties; None when either side is constant; exactly
+    1 when the two rankings are the same (``corrcoef`` leaves a rounding error)."""
     if x.size < 2:
         return None
     rx, ry = rank_quantile(x), rank_quantile(y)  # average ranks, rescaled: the same correlation
     if rx.std() == 0 or ry.std() == 0:
         return None
-    return float(np.corrcoef(rx, ry)[0, 1])
+    if np.array_equal(rx, ry):
+        return 1.0
+    return float(np.clip(np.corrcoef(rx, ry)[0, 1], -1.0, 1.0))
 
 
-def _top_weights(hard: np.ndarray, k: int) -> np.ndarray:
-    """P(sample in the hardest k) when ties at the k-th value are broken at random: 1 above it,
-    (k - n_above) / n_tied at it, 0 below."""
+def _top_membership(hard: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, Fraction]:
+    """The hardest k under random tie-breaking: (above, tied, weight): samples above the k-th
+    value are in it, each sample tied at it with probability ``weight`` = (k - n_above) / n_tied,
+    samples below never. Exact, so that equal memberships sum to exactly k."""
     kth = np.partition(hard, hard.size - k)[hard.size - k]
     above, tied = hard > kth, hard == kth
-    weights = above.astype(np.float64)
-    weights[tied] = (k - above.sum()) / tied.sum()
-    return weights
+    return above, tied, Fraction(k - int(above.sum()), int(tied.sum()))
 
 
 def _top_overlap(hard_a: np.ndarray, hard_b: np.ndarray, fraction: float) -> float | None:
-    """Expected share of run a's hardest ``fraction`` that is also among run b's, ties at the cut
-    broken at random (scores such as SemDeDup's 0/1 or forgetting counts are mostly ties: breaking
-    them by position would measure the row order). Two constant scores give ``fraction``, chance."""
+    """Share of run a's hardest ``fraction`` that is also among run b's, tie-aware (module
+    docstring): sum(min(w_a, w_b)) / k over the two runs' membership probabilities. Symmetric;
+    exactly 1 when the two runs' values order the samples alike, ties included."""
     k = int(round(fraction * hard_a.size))
     if k < 1:
         return None
-    return float((_top_weights(hard_a, k) * _top_weights(hard_b, k)).sum() / k)
+    above_a, tied_a, weight_a = _top_membership(hard_a, k)
+    above_b, tied_b, weight_b = _top_membership(hard_b, k)
+    shared = (int((above_a & above_b).sum()) + int((above_a & tied_b).sum()) * weight_b
+              + int((tied_a & above_b).sum()) * weight_a + int((tied_a & tied_b).sum()) * min(weight_a, weight_b))  # fmt: skip
+    return float(shared / k)
 
 
 def compare_collapse(ws: Workspace, run_a: str, run_b: str) -> tuple[pd.DataFrame, tuple] | None:

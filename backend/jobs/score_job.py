@@ -116,7 +116,7 @@ def score(ws: Workspace, *, embedding_key: str | None = None, scorers: str | lis
         n_issues = int(verdict["is_label_issue"].sum())
         run.summary = {"n_samples": len(data.ids), "n_label_issues": n_issues, "scorers": names,
                        "probe_source": probes.source, "nc_sample_source": nc_source, "seconds": round(seconds, 1),
-                       "runner": runner.describe()}
+                       "runner": runner.describe(), "n_relabeled_by_decisions": data.n_relabeled}
     return ScoreResult(run.run_id, key, len(data.ids), names, n_issues, seconds)
 
 

@@ -5,15 +5,26 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import time
 import traceback
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from backend.storage import runs
 from backend.storage.workspace import Workspace
 
 log = logging.getLogger(__name__)
+
+
+#: Set in a job's process (``backend.jobs.job_manager``): the job folder its runs are noted in.
+JOB_DIR_ENV = "THRESHER_JOB_DIR"
+
+
+class JobCancelled(KeyboardInterrupt):
+    """Raised in a job's process when the user cancels it (SIGTERM, ``backend.jobs.job_child``);
+    its message is the reason the run is marked failed with."""
 
 
 class RunHandle:
@@ -29,9 +40,14 @@ def recorded_run(ws: Workspace, kind: str, config: dict[str, Any], *, embedding_
     run_id = runs.start_run(ws, kind, config, embedding_key=embedding_key, seed=seed)
     handle = RunHandle(ws, run_id)
     try:
+        if os.environ.get(JOB_DIR_ENV):  # a job started from the app: it marks the run if the process dies
+            from backend.jobs.job_manager import note_run
+
+            note_run(Path(os.environ[JOB_DIR_ENV]), run_id)
         yield handle
-    except KeyboardInterrupt:
-        runs.fail_run(ws, run_id, "interrupted (Ctrl-C); rerun the same command to resume")
+    except KeyboardInterrupt as exc:
+        cancelled = isinstance(exc, JobCancelled) and str(exc)
+        runs.fail_run(ws, run_id, cancelled or "interrupted (Ctrl-C); rerun the same command to resume")
         raise
     except Exception as exc:
         runs.fail_run(ws, run_id, f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}")

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 import pandas as pd
 
-from backend.storage import results
+from backend.storage import provenance, results, runs
 from backend.storage.errors import StorageError
-from backend.storage.export import write_atomic
+from backend.storage.export import Written, to_bytes, write_atomic, write_export
+from backend.storage.subsets import subset_ids
 from backend.storage.workspace import Workspace
 
 #: Where the collapse export takes its headline numbers from, in order of preference: a user's
@@ -38,14 +38,69 @@ def collapse_samples(ws: Workspace, run_id: str) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
+def score_columns(stored: list[str], pruning_scores: list[str] | None) -> dict[str, str]:
+    """{stored score name: export column}, without doubled suffixes.
+
+    A score run stores pruning scores under their registry names (``aum``, ``el2n``; the run's
+    config lists them as ``scorers``) and the label-noise detectors' scores already suffixed
+    (``aum_score``, ``knn_vote_score``: the ``label_issues`` stage names them so). Suffixing every
+    stored name made ``aum_score_score``; suffixing only the bare ones would give the pruning AUM
+    and the AUM detector the same column. So: pruning score ``X`` -> ``X_score``; detector score
+    ``D_score`` -> ``D_issue_score`` (how likely the label is wrong by detector D, as
+    ``label_issue_score`` is for the verdict); anything else (``suggested_probability``, the
+    per-sample collapse distances) keeps its name. ``pruning_scores`` None (runs recorded without
+    their scorers): every name that does not end in ``_score`` and is not a collapse distance.
+    """
+    if pruning_scores is None:
+        pruning_scores = [n for n in stored if not n.endswith("_score") and n not in NC_SAMPLE_SCORES
+                          and n != "suggested_probability"]
+    pruning = set(pruning_scores)
+    columns = {}
+    for name in stored:
+        if name in pruning:
+            columns[name] = f"{name}_score"
+        elif name.endswith("_score"):
+            columns[name] = name.removesuffix("_score") + "_issue_score"
+        else:
+            columns[name] = name
+    if len(set(columns.values())) != len(columns):
+        raise StorageError(f"two stored scores would share an export column: {columns}")
+    return columns
+
+
 def scores_frame(ws: Workspace, run_id: str) -> pd.DataFrame:
-    """id, label, suggested_label, label_issue_score, is_label_issue, detectors, <name>_score..."""
+    """id, label, split, label_issue_score, is_label_issue, suggested_label, detectors, then one
+    column per stored score named by :func:`score_columns`."""
     samples = ws.samples(columns=["id", "label", "split"])
     verdict = results.read_label_issues(ws, run_id)
     wide = results.read_scores(ws, run_id)
-    wide = wide.rename(columns={c: f"{c}_score" for c in wide.columns if c != "id"})
+    stored = [c for c in wide.columns if c != "id"]
+    wide = wide.rename(columns=score_columns(stored, runs.get_run(ws, run_id)["config"].get("scorers")))
     frame = samples.merge(verdict, on="id", how="inner").merge(wide, on="id", how="left")
     return frame.sort_values("id", kind="stable").reset_index(drop=True)
+
+
+def scores_export(ws: Workspace, run_id: str, fmt: str, *, subset: str | None = None
+                  ) -> tuple[pd.DataFrame, dict]:
+    """:func:`scores_frame` (of ``subset``'s samples when given) and its provenance record."""
+    frame = scores_frame(ws, run_id)
+    if subset is not None:
+        frame = frame[frame["id"].isin(set(subset_ids(ws, subset)))].reset_index(drop=True)
+    return frame, provenance.build(ws, what="scores", fmt=fmt, out=None, rows=len(frame), subset=subset,
+                                   score_run=run_id)
+
+
+def export_scores(ws: Workspace, run_id: str, fmt: str, out: str | os.PathLike, *,
+                  subset: str | None = None) -> Written:
+    """Write :func:`scores_frame` (of ``subset``'s samples when given) with its provenance record."""
+    frame, record = scores_export(ws, run_id, fmt, subset=subset)
+    return write_export(frame, fmt, out, record)
+
+
+def scores_download(ws: Workspace, run_id: str, fmt: str) -> bytes:
+    """:func:`scores_frame` as ``fmt`` bytes (the app's download button; Parquet carries the record)."""
+    frame, record = scores_export(ws, run_id, fmt)
+    return to_bytes(frame, fmt, record)
 
 
 def collapse_summary(ws: Workspace, run_id: str) -> dict:
@@ -79,7 +134,13 @@ def collapse_summary(ws: Workspace, run_id: str) -> dict:
     return out
 
 
-def write_json(payload: dict, out: str | os.PathLike) -> Path:
-    """``payload`` as indented JSON, written atomically (:func:`backend.storage.export.write_atomic`)."""
-    return write_atomic(lambda: json.dumps(payload, indent=2, sort_keys=False).encode(), out,
+def export_collapse(ws: Workspace, run_id: str, out: str | os.PathLike) -> Written:
+    """:func:`collapse_summary` as indented JSON, written atomically
+    (:func:`backend.storage.export.write_atomic`), with its provenance record beside it."""
+    payload = collapse_summary(ws, run_id)
+    path = write_atomic(lambda: json.dumps(payload, indent=2, sort_keys=False).encode(), out,
                         example="collapse.json")
+    record = provenance.build(ws, what="collapse", fmt="json", out=path, rows=len(payload["sources"]),
+                              score_run=run_id, headline_source=payload.get("headline_source"))
+    sidecar = provenance.write(record, provenance.sidecar_path(path, "json"))
+    return Written(path, sidecar, record["rows"], record)

@@ -1,8 +1,11 @@
-"""Named subsets of samples (hand-made selections and pruned subsets) and the decisions log.
+"""Named subsets of samples (hand-made selections and pruned subsets) and their activity log.
 
 Curation is never lost silently: saving over an existing name needs ``overwrite=True``, and a
 replacement is one atomic Lance commit (``merge_insert`` with delete-by-source), so a reader or
-a crash never sees a half-written subset. Every save and delete is appended to ``decisions``.
+a crash never sees a half-written subset; a rename is one commit too. Every save, rename and
+delete is appended to ``activity`` (the per-sample label decisions have their own log:
+:mod:`backend.storage.decisions`). Two subsets (or two prune runs' kept sets) are compared by
+:func:`compare_memberships`: counts in both / one only, Jaccard, and per class.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -41,7 +45,7 @@ def log_decision(ws: Workspace, action: str, target: str, n_ids: int, detail: di
         "n_ids": n_ids,
         "detail_json": json.dumps(detail or {}, default=str),
     }
-    ws.table("decisions").add(pa.Table.from_pylist([row], schema=schemas.DECISIONS.schema))
+    ws.table("activity").add(pa.Table.from_pylist([row], schema=schemas.ACTIVITY.schema))
 
 
 def subset_names(ws: Workspace) -> list[str]:
@@ -144,3 +148,75 @@ def delete_subset(ws: Workspace, name: str) -> int:
     ws.table("subsets").delete(f"name = {sql_string(name)}")
     log_decision(ws, "delete_subset", name, n)
     return n
+
+
+def rename_subset(ws: Workspace, old: str, new: str) -> int:
+    """Rename subset ``old`` to ``new``; returns its size. One Lance commit (an update of the
+    ``name`` column), so a reader sees the subset under one name or the other, never both. Refused
+    before anything is written when ``old`` is not saved, ``new`` is not a valid name, is ``old``
+    itself, or names a saved subset."""
+    new = check_subset_name(new)
+    n = len(subset_ids(ws, old))
+    if new == old:
+        raise StorageError(f"subset {old!r} already has that name; type another one")
+    if new in subset_names(ws):
+        raise ConflictError(f"a subset named {new!r} exists; choose another name or delete that subset first")
+    ws.table("subsets").update(where=f"name = {sql_string(old)}", values={"name": new})
+    log_decision(ws, "rename_subset", new, n, {"from": old})
+    return n
+
+
+def agreement(in_a: np.ndarray, in_b: np.ndarray, what: str) -> dict[str, Any]:
+    """Two boolean memberships over the same samples: ``<what>_a``, ``<what>_b``,
+    ``<what>_by_both``, ``only_a``, ``only_b`` and the Jaccard index of the two sets (1 when both
+    are empty; None when there is no sample at all: nothing to agree on)."""
+    both, union = int((in_a & in_b).sum()), int((in_a | in_b).sum())
+    jaccard = None if not in_a.size else (both / union if union else 1.0)
+    return {f"{what}_a": int(in_a.sum()), f"{what}_b": int(in_b.sum()), f"{what}_by_both": both,
+            "only_a": int((in_a & ~in_b).sum()), "only_b": int((~in_a & in_b).sum()), "jaccard": jaccard}  # fmt: skip
+
+
+def compare_memberships(
+    ws: Workspace, ids_a: Iterable[str], ids_b: Iterable[str], what: str
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Two sets of sample ids over the workspace's samples: :func:`agreement`'s counts, and per
+    class (the given label) ``class``, ``<what>_a``, ``<what>_b``, ``<what>_by_both``."""
+    labels = ws.samples(columns=["id", "label"])
+    in_a, in_b = labels["id"].isin(set(ids_a)), labels["id"].isin(set(ids_b))
+    counts = agreement(in_a.to_numpy(), in_b.to_numpy(), what)
+    columns = [f"{what}_a", f"{what}_b", f"{what}_by_both"]
+    per_class = (labels.assign(**dict(zip(columns, (in_a, in_b, in_a & in_b), strict=True)))
+                 .groupby("label", as_index=False)[columns].sum()
+                 .rename(columns={"label": "class"}))  # fmt: skip
+    return counts, per_class
+
+
+@dataclass(frozen=True)
+class SubsetComparison:
+    """Subsets ``a`` and ``b``: ``counts`` (n_a, n_b, n_by_both, only_a, only_b, jaccard) and
+    ``by_class`` (class, n_a, n_b, n_by_both; one row per class of the workspace)."""
+
+    a: str
+    b: str
+    counts: dict[str, Any]
+    by_class: pd.DataFrame
+
+
+def compare_subsets(ws: Workspace, a: str, b: str) -> SubsetComparison:
+    """How far two saved subsets agree (:func:`compare_memberships`); refuses one subset twice
+    and names the saved subsets when either is unknown."""
+    if a == b:
+        raise StorageError(f"pick two different subsets to compare (both are {a!r})")
+    counts, by_class = compare_memberships(ws, subset_ids(ws, a), subset_ids(ws, b), "n")
+    return SubsetComparison(a, b, counts, by_class)
+
+
+def comparison_report(cmp: SubsetComparison) -> str:
+    """The comparison as text (``thresher subsets --compare``)."""
+    c = cmp.counts
+    jaccard = "n/a" if c["jaccard"] is None else f"{c['jaccard']:.3f}"
+    lines = [f"subsets  a = {cmp.a!r}  b = {cmp.b!r}",
+             f"samples: a {c['n_a']}, b {c['n_b']}, both {c['n_by_both']}, only a {c['only_a']}, "
+             f"only b {c['only_b']}; Jaccard {jaccard}", "", "per class:",
+             cmp.by_class.to_string(index=False)]  # fmt: skip
+    return "\n".join(lines)

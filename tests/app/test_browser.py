@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from app.components.gallery import PAGE_SIZE
 from backend.storage import Workspace, subsets
 from tests.app.app_testkit import build_digits_workspace
 
@@ -42,6 +43,12 @@ SCREENSHOT = REPO / "test-artifacts" / "explore-selection.png"
 SERVER_START_TIMEOUT_S = 90
 UI_TIMEOUT_MS = 60_000
 SELECTED = re.compile(r"^\d+ selected$")
+#: Where the first point of the map's last trace is, in pixels from the plot's corner.
+POINT_POSITION = """plot => { const trace = plot._fullData[plot._fullData.length - 1];
+    const xaxis = plot._fullLayout.xaxis, yaxis = plot._fullLayout.yaxis;
+    return [xaxis.l2p(trace.x[0]) + xaxis._offset, yaxis.l2p(trace.y[0]) + yaxis._offset]; }"""
+#: How many points the map draws as selected (``selectedpoints`` over its traces).
+HIGHLIGHTED = "plot => plot.data.reduce((n, trace) => n + (trace.selectedpoints || []).length, 0)"
 #: True once every thumbnail inside the viewport has decoded (the ones below it may load lazily).
 VISIBLE_THUMBNAILS_LOADED = """() => [...document.querySelectorAll('[data-testid="stImage"] img')]
     .filter(img => img.getBoundingClientRect().top < window.innerHeight)
@@ -136,6 +143,26 @@ def _require_browser() -> None:
         pytest.skip(problem)
 
 
+def drag_a_box(page) -> int:
+    """Drag a box over the upper middle of the Explore map; returns the "N selected" count."""
+    chart = page.locator('[data-testid="stPlotlyChart"]')
+    chart.wait_for()
+    plot_area = chart.locator(".nsewdrag").first  # plotly's drag layer over the axes
+    plot_area.wait_for()
+    chart.hover()  # the modebar shows on hover
+    chart.locator('.modebar-btn[data-title="Box Select"]').click()
+    box = plot_area.bounding_box()
+    assert box is not None
+    # A box over the upper middle of the map (the 0s, and parts of 4, 6, 9 on the digits).
+    page.mouse.move(box["x"] + box["width"] * 0.25, box["y"] + box["height"] * 0.02)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.75, box["y"] + box["height"] * 0.45, steps=15)
+    page.mouse.up()
+    count = page.get_by_text(SELECTED)
+    count.wait_for()
+    return int(count.inner_text().split()[0])
+
+
 def test_box_selection_shows_thumbnails_and_saves(app_url: str, digits_workspace: Path) -> None:
     _require_browser()
     from playwright import sync_api
@@ -147,29 +174,11 @@ def test_box_selection_shows_thumbnails_and_saves(app_url: str, digits_workspace
             page.set_default_timeout(UI_TIMEOUT_MS)
             page.goto(f"{app_url}/explore")
 
-            chart = page.locator('[data-testid="stPlotlyChart"]')
-            chart.wait_for()
-            plot_area = chart.locator(".nsewdrag").first  # plotly's drag layer over the axes
-            plot_area.wait_for()
-            chart.hover()  # the modebar shows on hover
-            chart.locator('.modebar-btn[data-title="Box Select"]').click()
-            box = plot_area.bounding_box()
-            assert box is not None
-            # A box over the upper middle of the map (the 0s, and parts of 4, 6, 9 on the digits).
-            page.mouse.move(box["x"] + box["width"] * 0.25, box["y"] + box["height"] * 0.02)
-            page.mouse.down()
-            page.mouse.move(
-                box["x"] + box["width"] * 0.75, box["y"] + box["height"] * 0.45, steps=15
-            )
-            page.mouse.up()
-
-            count = page.get_by_text(SELECTED)
-            count.wait_for()
-            n_selected = int(count.inner_text().split()[0])
+            n_selected = drag_a_box(page)
             thumbnails = page.locator('[data-testid="stImage"] img')
             thumbnails.first.wait_for()
             assert n_selected > 0
-            assert thumbnails.count() == min(n_selected, 60)
+            assert thumbnails.count() == min(n_selected, PAGE_SIZE)  # the gallery's first page
 
             page.get_by_label("Save the selection as subset").fill("browser-box")
             page.get_by_role("button", name=re.compile(r"^Save \d+ samples$")).click()
@@ -186,3 +195,45 @@ def test_box_selection_shows_thumbnails_and_saves(app_url: str, digits_workspace
             browser.close()
     saved = subsets.subset_ids(Workspace.open(digits_workspace), "browser-box")
     assert len(saved) == n_selected
+
+
+def test_colouring_keeps_the_selection_and_a_click_finds_similar(app_url: str) -> None:
+    """Bug 4 in the browser (a new colouring kept the chart but lost its selection), then a click
+    on a point opens its sample view, whose "Find similar" shows the Search page's results."""
+    _require_browser()
+    from playwright import sync_api
+
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1900})
+            page.set_default_timeout(UI_TIMEOUT_MS)
+            page.goto(f"{app_url}/explore")
+            n_selected = drag_a_box(page)
+
+            page.get_by_label("Colour by").click()
+            page.get_by_role("option", name="split").click()
+            chart = page.locator('[data-testid="stPlotlyChart"]')
+            chart.locator(".legendtext", has_text="train").wait_for()  # the map is redrawn
+            assert page.get_by_text(SELECTED).inner_text() == f"{n_selected} selected"
+            plot = chart.locator(".js-plotly-plot")
+            assert plot.evaluate(HIGHLIGHTED) == n_selected  # drawn selected in the new colouring
+
+            # Click the first point of the last trace (its position from plotly's own axes).
+            x, y = plot.evaluate(POINT_POSITION)
+            frame = plot.bounding_box()
+            assert frame is not None
+            page.mouse.click(frame["x"] + x, frame["y"] + y)
+            dialog = page.get_by_role("dialog")
+            dialog.wait_for()
+            dialog.get_by_role("button", name="Find similar").click()
+            page.get_by_role("heading", name="Search").wait_for()
+            page.get_by_text(re.compile(r"^\d+ results$")).wait_for()
+            clicked = page.get_by_label("Sample id").input_value()
+            assert clicked and page.get_by_text(f"Most similar to sample {clicked}").count() == 1
+            page.locator('[data-testid="stImage"] img').first.wait_for()
+            page.wait_for_function(VISIBLE_THUMBNAILS_LOADED)
+            SCREENSHOT.with_name("search-find-similar.png").parent.mkdir(exist_ok=True)
+            page.screenshot(path=str(SCREENSHOT.with_name("search-find-similar.png")))
+        finally:
+            browser.close()

@@ -1,18 +1,32 @@
-"""AppTest and unit tests for the Explore page: the map, the selection and saving it."""
+"""AppTest and unit tests for the Explore page: the map, its colourings, the selection (kept
+across colourings), the actions on it, its paged gallery and saving it."""
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pytest
 from streamlit.testing.v1 import AppTest
 
-from app.components.scatter import projection_figure, selected_ids
+from app.components import gallery
+from app.components.scatter import is_area_selection, projection_figure, selected_ids
 from backend.config import ProjectionSettings
 from backend.jobs.project_job import project
-from backend.storage import Workspace, runs, subsets
-from tests.app.app_testkit import APP_TIMEOUT_S, CLASSES, EMBEDDING_KEY, N_FLAGGED, N_SAMPLES
+from backend.storage import Workspace, decisions, results, runs, subsets
+from tests.app.app_testkit import (
+    APP_TIMEOUT_S,
+    CLASSES,
+    EMBEDDING_KEY,
+    N_FLAGGED,
+    N_SAMPLES,
+    add_score_run,
+)
+
+EXPLORE = "views/explore.py"
 
 
 def map_spec(at: AppTest) -> dict:
@@ -20,16 +34,41 @@ def map_spec(at: AppTest) -> dict:
     return json.loads(chart.proto.spec)
 
 
+def array(values: list | dict) -> np.ndarray:
+    """A plotly JSON array: a list, or a typed array ``{"dtype", "bdata"}`` (base64)."""
+    if isinstance(values, dict):
+        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=np.dtype(values["dtype"]))
+    return np.asarray(values)
+
+
+def highlighted(at: AppTest) -> set[str]:
+    """The ids the map draws as selected (each trace's ``selectedpoints``)."""
+    ids: set[str] = set()
+    for trace in map_spec(at)["data"]:
+        rows = array(trace.get("selectedpoints", []))
+        ids |= {trace["customdata"][int(row)][0] for row in rows}
+    return ids
+
+
+def button(at: AppTest, text: str):
+    (found,) = [b for b in at.button if b.label.startswith(text)]
+    return found
+
+
+def subheaders(at: AppTest) -> list[str]:
+    return [s.value for s in at.subheader]
+
+
 def test_explore_shows_a_webgl_map_coloured_by_label(app_on, app_workspace: Path) -> None:
     at = app_on(app_workspace)
-    at.switch_page("views/explore.py").run()
+    at.switch_page(EXPLORE).run()
     assert not at.exception
     traces = map_spec(at)["data"]
     assert {t["type"] for t in traces} == {"scattergl"}
     assert [t["name"] for t in traces] == list(CLASSES)
     assert sum(len(t["customdata"]) for t in traces) == N_SAMPLES  # x, y are typed arrays
     assert "id: %{customdata[0]}" in traces[0]["hovertemplate"]
-    assert any("Drag a box or a lasso" in c.value for c in at.main.caption)
+    assert any("Click a point to open it" in c.value for c in at.main.caption)
 
     at.selectbox(key="explore.color_by").set_value("split").run()
     assert not at.exception
@@ -38,11 +77,12 @@ def test_explore_shows_a_webgl_map_coloured_by_label(app_on, app_workspace: Path
 
 def test_explore_colours_by_the_latest_score_run(app_on, scored_workspace: Path) -> None:
     at = app_on(scored_workspace)
-    at.switch_page("views/explore.py").run()
+    at.switch_page(EXPLORE).run()
     colour = at.selectbox(key="explore.color_by")
-    assert colour.options[:4] == [
+    assert colour.options[:5] == [
         "label",
         "split",
+        "decision (kept, relabeled, dropped, unsure)",
         "label issue (flagged or not)",
         "label-issue score",
     ]
@@ -59,6 +99,67 @@ def test_explore_colours_by_the_latest_score_run(app_on, scored_workspace: Path)
     (trace,) = map_spec(at)["data"]
     assert trace["marker"]["colorscale"] and len(trace["customdata"]) == N_SAMPLES
     assert "el2n: %{marker.color" in trace["hovertemplate"]
+
+
+def test_flagged_samples_and_high_scores_are_drawn_on_top(app_on, scored_workspace: Path) -> None:
+    """Bug 5: plotly draws traces in order (and a trace's points in row order), so the flagged
+    trace comes last, and on a score scale the highest values come last."""
+    at = app_on(scored_workspace)
+    at.switch_page(EXPLORE).run()
+    at.selectbox(key="explore.color_by").set_value("label_issue").run()
+    traces = map_spec(at)["data"]
+    assert [t["name"] for t in traces] == ["not flagged", "flagged"]
+    assert traces[1]["legendrank"] < traces[0]["legendrank"]  # the legend still lists flagged first
+
+    at.selectbox(key="explore.color_by").set_value("label_issue_score").run()
+    (trace,) = map_spec(at)["data"]
+    drawn = array(trace["marker"]["color"])
+    assert np.all(np.diff(drawn) >= 0) and len(drawn) == N_SAMPLES
+
+
+def test_the_chosen_score_run_colours_the_map(app_on, writable_scored_workspace: Path) -> None:
+    ws = Workspace.open(writable_scored_workspace)
+    older = runs.latest_run(ws, "score")["run_id"]
+    newer = add_score_run(ws, seed=7)
+    at = app_on(writable_scored_workspace)
+    at.switch_page(EXPLORE).run()
+    run_box = at.selectbox(key="explore.score_run")
+    assert run_box.value == newer and len(run_box.options) == 2
+
+    at.selectbox(key="explore.color_by").set_value("label_issue_score").run()
+    shown_newer = array(map_spec(at)["data"][0]["marker"]["color"])
+    at.selectbox(key="explore.score_run").set_value(older).run()
+    assert not at.exception
+    shown_older = array(map_spec(at)["data"][0]["marker"]["color"])
+    expected = np.sort(results.read_label_issues(ws, older)["label_issue_score"].to_numpy())
+    np.testing.assert_allclose(shown_older, expected, rtol=1e-6)
+    assert not np.allclose(shown_newer, shown_older)
+
+
+def test_colour_by_decision_and_by_tag(app_on, writable_workspace: Path) -> None:
+    ws = Workspace.open(writable_workspace)
+    ids = sorted(ws.sample_ids())
+    decisions.decide(ws, "drop", ids[:2], source="cli")
+    decisions.decide(ws, "keep", ids[2:5], source="cli")
+    label = ws.samples(columns=["id", "label"]).set_index("id")["label"][ids[5]]
+    decisions.decide(ws, "relabel", ids[5:6], to=next(c for c in CLASSES if c != label), source="cli")
+    decisions.decide(ws, "tag", ids[:4], tag="blurry", source="cli")
+    at = app_on(writable_workspace)
+    at.switch_page(EXPLORE).run()
+    at.selectbox(key="explore.color_by").set_value("decision").run()
+    assert not at.exception
+    traces = map_spec(at)["data"]
+    assert [(t["name"], len(t["customdata"])) for t in traces] == [
+        ("none", N_SAMPLES - 6), ("kept", 3), ("relabeled", 1), ("dropped", 2)
+    ]  # decided samples on top of undecided ones
+    assert {t["customdata"][0][0] for t in traces if t["name"] == "dropped"} <= set(ids[:2])
+
+    colour = at.selectbox(key="explore.color_by")
+    assert "tag: blurry" in colour.options
+    colour.set_value("tag:blurry").run()
+    traces = map_spec(at)["data"]
+    assert [(t["name"], len(t["customdata"])) for t in traces] == [("not tagged", N_SAMPLES - 4), ("tagged", 4)]
+    assert {row[0] for row in traces[1]["customdata"]} == set(ids[:4])
 
 
 def test_a_score_without_values_is_grey() -> None:
@@ -81,7 +182,7 @@ def test_explore_defaults_to_the_latest_projection(app_on, writable_workspace: P
     ws = Workspace.open(writable_workspace)
     newest = project(ws, ProjectionSettings(method="pca", seed=1), embedding_key=EMBEDDING_KEY)
     at = app_on(writable_workspace)
-    at.switch_page("views/explore.py").run()
+    at.switch_page(EXPLORE).run()
     run_box = at.selectbox(key="explore.run_id")
     assert run_box.value == newest.run_id
     assert len(run_box.options) == 2
@@ -104,27 +205,169 @@ def test_figure_is_identical_across_reruns() -> None:
     assert [t.name for t in first.data] == ["2", "10", "(none)"]  # natural order
 
 
-def test_selected_ids_from_customdata_or_point_index() -> None:
-    points = pd.DataFrame(
-        {
-            "id": ["a", "b", "c"],
-            "x": [0.0, 1, 2],
-            "y": [0.0, 1, 2],
-            "label": ["p", "q", "p"],
-            "split": "",
-        }
-    )
-    figure = projection_figure(points, color_by="label")  # trace 0: a, c; trace 1: b
+def test_selected_ids_come_from_customdata() -> None:
     selection = {
         "points": [
             {"curve_number": 1, "point_index": 0, "customdata": ["b", "q", ""]},
-            {"curve_number": 0, "point_index": 1},  # no customdata: looked up in the figure
+            {"curve_number": 0, "point_index": 1, "customdata": ["c", "p", ""]},
             {"curve_number": 1, "point_index": 0, "customdata": ["b", "q", ""]},  # duplicate
-        ]
+        ],
+        "box": [{"x": [0, 1], "y": [0, 1]}],
     }
-    assert selected_ids(selection, figure) == ["b", "c"]
-    assert selected_ids({"points": []}, figure) == []
-    assert selected_ids(None, figure) == []
+    assert selected_ids(selection) == ["b", "c"]
+    assert is_area_selection(selection)
+    assert not is_area_selection({"points": selection["points"][:1], "box": [], "lasso": []})
+    assert selected_ids({"points": []}) == []
+    assert selected_ids(None) == []
+
+
+def test_a_selection_is_drawn_highlighted_in_every_colouring() -> None:
+    points = pd.DataFrame({"id": ["a", "b", "c", "d"], "x": [0.0, 1, 2, 3], "y": [0.0, 1, 2, 3],
+                           "label": ["p", "q", "p", "q"], "split": "", "score": [0.3, 0.9, 0.1, np.nan]})
+    by_label = projection_figure(points, color_by="label", selected=["c", "b"])
+    assert [(t.name, list(t.selectedpoints)) for t in by_label.data] == [("p", [1]), ("q", [0])]
+    missing, scored = projection_figure(points, color_by="score", selected=["b"]).data
+    assert list(scored.customdata[:, 0]) == ["c", "a", "b"] and list(scored.selectedpoints) == [2]
+    assert list(missing.selectedpoints) == []
+    assert projection_figure(points, color_by="label").data[0].selectedpoints is None
+
+
+def callback_script(selection: dict | None) -> None:
+    """The map's ``on_select`` callback, as if the chart of figure "basis-1" had just returned
+    ``selection``."""
+    import streamlit as st
+
+    from app.components import selection as panel
+
+    st.session_state["explore.map"] = {"selection": selection}
+    panel.on_map_select("basis-1")
+
+
+def kept(at: AppTest, key: str):
+    return at.session_state[key] if key in at.session_state else None
+
+
+@pytest.mark.parametrize(
+    ("event", "selection", "basis", "clicked"),
+    [
+        ({"points": [{"customdata": ["b"]}, {"customdata": ["c"]}], "box": [{"x": [0, 1]}]}, ["b", "c"], "basis-1",
+         None),
+        ({"points": [{"customdata": ["d"]}], "box": [], "lasso": []}, ["x"], "old", "d"),  # a click keeps it
+        ({"points": [], "box": [], "lasso": []}, None, None, None),  # double click: cleared
+    ],
+)
+def test_map_callback_selects_opens_or_clears(event: dict, selection: list | None, basis: str | None,
+                                              clicked: str | None) -> None:
+    at = AppTest.from_function(callback_script, kwargs={"selection": event}, default_timeout=APP_TIMEOUT_S)
+    at.session_state["explore.selection"] = ["x"]
+    at.session_state["explore.selection_basis"] = "old"
+    at.run()
+    assert not at.exception
+    assert kept(at, "explore.selection") == selection
+    assert kept(at, "explore.selection_basis") == basis
+    assert kept(at, "explore.clicked") == clicked
+
+
+def test_a_selection_survives_a_change_of_colouring(app_on, scored_workspace: Path) -> None:
+    """Bug 4: a new colouring is a new figure, whose chart starts with no selection; the page
+    keeps the ids itself and draws them highlighted in the new colouring."""
+    chosen = sorted(Workspace.open(scored_workspace).sample_ids())[3:8]
+    at = app_on(scored_workspace)
+    at.switch_page(EXPLORE)
+    at.session_state["explore.selection"] = chosen  # what the chart's callback stores
+    at.run()
+    assert "5 selected" in subheaders(at)
+    assert highlighted(at) == set(chosen)
+    for colouring in ("label_issue", "el2n", "split", "decision"):
+        at.selectbox(key="explore.color_by").set_value(colouring).run()
+        assert not at.exception
+        assert "5 selected" in subheaders(at), colouring
+        assert highlighted(at) == set(chosen), colouring
+
+    button(at, "Clear selection").click().run()
+    assert "5 selected" not in subheaders(at) and highlighted(at) == set()
+
+
+def test_the_figure_a_selection_was_made_on_stays_unchanged(app_on, scored_workspace: Path) -> None:
+    """On the figure the user selected on, the chart still shows the selection itself: the page
+    adds no highlight, so the figure (and the chart's box, zoom and drag mode) stays as it was."""
+    from app import data
+    from app.components.selection import figure_basis
+
+    root = str(scored_workspace)
+    run_id = runs.latest_run(Workspace.open(scored_workspace), "project")["run_id"]
+    chosen = sorted(Workspace.open(scored_workspace).sample_ids())[:4]
+    at = app_on(scored_workspace)
+    at.switch_page(EXPLORE)
+    at.session_state["explore.selection"] = chosen
+    at.session_state["explore.selection_basis"] = figure_basis(data.projection_points(root, run_id), "label")
+    at.run()
+    assert "4 selected" in subheaders(at) and highlighted(at) == set()
+    assert "selectedpoints" not in map_spec(at)["data"][0]
+    at.selectbox(key="explore.color_by").set_value("split").run()
+    assert highlighted(at) == set(chosen)
+    at.selectbox(key="explore.color_by").set_value("label").run()
+    assert highlighted(at) == set()  # back on the figure it was made on
+
+
+def test_clicking_a_point_opens_its_sample_view(app_on, scored_workspace: Path) -> None:
+    sample = sorted(Workspace.open(scored_workspace).sample_ids())[0]
+    at = app_on(scored_workspace)
+    at.switch_page(EXPLORE)
+    at.session_state["explore.clicked"] = sample  # what the callback stores for a click
+    at.run()
+    assert not at.exception
+    assert any(sample in m.value for m in at.markdown)  # the sample view's header
+    assert any(b.label == "Find similar" for b in at.button)
+    at.run()  # opened once per click, not on every rerun
+    assert not any(b.label == "Find similar" for b in at.button)
+
+
+def test_actions_on_a_selection_write_decisions_from_explore(app_on, writable_scored_workspace: Path) -> None:
+    ws = Workspace.open(writable_scored_workspace)
+    chosen = sorted(ws.sample_ids())[:3]
+    at = app_on(writable_scored_workspace)
+    at.switch_page(EXPLORE)
+    at.session_state["explore.selection"] = chosen
+    at.run()
+    at.selectbox(key="explore.actions.action").set_value("drop").run()
+    button(at, "Apply to 3 sample(s)").click().run()
+    assert not at.exception
+    assert any("Dropped: 3 sample(s) saved" in s.value for s in at.success)
+    log = decisions.read_log(ws)
+    assert sorted(log["sample_id"]) == chosen
+    assert set(log["action"]) == {"drop"} and set(log["source"]) == {"explore"}
+    assert set(log["score_run"]) == {runs.latest_run(ws, "score")["run_id"]}
+    assert "3 selected" in subheaders(at)  # the selection stays for the next action
+
+
+def test_the_selection_gallery_pages_and_sorts_by_a_score(
+    app_on, scored_workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(gallery, "PAGE_SIZE", 10)
+    ws = Workspace.open(scored_workspace)
+    everything = sorted(ws.sample_ids())
+    run_id = runs.latest_run(ws, "score")["run_id"]
+    el2n = results.read_scores(ws, run_id).set_index("id")["el2n"]
+    at = app_on(scored_workspace)
+    at.switch_page(EXPLORE)
+    at.session_state["explore.selection"] = everything
+    at.run()
+    assert at.selectbox(key="explore.gallery.sort").value == "label_issue_score"  # the default
+    at.selectbox(key="explore.gallery.sort").set_value("el2n").run()
+    (grid,) = at.get("image")
+    assert len(grid.value) == 10
+    shown = [float(c.rsplit("el2n ", 1)[1]) for c in grid.captions]
+    assert shown == pytest.approx(sorted(el2n, reverse=True)[:10], abs=5e-3)  # captions: 3 digits
+
+    at.number_input(key="explore.gallery.page").set_value(4).run()
+    (grid,) = at.get("image")
+    assert len(grid.value) == N_SAMPLES - 30
+    assert any("Samples 31–36 of 36" in c.value for c in at.caption)
+    at.toggle(key="explore.gallery.descending").set_value(False).run()
+    (grid,) = at.get("image")
+    shown = [float(c.rsplit("el2n ", 1)[1]) for c in grid.captions]
+    assert shown == pytest.approx(sorted(el2n)[30:], abs=5e-3)
 
 
 def selection_script(root: str, ids: list[str], run_id: str) -> None:
@@ -152,7 +395,7 @@ def test_selection_shows_thumbnails_and_saves_a_subset(writable_workspace: Path)
     assert set(grid.captions) <= set(CLASSES)
 
     at.text_input(key="explore.subset_name").input("picked")
-    at.button[0].click().run()
+    button(at, "Save 5 samples").click().run()
     assert not at.exception
     assert "Saved subset 'picked' (5 samples)" in at.success[0].value
     assert sorted(subsets.subset_ids(ws, "picked")) == ids
@@ -165,12 +408,12 @@ def test_saving_over_an_existing_name_needs_the_overwrite_box(writable_workspace
     at = selection_app(writable_workspace, all_ids[3:10]).run()
 
     at.text_input(key="explore.subset_name").input("keep")
-    at.button[0].click().run()
+    button(at, "Save 7 samples").click().run()
     assert "exists" in at.error[0].value and "Nothing was saved" in at.error[0].value
     assert sorted(subsets.subset_ids(ws, "keep")) == all_ids[:3]
 
     at.checkbox(key="explore.overwrite").check()
-    at.button[0].click().run()
+    button(at, "Save 7 samples").click().run()
     assert "Replaced subset 'keep' (7 samples)" in at.success[0].value
     assert sorted(subsets.subset_ids(ws, "keep")) == all_ids[3:10]
 
@@ -179,7 +422,7 @@ def test_a_bad_subset_name_is_refused_with_the_reason(writable_workspace: Path) 
     ids = sorted(Workspace.open(writable_workspace).sample_ids())[:2]
     at = selection_app(writable_workspace, ids).run()
     at.text_input(key="explore.subset_name").input("../escape")
-    at.button[0].click().run()
+    button(at, "Save 2 samples").click().run()
     assert "Nothing was saved" in at.error[0].value and "not allowed" in at.error[0].value
 
 

@@ -1,15 +1,21 @@
-"""AppTest for the Export page: preview, download, write to a path, and fresh subsets."""
+"""AppTest for the Export page: the curated preview, dropped samples out or in, the download, write
+to a path (absolute only) with its provenance, the image folder, fresh subsets and decisions,
+and a score run's scores."""
 
 from __future__ import annotations
 
+import io
+import json
+import os
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from app import state
-from backend.storage import Workspace, subsets
+from app import data, export_data, state
+from backend.storage import Workspace, decisions, provenance, runs, subsets
 from tests.app.app_testkit import N_SAMPLES, metric_values
 
 
@@ -17,17 +23,52 @@ def export_page(app_on, workspace: Path) -> AppTest:
     return app_on(workspace, "views/export.py")
 
 
+def path_box(at: AppTest, subset: str | None = None, fmt: str = "csv"):
+    return at.text_input(key=f"export.path.{subset}.{fmt}")
+
+
+def click(at: AppTest, label: str, timeout: float | None = None) -> AppTest:
+    next(b for b in at.button if b.label == label).click().run(timeout=timeout)
+    return at
+
+
 def test_export_previews_the_whole_dataset_and_offers_a_download(
     app_on, app_workspace: Path
 ) -> None:
     at = export_page(app_on, app_workspace)
-    assert metric_values(at) == {"Rows": f"{N_SAMPLES}"}
-    assert {"id", "path", "label", "split"} <= set(at.dataframe[0].value.columns)
-    (button,) = at.get("download_button")
+    assert metric_values(at) == {"Rows": f"{N_SAMPLES}", "Relabeled": "0", "Dropped": "0"}
+    columns = list(at.dataframe[0].value.columns)
+    assert columns[:7] == ["id", "path", "label", "original_label", "split", "decision", "tags"]
+    (button,) = at.get("download_button")  # no score run: no scores download either
     assert button.label == "Download CSV"
+    assert "No score run yet" in at.info[0].value
 
     at.radio(key="export.format").set_value("parquet").run()
     assert at.get("download_button")[0].label == "Download PARQUET"
+
+
+def test_decisions_show_at_once_and_dropped_samples_are_left_out(app_on, writable_workspace: Path) -> None:
+    at = export_page(app_on, writable_workspace)
+    ws = Workspace.open(writable_workspace)  # as the Review page or the CLI would
+    ids = sorted(ws.sample_ids())
+    given = ws.samples(columns=["id", "label"]).set_index("id")["label"]
+    other = next(label for label in sorted(set(given)) if label != given[ids[0]])
+    decisions.decide(ws, "relabel", [ids[0]], to=other)
+    decisions.decide(ws, "drop", ids[1:3])
+    at.run()
+    assert metric_values(at) == {"Rows": f"{N_SAMPLES - 2}", "Relabeled": "1", "Dropped": "2 left out"}
+    shown = at.dataframe[0].value.set_index("id")
+    assert shown.loc[ids[0], "label"] == other and shown.loc[ids[0], "original_label"] == given[ids[0]]
+    assert not set(ids[1:3]) & set(shown.index)
+
+    at.toggle(key=state.EXPORT_INCLUDE_DROPPED).set_value(True).run()
+    assert metric_values(at)["Rows"] == f"{N_SAMPLES}" and metric_values(at)["Dropped"] == "2 included"
+    # the download carries the same rows, and Parquet its provenance record
+    at.radio(key="export.format").set_value("parquet").run()
+    table = pq.read_table(io.BytesIO(data.export_bytes(str(writable_workspace), None, "parquet", False)))
+    assert len(table) == N_SAMPLES - 2
+    record = json.loads(table.schema.metadata[provenance.PARQUET_KEY])
+    assert record["decisions"]["dropped_left_out"] == 2 and record["file"] is None
 
 
 def test_a_subset_saved_elsewhere_shows_up_at_once(app_on, writable_workspace: Path) -> None:
@@ -39,21 +80,65 @@ def test_a_subset_saved_elsewhere_shows_up_at_once(app_on, writable_workspace: P
     at.run()
     assert "four" in at.selectbox(key="export.source").options
     at.selectbox(key="export.source").set_value("four").run()
-    assert metric_values(at) == {"Rows": "4"}
+    assert metric_values(at)["Rows"] == "4"
 
 
-def test_write_to_a_path_and_report_a_bad_one(app_on, app_workspace: Path, tmp_path: Path) -> None:
+def test_write_to_a_path_with_its_provenance_and_report_a_bad_one(app_on, app_workspace: Path,
+                                                                  tmp_path: Path) -> None:
     at = export_page(app_on, app_workspace)
     out = tmp_path / "manifest.csv"
-    at.text_input[0].input(str(out))
-    at.button[0].click().run()
+    path_box(at).input(str(out))
+    click(at, "Write file")
     assert not at.exception
-    assert str(out) in at.success[0].value
+    assert f"to {out}. Provenance: {out}.provenance.json" in at.success[0].value
     assert len(pd.read_csv(out)) == N_SAMPLES
+    assert json.loads((tmp_path / "manifest.csv.provenance.json").read_text())["rows"] == N_SAMPLES
 
-    at.text_input[0].input(str(tmp_path / "missing-folder" / "m.csv"))
-    at.button[0].click().run()
+    path_box(at).input(str(tmp_path / "missing-folder" / "m.csv"))
+    click(at, "Write file")
     assert "Could not write" in at.error[0].value and "does not exist" in at.error[0].value
+
+
+def test_a_relative_path_is_refused_with_where_it_would_have_gone(app_on, app_workspace: Path) -> None:
+    at = export_page(app_on, app_workspace)
+    path_box(at).input("relative.csv")
+    click(at, "Write file")
+    assert "Give an absolute path" in at.error[0].value and os.getcwd() in at.error[0].value
+    assert not Path("relative.csv").exists() and not at.success
+
+
+def test_an_image_folder_is_written_not_downloaded(app_on, app_workspace: Path, tmp_path: Path) -> None:
+    at = export_page(app_on, app_workspace)
+    at.radio(key="export.format").set_value("imagefolder").run()
+    assert not at.get("download_button") or all("scores" in b.label for b in at.get("download_button"))
+    assert any("cannot be downloaded" in c.value for c in at.caption)
+    out = tmp_path / "folder"
+    path_box(at, fmt="imagefolder").input(str(out))
+    click(at, "Write folder")
+    assert not at.exception and not at.error
+    assert f"Wrote {N_SAMPLES} files to {out}. Provenance: {out / 'provenance.json'}" in at.success[0].value
+    files = list(out.rglob("*.png"))
+    assert len(files) == N_SAMPLES and all(p.is_symlink() for p in files)
+
+    copies = tmp_path / "copies"
+    path_box(at, fmt="imagefolder").input(str(copies))
+    at.checkbox(key=state.EXPORT_COPY).check()
+    click(at, "Write folder")
+    assert not any(p.is_symlink() for p in copies.rglob("*.png")) and len(list(copies.rglob("*.png"))) == N_SAMPLES
+    click(at, "Write folder")  # the folder exists now
+    assert "not an empty folder" in at.error[0].value
+
+
+def test_the_scores_of_a_score_run_can_be_downloaded(app_on, scored_workspace: Path) -> None:
+    at = export_page(app_on, scored_workspace)
+    run_id = runs.latest_run(Workspace.open(scored_workspace), "score")["run_id"]
+    assert at.selectbox(key=state.EXPORT_SCORE_RUN).value == run_id
+    at.radio(key=state.EXPORT_SCORE_FORMAT).set_value("jsonl").run()
+    labels = [b.label for b in at.get("download_button")]
+    assert labels == ["Download CSV", "Download scores JSONL"]
+    table = pd.read_json(io.BytesIO(export_data.scores_bytes(str(scored_workspace), run_id, "jsonl")), lines=True)
+    assert len(table) == N_SAMPLES and {"el2n_score", "aum_score", "label_issue_score"} <= set(table.columns)
+    assert not [c for c in table.columns if c.endswith("_score_score")]
 
 
 def test_write_a_subset_with_soft_labels_for_distillation(app_on, writable_scored_workspace: Path,
@@ -66,18 +151,19 @@ def test_write_a_subset_with_soft_labels_for_distillation(app_on, writable_score
     assert not at.checkbox  # soft labels need a subset: the whole dataset has no kept fraction
     at.selectbox(key="export.source").set_value("half").run()
     out = tmp_path / "half.csv"
-    at.text_input[0].input(str(out))
+    path_box(at, "half").input(str(out))
     at.checkbox(key=state.EXPORT_SOFT_LABELS).check()
-    at.button[0].click().run(timeout=120)
+    click(at, "Write file", timeout=120)
     assert not at.exception and not at.error
-    assert str(out) in at.success[0].value
+    assert str(out) in at.success[0].value and "provenance" in at.success[0].value.lower()
     written = pd.read_csv(out)
     classes = sorted(samples["label"].astype(str).unique())
     assert sorted(written["id"]) == sorted(kept)
     assert [f"teacher_logit_{c}" for c in classes] == [c for c in written.columns if c.startswith("teacher_logit_")]
     assert written["kd_weight"].to_numpy() == pytest.approx(1 - len(kept) / len(samples))  # the fraction removed
     assert (written["kd_temperature"] == 4.0).all()
+    assert json.loads((tmp_path / "half.csv.provenance.json").read_text())["soft_labels"]["kd_temperature"] == 4.0
 
-    at.text_input[0].input(str(tmp_path / "missing-folder" / "half.csv"))
-    at.button[0].click().run(timeout=120)
+    path_box(at, "half").input(str(tmp_path / "missing-folder" / "half.csv"))
+    click(at, "Write file", timeout=120)
     assert "Could not write" in at.error[0].value

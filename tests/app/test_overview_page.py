@@ -5,11 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from streamlit.testing.v1 import AppTest
 
+from app import state
 from backend.config import ProjectionSettings
 from backend.jobs.project_job import project
 from backend.storage import Workspace
-from tests.app.app_testkit import CLASSES, EMBEDDING_KEY, N_SAMPLES, metric_values
+from tests.app.app_testkit import (
+    APP_TIMEOUT_S,
+    CLASSES,
+    EMBEDDING_KEY,
+    MAIN_SCRIPT,
+    N_SAMPLES,
+    metric_values,
+)
 
 PAGES = (
     "views/overview.py",
@@ -100,6 +109,38 @@ def test_sidebar_opens_another_workspace_only_when_it_is_one(
     at.sidebar.text_input[0].input(str(app_workspace)).run()
     assert not at.sidebar.error
     assert metric_values(at)["Samples"] == f"{N_SAMPLES}"
+
+
+def test_the_workspace_chosen_in_the_sidebar_survives_a_reload(
+    app_on, app_workspace: Path, empty_workspace: Path
+) -> None:
+    at = app_on(empty_workspace)
+    at.sidebar.text_input[0].input(str(app_workspace)).run()
+    chosen = str(app_workspace.resolve())
+    assert at.query_params[state.WORKSPACE_PARAM] == chosen
+    at.switch_page("views/runs.py").run()
+    assert at.query_params[state.WORKSPACE_PARAM] == chosen  # kept on every page
+    reloaded = AppTest.from_file(MAIN_SCRIPT, default_timeout=APP_TIMEOUT_S)  # a new session, same address
+    reloaded.query_params = dict(at.query_params)
+    reloaded.run()
+    assert not reloaded.exception and not reloaded.sidebar.error
+    assert metric_values(reloaded)["Samples"] == f"{N_SAMPLES}"
+    assert reloaded.sidebar.text_input[0].value == chosen
+
+
+def test_an_address_naming_no_workspace_shows_why_and_the_default(
+    app_on, empty_workspace: Path, tmp_path: Path
+) -> None:
+    app_on(empty_workspace)  # sets the default ($THRESHER_WORKSPACE)
+    at = AppTest.from_file(MAIN_SCRIPT, default_timeout=APP_TIMEOUT_S)
+    at.query_params[state.WORKSPACE_PARAM] = str(tmp_path / "not-here")
+    at.run()
+    assert not at.exception
+    error = at.sidebar.error[0].value
+    assert "is not a Thresher workspace" in error and "named by the address" in error
+    assert f"Showing `{empty_workspace}`" in error
+    assert metric_values(at)["Samples"] == "0"
+    assert at.query_params[state.WORKSPACE_PARAM] == str(empty_workspace)
 
 
 def test_overview_shows_a_workers_new_run_on_the_next_rerun(

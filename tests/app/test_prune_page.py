@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from app import state
+from app.components.evaluate_panel import accuracy_table
 from app.components.prune_panel import RECOMMENDED, n_kept
+from backend.jobs import job_manager
 from backend.jobs.evaluate_job import ARM_TEXT
-from backend.storage import Workspace, results, runs, subsets
+from backend.storage import Workspace, decisions, results, runs, subsets
 from tests.app.app_testkit import CLASSES, N_SAMPLES, PER_SPLIT, metric_values
 
 
@@ -118,6 +121,21 @@ def test_flagged_label_issues_can_be_left_to_the_method(app_on, writable_scored_
     assert metric_values(at)["Label issues removed first"] == "off"
 
 
+def test_the_result_says_what_decisions_did(app_on, writable_scored_workspace: Path) -> None:
+    ws = Workspace.open(writable_scored_workspace)
+    ids = sorted(ws.sample_ids())
+    decisions.decide(ws, "keep", ids[:3])
+    decisions.decide(ws, "drop", ids[3:5])
+    at = prune_page(app_on, writable_scored_workspace)
+    at.text_input(key=state.PRUNE_SUBSET_NAME).input("decided")
+    at.button(key="prune.run").click().run()
+    assert not at.exception and "Saved subset 'decided'" in at.success[0].value
+    assert any("3 samples pinned by keep decisions" in c.value and "2 dropped by decisions" in c.value
+               for c in at.main.caption)
+    kept = set(subsets.subset_ids(ws, "decided"))
+    assert set(ids[:3]) <= kept and not kept & set(ids[3:5]) and len(kept) == N_SAMPLES // 2
+
+
 def test_an_existing_name_needs_the_replace_box(app_on, writable_scored_workspace: Path) -> None:
     ws = Workspace.open(writable_scored_workspace)
     first_ids = sorted(ws.sample_ids())[:3]
@@ -164,6 +182,15 @@ def test_procedure_parameters_reach_the_prune(app_on, writable_scored_workspace:
     assert not [n for n in at.number_input if str(n.key).startswith(state.PRUNE_OPTION)]
 
 
+def wait_for_jobs(workspace: Path, timeout_s: float = 120) -> None:
+    """Until no job of the workspace runs (the evaluation runs as a job in its own process)."""
+    ws = Workspace.open(workspace)
+    deadline = time.monotonic() + timeout_s
+    while any(job.active for job in job_manager.list_jobs(ws)):
+        assert time.monotonic() < deadline, [job.status for job in job_manager.list_jobs(ws)]
+        time.sleep(0.1)
+
+
 def test_evaluate_a_subset_from_the_page(app_on, writable_scored_workspace: Path) -> None:
     ws = Workspace.open(writable_scored_workspace)
     samples = ws.samples(columns=["id", "label"]).sort_values("id")
@@ -174,19 +201,33 @@ def test_evaluate_a_subset_from_the_page(app_on, writable_scored_workspace: Path
     assert at.selectbox(key=state.PRUNE_EVAL_SUBSET).value == "one"  # the newest
     assert any("has not been evaluated yet" in c.value for c in at.main.caption)
 
-    at.button(key="prune.evaluate").click().run(timeout=120)
+    at.button(key="prune.evaluate").click().run()
+    assert not at.exception  # the click returns at once: the evaluation is a job
+    [job] = job_manager.list_jobs(ws, "evaluate")
+    assert job.params == {"subset": "one"}
+    assert any(f"Evaluating subset 'one' as job {job.job_id}" in c.value for c in at.main.caption)
+    assert "prune.evaluate" not in [button.key for button in at.button]  # no second one while it runs
+    at.switch_page("views/jobs.py").run()
+    assert any(f"`{job.job_id}`" in m.value and "**evaluate**" in m.value for m in at.main.markdown)
+    wait_for_jobs(writable_scored_workspace)
+    at.switch_page("views/prune.py").run()
     assert not at.exception
     assert "did not run" in at.error[0].value and "no kept sample" in at.error[0].value
     assert runs.list_runs(ws, "evaluate").empty  # refused before a run was recorded
 
     at.selectbox(key=state.PRUNE_EVAL_SUBSET).set_value("two_thirds").run()
-    at.button(key="prune.evaluate").click().run(timeout=120)
+    assert not at.error  # the failure was the other subset's
+    at.button(key="prune.evaluate").click().run()
+    wait_for_jobs(writable_scored_workspace)
+    at.run()
     assert not at.exception and not at.error
     run = runs.latest_run(ws, "evaluate")
     assert run["summary"]["subset"] == "two_thirds" and run["summary"]["n_kept"] == len(half)
-    shown = metric_values(at)
+    shown = at.table[0].value  # bug 7: as metrics in a row, "88.17% ± 2.31" was cut off
     for arm, text in ARM_TEXT.items():
-        assert shown[text] == f"{run['summary']['accuracy'][arm]:.2f}% ± {run['summary']['accuracy_std'][arm]:.2f}"
+        accuracy, spread = run["summary"]["accuracy"][arm], run["summary"]["accuracy_std"][arm]
+        assert shown.loc[text, "Held-out accuracy"] == f"{accuracy:.2f}% ± {spread:.2f}"
+    assert not at.metric
     assert any(run["run_id"] in c.value for c in at.main.caption)
     assert "Distillation on this subset" in markdown_text(at)
     assert len(at.get("plotly_chart")) == 1  # recall by class
@@ -195,3 +236,30 @@ def test_evaluate_a_subset_from_the_page(app_on, writable_scored_workspace: Path
     subsets.save_subset(ws, "two_thirds", half[:-1], overwrite=True)  # e.g. a prune that replaced it
     at.run()
     assert "was saved again after this evaluation" in at.warning[0].value
+
+
+def test_after_a_prune_the_evaluation_offers_the_new_subset(app_on, writable_scored_workspace: Path) -> None:
+    """Bug 2: the picker kept the subset that was newest when the page loaded."""
+    ws = Workspace.open(writable_scored_workspace)
+    subsets.save_subset(ws, "two", sorted(ws.sample_ids())[:2])
+    at = prune_page(app_on, writable_scored_workspace)
+    assert at.selectbox(key=state.PRUNE_EVAL_SUBSET).value == "two"
+    at.text_input(key=state.PRUNE_SUBSET_NAME).input("kept")
+    at.button(key="prune.run").click().run()
+    assert not at.exception
+    assert at.selectbox(key=state.PRUNE_EVAL_SUBSET).value == "kept"
+    at.selectbox(key=state.PRUNE_EVAL_SUBSET).set_value("two").run()
+    assert at.selectbox(key=state.PRUNE_EVAL_SUBSET).value == "two"  # the user's pick holds after that
+    at.text_input(key=state.PRUNE_SUBSET_NAME).input("kept again")
+    at.button(key="prune.run").click().run()
+    assert at.selectbox(key=state.PRUNE_EVAL_SUBSET).value == "kept again"
+
+
+def test_evaluation_figures_are_whole_in_a_table() -> None:
+    """Bug 7: every figure is in full ("88.17% ± 2.35", not "88.17% ± 2…")."""
+    accuracy = {"full": 90.0, "subset": 88.1666, "subset_kd": 89.0, "random": 85.5, "random_kd": 86.25}
+    table = accuracy_table({"accuracy": accuracy, "accuracy_std": dict.fromkeys(accuracy, 2.345)})
+    assert table["Held-out accuracy"].tolist() == ["90.00% ± 2.35", "88.17% ± 2.35", "89.00% ± 2.35",
+                                                   "85.50% ± 2.35", "86.25% ± 2.35"]
+    assert table["vs all samples"].tolist() == ["", "-1.83 points", "-1.00 points", "-4.50 points", "-3.75 points"]
+    assert table.index.tolist() == list(ARM_TEXT.values())

@@ -9,7 +9,13 @@ import pandas as pd
 from streamlit.testing.v1 import AppTest
 
 from app import state
-from app.components.review_panel import IssueFilter, apply_filter, csv_bytes, detector_names, table_key
+from app.components.review_panel import (
+    IssueFilter,
+    apply_filter,
+    csv_bytes,
+    detector_names,
+    table_key,
+)
 from backend.storage import Workspace, subsets
 from tests.app.app_testkit import CLASSES, FLAGGED_PER_CLASS, N_FLAGGED, N_SAMPLES, metric_values
 

@@ -30,7 +30,7 @@ def test_runs_listed_and_two_score_runs_compared(app_on, writable_scored_workspa
     assert shown["Jaccard"] == "1.00"  # the test kit flags the same samples in every run
     settings, scores = at.dataframe[1].value, at.dataframe[2].value
     assert set(settings["field"]) == {"seed"}  # times and durations are not counted as differences
-    assert set(scores["name"]) == {*SCORERS, "cl_self_confidence", *NC_SAMPLE_COLUMNS}
+    assert set(scores["name"]) == {*SCORERS, "cl_self_confidence", "suggested_probability", *NC_SAMPLE_COLUMNS}
     assert (scores["n"] == N_SAMPLES).all()
     assert "Neural collapse" in " ".join(m.value for m in at.markdown)
 
@@ -97,3 +97,24 @@ def test_two_prune_runs_compare_their_kept_samples(app_on, writable_scored_works
     shown = metric_values(at)
     assert shown["Kept by a"] == shown["Kept by b"] == str(N_SAMPLES // 2)
     assert shown["By both"] == "0" and shown["Jaccard"] == "0.00"
+
+
+def test_a_replaced_subset_changes_the_prune_comparison_on_the_next_rerun(
+    app_on, writable_scored_workspace: Path
+) -> None:
+    """The comparison reads the subsets table: saving over a prune's subset (no new run, so the
+    runs table is unchanged) must show on the next rerun, not a cached kept set."""
+    from backend.jobs.prune_job import prune
+    from backend.storage import subsets
+
+    ws = Workspace.open(writable_scored_workspace)
+    score_run = runs.list_runs(ws, "score")["run_id"].iloc[0]
+    hard = prune(ws, name="hard", ratio=0.5, method="keep_hard:el2n", score_run=score_run, label_issues="keep")
+    prune(ws, name="easy", ratio=0.5, method="keep_easy:el2n", score_run=score_run, label_issues="keep")
+    at = runs_page(app_on, writable_scored_workspace)
+    at.selectbox(key=state.RUNS_COMPARE_KIND).set_value("prune").run()
+    assert metric_values(at)["Jaccard"] == "0.00"
+    subsets.save_subset(ws, "hard", subsets.subset_ids(ws, "easy"), origin="prune", run_id=hard.run_id,
+                        overwrite=True)  # as another session would
+    at.run()
+    assert metric_values(at)["Jaccard"] == "1.00" and metric_values(at)["By both"] == str(N_SAMPLES // 2)

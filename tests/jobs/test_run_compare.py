@@ -3,6 +3,7 @@ flags, scores and collapse metrics (no probes), and through the CLI."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import pandas as pd
 import pytest
 
 from backend.cli import main
-from backend.jobs.run_compare import compare_runs, compare_scores, report
+from backend.jobs.run_compare import _top_overlap, compare_runs, compare_scores, report
 from backend.storage import Workspace, results, runs
 from backend.storage.errors import ConflictError, StorageError
 from tests.app.app_testkit import build_workspace, collapse_rows
@@ -81,19 +82,49 @@ def test_hardest_overlap_follows_each_score_orientation() -> None:
     assert table.loc["knn_vote_score", "top_overlap"] == 0.0  # high = worse: j in a, i in b
 
 
-def test_hardest_overlap_breaks_ties_at_random_not_by_row_order() -> None:
-    """SemDeDup's 0/1 leaves 90 tied "hardest" samples: the overlap is the expectation under
-    random tie-breaking (80 shared of 90, k = 10: 80 / 81 / 10), not 0 as row order would give;
-    two constant scores give chance, k / n."""
+def test_hardest_overlap_counts_ties_as_shared_not_by_row_order() -> None:
+    """SemDeDup's 0/1 leaves 90 tied "hardest" samples in each run, 80 of them the same: the
+    overlap is the share of tied samples in common (80 / 90), not 0 as row order would give nor
+    80 / 81 / 10 as independent random tie-breaking would; two equal constant scores agree (1),
+    a constant score against an informative one is chance (k / n)."""
     ids = [f"s{i:03d}" for i in range(100)]
     dup_a, dup_b = np.zeros(100), np.zeros(100)
     dup_a[:10], dup_b[50:60] = 1.0, 1.0
-    wide_a = pd.DataFrame({"id": ids, "semdedup": dup_a, "forgetting": np.zeros(100)})
-    wide_b = pd.DataFrame({"id": ids, "semdedup": dup_b, "forgetting": np.zeros(100)})
+    informative = np.where(np.arange(100) < 10, 5.0, 0.0)
+    wide_a = pd.DataFrame({"id": ids, "semdedup": dup_a, "forgetting": np.zeros(100), "el2n": np.zeros(100)})
+    wide_b = pd.DataFrame({"id": ids, "semdedup": dup_b, "forgetting": np.zeros(100), "el2n": informative})
     table = compare_scores(wide_a, wide_b).set_index("name")
-    assert table.loc["semdedup", "top_overlap"] == pytest.approx(80 / 81 / 10)
-    assert table.loc["forgetting", "top_overlap"] == pytest.approx(0.1)
+    assert table.loc["semdedup", "top_overlap"] == pytest.approx(80 / 90)
+    assert table.loc["forgetting", "top_overlap"] == 1.0
+    assert table.loc["el2n", "top_overlap"] == pytest.approx(0.1)
     assert table.loc["forgetting", "spearman"] is None or np.isnan(table.loc["forgetting", "spearman"])
+
+
+def _reference_overlap(hard_a: np.ndarray, hard_b: np.ndarray, k: int) -> float:
+    """Slow: each run's P(in the hardest k) over every order its ties can be broken in (all
+    permutations as tie-breakers), then sum(min) / k."""
+    n = hard_a.size
+    counts = np.zeros((2, n))
+    perms = list(itertools.permutations(range(n)))
+    for side, hard in enumerate((hard_a, hard_b)):
+        for perm in perms:
+            order = sorted(range(n), key=lambda i: (hard[i], perm[i]), reverse=True)
+            counts[side, order[:k]] += 1
+    weights = counts / len(perms)
+    return float(np.minimum(weights[0], weights[1]).sum() / k)
+
+
+def test_hardest_overlap_matches_a_brute_force_reference() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        n = int(rng.integers(4, 8))
+        hard_a, hard_b = rng.integers(0, 3, n).astype(float), rng.integers(0, 3, n).astype(float)
+        fraction = float(rng.choice([0.2, 0.4, 0.5]))
+        k = int(round(fraction * n))
+        if k < 1:
+            continue
+        assert _top_overlap(hard_a, hard_b, fraction) == pytest.approx(_reference_overlap(hard_a, hard_b, k))
+        assert _top_overlap(hard_a, hard_a, fraction) == 1.0
 
 
 def test_no_sample_judged_by_both_is_no_agreement(two_runs) -> None:
@@ -173,3 +204,31 @@ def test_prune_runs_compare_their_kept_sets(two_runs, capsys: pytest.CaptureFixt
     assert replaced.kept is None and "('hard half') was deleted or replaced" in replaced.kept_note
     assert main(["runs", "--workspace", str(root), "--compare", easy, again]) == 0
     assert f"kept samples: a {N // 2}, b {N // 2}, both 0" in capsys.readouterr().out
+
+
+def test_identical_runs_with_heavily_tied_scores_compare_as_identical(two_runs) -> None:
+    """Forgetting counts and SemDeDup's 0/1 are mostly ties at the hardest-10 % cut: two runs
+    that stored the same values agree completely (overlap 1, Spearman 1), not by chance."""
+    rng = np.random.default_rng(7)
+    ids = [f"s{i:03d}" for i in range(200)]
+    wide = pd.DataFrame({"id": ids, "forgetting": rng.integers(0, 3, 200).astype(float),
+                         "semdedup": (rng.random(200) < 0.7).astype(float), "sim": np.ones(200)})  # fmt: skip
+    table = compare_scores(wide, wide.sample(frac=1.0, random_state=3)).set_index("name")
+    assert (table["top_overlap"] == 1.0).all(), table
+    assert table.loc["forgetting", "spearman"] == 1.0 and table.loc["semdedup", "spearman"] == 1.0
+    root, a, _ = two_runs
+    ws = Workspace.open(root)
+    copy = runs.start_run(ws, "score", {"probe": {"kind": "mlp"}, "folds": 5}, embedding_key="pixels-8", seed=0)
+    try:
+        results.write_scores(ws, copy, *_scores_of(results.read_scores(ws, a)))
+        results.write_label_issues(ws, copy, results.read_label_issues(ws, a))
+        runs.finish_run(ws, copy, {})
+        scores = compare_runs(ws, a, copy).scores.set_index("name")
+        assert (scores["top_overlap"] == 1.0).all(), scores  # sim: all ones, a 36-way tie
+        assert (scores["spearman"].dropna() == 1.0).all() and pd.isna(scores.loc["sim", "spearman"])
+    finally:
+        runs.delete_run(ws, copy)
+
+
+def _scores_of(wide: pd.DataFrame) -> tuple[list[str], dict[str, np.ndarray]]:
+    return wide["id"].tolist(), {name: wide[name].to_numpy() for name in wide.columns if name != "id"}

@@ -146,6 +146,10 @@ def test_export_scores_and_collapse(scored) -> None:
     assert len(frame) == N
     assert {"id", "label", "suggested_label", "label_issue_score", "is_label_issue"} <= set(frame.columns)
     assert {f"{name}_score" for name in recommended_scorers()} <= set(frame.columns)
+    # the detectors' stored `<detector>_score` become `<detector>_issue_score`, never `_score_score`
+    assert not [c for c in frame.columns if c.endswith("_score_score")]
+    assert {"confident_learning_issue_score", "knn_vote_issue_score", "aum_issue_score", "aum_score"} <= set(frame.columns)
+    assert json.loads((tmp / "scores.csv.provenance.json").read_text())["score_run"]["kind"] == "score"
     out = tmp / "collapse.json"
     assert main(["export", "--workspace", str(ws_path), "--what", "collapse", "--out", str(out)]) == 0
     payload = json.loads(out.read_text())

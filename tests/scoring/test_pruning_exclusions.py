@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from backend.scoring.pruning.exclusions import removed_first
+from backend.scoring.pruning.budgets import n_to_keep
+from backend.scoring.pruning.exclusions import decided_pool, removed_first
 from backend.scoring.pruning.procedures import topk_prune
 
 
@@ -91,3 +92,45 @@ def test_bad_masks() -> None:
         removed_first(5, 0.2, label_issues=np.zeros(4, bool))
     with pytest.raises(ValueError, match="label_issue_score must have shape"):
         removed_first(5, 0.2, label_issues=np.ones(5, bool), label_issue_score=np.ones(3))
+
+
+def test_decisions_split_the_pool_and_the_budget() -> None:
+    dropped = np.zeros(20, bool)
+    dropped[[0, 1]] = True
+    pinned = np.zeros(20, bool)
+    pinned[[5, 6, 7]] = True
+    pool = decided_pool(20, 0.5, dropped=dropped, pinned=pinned)  # keeps 10 of 20: 3 pinned + 7 chosen
+    np.testing.assert_array_equal(pool.pinned, [5, 6, 7])
+    np.testing.assert_array_equal(pool.free, [2, 3, 4, *range(8, 20)])
+    assert (pool.n_dropped, pool.n_keep, pool.n_free_keep) == (2, 10, 7)
+    assert n_to_keep(pool.free.size, pool.free_ratio) == 7 and not pool.pinned_fill_budget
+
+
+def test_more_pinned_than_kept_slots_and_more_dropped_than_removed() -> None:
+    pinned = np.zeros(10, bool)
+    pinned[:4] = True
+    pool = decided_pool(10, 0.8, pinned=pinned)  # keeps 2, but 4 are pinned
+    assert pool.n_free_keep == 0 and pool.pinned_fill_budget
+    dropped = np.zeros(10, bool)
+    dropped[:6] = True
+    pool = decided_pool(10, 0.3, dropped=dropped)  # keeps 7, but only 4 are left
+    assert (pool.n_free_keep, pool.free_ratio) == (4, 0.0)
+
+
+def test_a_row_cannot_be_both_dropped_and_pinned() -> None:
+    both = np.zeros(5, bool)
+    both[2] = True
+    with pytest.raises(ValueError, match="both dropped and pinned"):
+        decided_pool(5, 0.5, dropped=both, pinned=both)
+    with pytest.raises(ValueError, match="pinned must be a"):
+        decided_pool(5, 0.5, pinned=np.zeros(4, bool))
+
+
+@pytest.mark.parametrize("n", [7, 101, 1000, 99_991])
+def test_the_free_ratio_keeps_exactly_the_free_slots(n: int) -> None:
+    rng = np.random.default_rng(n)
+    for ratio in (0.1, 0.3, 0.5, 0.77, 0.9):
+        status = rng.integers(0, 6, n)  # 0: dropped, 1: pinned, else free
+        pool = decided_pool(n, ratio, dropped=status == 0, pinned=status == 1)
+        if pool.n_free_keep:
+            assert n_to_keep(pool.free.size, pool.free_ratio) == pool.n_free_keep

@@ -139,12 +139,12 @@ def test_queries_over_lance_tables(workspace: Workspace) -> None:
 def test_export_roundtrip(workspace: Workspace, tmp_path: Path, fmt: str) -> None:
     workspace.upsert_samples(sample_rows(5))
     out = tmp_path / f"m.{fmt}"
-    assert export.export_manifest(workspace, fmt, out) == 5
+    assert export.export_manifest(workspace, fmt, out).rows == 5
     read = {"csv": pd.read_csv, "parquet": pd.read_parquet, "jsonl": lambda p: pd.read_json(p, lines=True)}[fmt]
     frame = read(out)
     assert len(frame) == 5 and {"id", "path", "label", "split"} <= set(frame.columns)
     subsets.save_subset(workspace, "two", ["s0", "s4"])
-    assert export.export_manifest(workspace, fmt, out, subset="two") == 2
+    assert export.export_manifest(workspace, fmt, out, subset="two").rows == 2
     assert sorted(read(out)["id"]) == ["s0", "s4"]
 
 

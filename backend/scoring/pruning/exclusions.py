@@ -34,6 +34,9 @@ Choices (none of the papers covers combining them):
   least suspicious flagged samples. (``balanced`` quotas are capped by what each class has left.)
 * When the flags fill the whole budget the procedure has nothing left to choose: the kept set
   is everything unflagged, and ``RemovedFirst.n_flagged`` tells the caller (and the user) so.
+* A curator's decisions come before all of this (:func:`decided_pool`): samples dropped by a
+  decision leave the pool (counting as removed), samples marked ``keep`` are kept and take
+  kept slots; flags and near-duplicates are then looked for among the other samples only.
 """
 
 from __future__ import annotations
@@ -136,3 +139,70 @@ def _mask(values: np.ndarray | None, n: int, name: str) -> np.ndarray | None:
     if mask.shape != (n,):
         raise ValueError(f"{name} must be a ({n},) bool mask, got shape {mask.shape}")
     return mask
+
+
+@dataclass(frozen=True)
+class DecidedPool:
+    """How a curator's decisions split a prune's pool of N rows (:func:`decided_pool`).
+
+    ``free`` (M,) int64: the rows the procedure chooses among (neither dropped nor pinned);
+    ``pinned`` (P,) int64: rows kept whatever the procedure does; ``n_dropped``: rows left out
+    by ``drop`` decisions (they count as removed); ``n_keep``: what the ratio keeps of all N;
+    ``n_free_keep``: how many of ``free`` the procedure keeps (0: it has nothing to choose).
+    """
+
+    free: np.ndarray
+    pinned: np.ndarray
+    n_dropped: int
+    n_keep: int
+    n_free_keep: int
+
+    @property
+    def free_ratio(self) -> float:
+        """The fraction of ``free`` the procedure removes, such that
+        ``n_to_keep(free.size, free_ratio) == n_free_keep`` (only meaningful when it keeps >= 1)."""
+        m = self.free.size
+        return (m - self.n_free_keep) / m if m else 0.0
+
+    @property
+    def pinned_fill_budget(self) -> bool:
+        """True when the pinned rows alone use (or exceed) every kept slot."""
+        return self.pinned.size > 0 and self.n_free_keep == 0
+
+
+def decided_pool(n: int, ratio: float, *, dropped: np.ndarray | None = None,
+                 pinned: np.ndarray | None = None) -> DecidedPool:
+    """Apply a curator's decisions to a prune of ``n`` rows at ``ratio`` (fraction removed).
+
+    ``dropped`` and ``pinned`` are (N,) bool masks (None = none); a row cannot be both.
+
+    Algorithm (decisions outrank procedures):
+    1. n_keep = round(n (1 - ratio)) over the whole pool: dropped rows count as removed, so
+       the ratio means what it says whatever was dropped.
+    2. Dropped rows leave the pool. If fewer rows remain than n_keep, all of them are kept.
+    3. Pinned rows are kept and take kept slots: the procedure keeps
+       max(0, min(n_keep, n - n_dropped) - n_pinned) of the free rows. More pinned rows than
+       slots are all kept (a prune never removes a ``keep`` decision), and the procedure chooses
+       nothing.
+    The procedure then runs on ``free`` alone, at :attr:`DecidedPool.free_ratio`, with its own
+    per-class quotas over the free rows (pinned rows are on top of them, as the rows removed
+    first are beside them).
+    """
+    n_keep = n_to_keep(n, ratio)
+    drop = _mask(dropped, n, "dropped")
+    pin = _mask(pinned, n, "pinned")
+    drop = np.zeros(n, bool) if drop is None else drop
+    pin = np.zeros(n, bool) if pin is None else pin
+    both = np.flatnonzero(drop & pin)
+    if both.size:
+        raise ValueError(f"{both.size} rows are both dropped and pinned (e.g. row {both[0]}); a sample has one decision")
+    free = np.flatnonzero(~drop & ~pin).astype(np.int64)
+    pinned_rows = np.flatnonzero(pin).astype(np.int64)
+    n_dropped = int(drop.sum())
+    target = min(n_keep, n - n_dropped)
+    n_free_keep = int(min(free.size, max(0, target - pinned_rows.size)))
+    pool = DecidedPool(free, pinned_rows, n_dropped, n_keep, n_free_keep)
+    if n_free_keep and n_to_keep(free.size, pool.free_ratio) != n_free_keep:
+        raise RuntimeError(f"free ratio {pool.free_ratio!r} keeps {n_to_keep(free.size, pool.free_ratio)} "
+                           f"of {free.size}, not {n_free_keep}")
+    return pool
