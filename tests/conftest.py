@@ -52,3 +52,20 @@ def _release_app_caches():
         st.cache_resource.clear()
         st.cache_data.clear()
     gc.collect()
+
+
+@pytest.fixture(scope="session")
+def scored_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """36 images (circle / square / stripe, train and test), pixel embeddings, a PCA map and one
+    fake score run (read-only by convention: use :func:`scored_ws`)."""
+    from tests.app.app_testkit import build_scored_workspace
+
+    return build_scored_workspace(tmp_path_factory.mktemp("scored-template"))
+
+
+@pytest.fixture
+def scored_ws(scored_template: Path, tmp_path: Path) -> Workspace:
+    """A private copy of :func:`scored_template` to write to."""
+    import shutil
+
+    return Workspace.open(shutil.copytree(scored_template, tmp_path / "workspace"))

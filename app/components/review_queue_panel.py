@@ -11,8 +11,7 @@ from app import curation_data, data, state
 from app.components import decision_actions
 from app.components.metric_row import metric_row
 from app.components.review_panel import IssueFilter, apply_filter
-from app.components.sample_view import image
-from app.components.thumbnails import thumbnail_grid
+from app.components.sample_view import image, neighbour_grid
 from backend.jobs import review_queue
 from backend.storage import StorageError
 
@@ -78,9 +77,7 @@ def queue_view(root: str, run_id: str, chosen: IssueFilter) -> None:
             if found.empty:
                 st.caption("No neighbours (no stored vector, or no sample of this class).")
             else:
-                thumbnail_grid(found.assign(label=[f"{lab} · {sim:.2f}" for lab, sim in
-                                                   zip(found["label"], found["similarity"], strict=True)]),
-                               data.thumbnail, size=64)
+                neighbour_grid(found)
 
 
 def bulk_accept(root: str, run_id: str, chosen: IssueFilter) -> None:

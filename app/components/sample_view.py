@@ -23,6 +23,12 @@ def image(path: object, size: int = IMAGE_SIZE) -> None:
              caption=None if picture is not None else "no readable image")
 
 
+def neighbour_grid(found: pd.DataFrame, size: int = 64) -> None:
+    """Neighbours' thumbnails captioned "label · cosine similarity"."""
+    captions = [f"{lab} · {sim:.2f}" for lab, sim in zip(found["label"], found["similarity"], strict=True)]
+    thumbnail_grid(found.assign(label=captions), data.thumbnail, size=size)
+
+
 def score_table(root: str, score_run: str | None, sample_id: str) -> pd.DataFrame:
     """name, value, meaning, paper: every score ``score_run`` stored for the sample."""
     columns = ["score", "value", "meaning", "paper"]
@@ -87,9 +93,7 @@ def sample_detail(root: str, sample_id: str, *, score_run: str | None, source: s
     if found.empty:
         st.caption("This sample has no stored vector.")
     else:
-        thumbnail_grid(found.assign(label=[f"{lab} · {sim:.2f}" for lab, sim in
-                                           zip(found["label"], found["similarity"], strict=True)]),
-                       data.thumbnail, size=64)
+        neighbour_grid(found)
 
 
 @st.dialog("Sample", width="large")

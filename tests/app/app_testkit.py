@@ -90,6 +90,13 @@ def build_digits_workspace(root: Path) -> Path:
     return ws.root
 
 
+def build_scored_workspace(base: Path) -> Path:
+    """:func:`build_workspace` under ``base`` plus one :func:`add_score_run`."""
+    root = build_workspace(base / "workspace", base / "images")
+    add_score_run(Workspace.open(root))
+    return root
+
+
 def label_issue_frame(samples: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     """The verdict columns for ``samples`` (id, label, sorted by id): the first
     :data:`FLAGGED_PER_CLASS` ids of each class are flagged, suggested as the next class."""

@@ -7,6 +7,7 @@ The screenshot lands in ``test-artifacts/explore-selection.png``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -96,34 +97,46 @@ def digits_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_digits_workspace(tmp_path_factory.mktemp("browser") / "digits")
 
 
-@pytest.fixture
-def app_url(digits_workspace: Path, tmp_path: Path) -> Iterator[str]:
-    """``thresher app --workspace W`` on a free port, stopped when the test ends (also on failure)."""
+@contextlib.contextmanager
+def serving(workspace: Path, log: Path, **env: str) -> Iterator[str]:
+    """``thresher app --workspace W`` on a free port (``env``: more environment), yielding its URL;
+    stopped on exit (also on failure)."""
     port = free_port()
-    env = dict(
-        os.environ,
-        STREAMLIT_SERVER_PORT=str(port),
-        STREAMLIT_SERVER_ADDRESS="127.0.0.1",
-        STREAMLIT_SERVER_HEADLESS="true",
-        STREAMLIT_BROWSER_GATHER_USAGE_STATS="false",
-    )
-    log = tmp_path / "server.log"
-    command = [sys.executable, "-m", "backend.cli", "app", "--workspace", str(digits_workspace)]
+    env = dict(os.environ, STREAMLIT_SERVER_PORT=str(port), STREAMLIT_SERVER_ADDRESS="127.0.0.1",
+               STREAMLIT_SERVER_HEADLESS="true", STREAMLIT_BROWSER_GATHER_USAGE_STATS="false", **env)
+    command = [sys.executable, "-m", "backend.cli", "app", "--workspace", str(workspace)]
     with log.open("w") as log_file:
-        server = subprocess.Popen(
-            command,
-            env=env,
-            cwd=REPO,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        server = subprocess.Popen(command, env=env, cwd=REPO, stdout=log_file, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
     try:
         url = f"http://127.0.0.1:{port}"
         wait_until_healthy(url, server, log)
         yield url
     finally:
         stop(server)
+
+
+@contextlib.contextmanager
+def browser_page(url: str, *, height: int = 1900) -> Iterator:
+    """A Chromium page (Debian's, headless) opened at ``url``; closed on exit."""
+    from playwright import sync_api
+
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": height})
+            page.set_default_timeout(UI_TIMEOUT_MS)
+            page.goto(url)
+            yield page
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def app_url(digits_workspace: Path, tmp_path: Path) -> Iterator[str]:
+    """``thresher app --workspace W`` on a free port, stopped when the test ends (also on failure)."""
+    with serving(digits_workspace, tmp_path / "server.log") as url:
+        yield url
 
 
 def _require_browser() -> None:
@@ -165,34 +178,25 @@ def drag_a_box(page) -> int:
 
 def test_box_selection_shows_thumbnails_and_saves(app_url: str, digits_workspace: Path) -> None:
     _require_browser()
-    from playwright import sync_api
+    with browser_page(f"{app_url}/explore") as page:
 
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1900})
-            page.set_default_timeout(UI_TIMEOUT_MS)
-            page.goto(f"{app_url}/explore")
+        n_selected = drag_a_box(page)
+        thumbnails = page.locator('[data-testid="stImage"] img')
+        thumbnails.first.wait_for()
+        assert n_selected > 0
+        assert thumbnails.count() == min(n_selected, PAGE_SIZE)  # the gallery's first page
 
-            n_selected = drag_a_box(page)
-            thumbnails = page.locator('[data-testid="stImage"] img')
-            thumbnails.first.wait_for()
-            assert n_selected > 0
-            assert thumbnails.count() == min(n_selected, PAGE_SIZE)  # the gallery's first page
+        page.get_by_label("Save the selection as subset").fill("browser-box")
+        page.get_by_role("button", name=re.compile(r"^Save \d+ samples$")).click()
+        page.get_by_text("Saved subset 'browser-box'").wait_for()
+        assert (
+            page.get_by_text(SELECTED).inner_text() == f"{n_selected} selected"
+        )  # selection kept
+        thumbnails.first.wait_for()
+        page.wait_for_function(VISIBLE_THUMBNAILS_LOADED)
 
-            page.get_by_label("Save the selection as subset").fill("browser-box")
-            page.get_by_role("button", name=re.compile(r"^Save \d+ samples$")).click()
-            page.get_by_text("Saved subset 'browser-box'").wait_for()
-            assert (
-                page.get_by_text(SELECTED).inner_text() == f"{n_selected} selected"
-            )  # selection kept
-            thumbnails.first.wait_for()
-            page.wait_for_function(VISIBLE_THUMBNAILS_LOADED)
-
-            SCREENSHOT.parent.mkdir(exist_ok=True)
-            page.screenshot(path=str(SCREENSHOT))
-        finally:
-            browser.close()
+        SCREENSHOT.parent.mkdir(exist_ok=True)
+        page.screenshot(path=str(SCREENSHOT))
     saved = subsets.subset_ids(Workspace.open(digits_workspace), "browser-box")
     assert len(saved) == n_selected
 
@@ -201,39 +205,30 @@ def test_colouring_keeps_the_selection_and_a_click_finds_similar(app_url: str) -
     """Bug 4 in the browser (a new colouring kept the chart but lost its selection), then a click
     on a point opens its sample view, whose "Find similar" shows the Search page's results."""
     _require_browser()
-    from playwright import sync_api
+    with browser_page(f"{app_url}/explore") as page:
+        n_selected = drag_a_box(page)
 
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1900})
-            page.set_default_timeout(UI_TIMEOUT_MS)
-            page.goto(f"{app_url}/explore")
-            n_selected = drag_a_box(page)
+        page.get_by_label("Colour by").click()
+        page.get_by_role("option", name="split").click()
+        chart = page.locator('[data-testid="stPlotlyChart"]')
+        chart.locator(".legendtext", has_text="train").wait_for()  # the map is redrawn
+        assert page.get_by_text(SELECTED).inner_text() == f"{n_selected} selected"
+        plot = chart.locator(".js-plotly-plot")
+        assert plot.evaluate(HIGHLIGHTED) == n_selected  # drawn selected in the new colouring
 
-            page.get_by_label("Colour by").click()
-            page.get_by_role("option", name="split").click()
-            chart = page.locator('[data-testid="stPlotlyChart"]')
-            chart.locator(".legendtext", has_text="train").wait_for()  # the map is redrawn
-            assert page.get_by_text(SELECTED).inner_text() == f"{n_selected} selected"
-            plot = chart.locator(".js-plotly-plot")
-            assert plot.evaluate(HIGHLIGHTED) == n_selected  # drawn selected in the new colouring
-
-            # Click the first point of the last trace (its position from plotly's own axes).
-            x, y = plot.evaluate(POINT_POSITION)
-            frame = plot.bounding_box()
-            assert frame is not None
-            page.mouse.click(frame["x"] + x, frame["y"] + y)
-            dialog = page.get_by_role("dialog")
-            dialog.wait_for()
-            dialog.get_by_role("button", name="Find similar").click()
-            page.get_by_role("heading", name="Search").wait_for()
-            page.get_by_text(re.compile(r"^\d+ results$")).wait_for()
-            clicked = page.get_by_label("Sample id").input_value()
-            assert clicked and page.get_by_text(f"Most similar to sample {clicked}").count() == 1
-            page.locator('[data-testid="stImage"] img').first.wait_for()
-            page.wait_for_function(VISIBLE_THUMBNAILS_LOADED)
-            SCREENSHOT.with_name("search-find-similar.png").parent.mkdir(exist_ok=True)
-            page.screenshot(path=str(SCREENSHOT.with_name("search-find-similar.png")))
-        finally:
-            browser.close()
+        # Click the first point of the last trace (its position from plotly's own axes).
+        x, y = plot.evaluate(POINT_POSITION)
+        frame = plot.bounding_box()
+        assert frame is not None
+        page.mouse.click(frame["x"] + x, frame["y"] + y)
+        dialog = page.get_by_role("dialog")
+        dialog.wait_for()
+        dialog.get_by_role("button", name="Find similar").click()
+        page.get_by_role("heading", name="Search").wait_for()
+        page.get_by_text(re.compile(r"^\d+ results$")).wait_for()
+        clicked = page.get_by_label("Sample id").input_value()
+        assert clicked and page.get_by_text(f"Most similar to sample {clicked}").count() == 1
+        page.locator('[data-testid="stImage"] img').first.wait_for()
+        page.wait_for_function(VISIBLE_THUMBNAILS_LOADED)
+        SCREENSHOT.with_name("search-find-similar.png").parent.mkdir(exist_ok=True)
+        page.screenshot(path=str(SCREENSHOT.with_name("search-find-similar.png")))

@@ -10,11 +10,8 @@ next sample drawn in ``test-artifacts/review-timing.json``.
 from __future__ import annotations
 
 import json
-import os
 import re
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,16 +26,7 @@ from backend.jobs.project_job import project
 from backend.jobs.score_job import score
 from backend.storage import Workspace, decisions, subsets
 from tests.app.app_testkit import EMBEDDING_KEY, add_pixel_embeddings
-from tests.app.test_browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    REPO,
-    UI_TIMEOUT_MS,
-    _require_browser,
-    free_port,
-    stop,
-    wait_until_healthy,
-)
+from tests.app.test_browser import REPO, _require_browser, browser_page, serving
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -61,21 +49,8 @@ def noisy_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def journey_url(noisy_workspace: Path, tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    env = dict(os.environ, STREAMLIT_SERVER_PORT=str(port), STREAMLIT_SERVER_ADDRESS="127.0.0.1",
-               STREAMLIT_SERVER_HEADLESS="true", STREAMLIT_BROWSER_GATHER_USAGE_STATS="false",
-               THRESHER_AUTHOR="journey-test")
-    log = tmp_path / "server.log"
-    with log.open("w") as log_file:
-        server = subprocess.Popen([sys.executable, "-m", "backend.cli", "app", "--workspace", str(noisy_workspace)],
-                                  env=env, cwd=REPO, stdout=log_file, stderr=subprocess.STDOUT,
-                                  start_new_session=True)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_until_healthy(url, server, log)
+    with serving(noisy_workspace, tmp_path / "server.log", THRESHER_AUTHOR="journey-test") as url:
         yield url
-    finally:
-        stop(server)
 
 
 def test_review_prune_export_journey(journey_url: str, noisy_workspace: Path, tmp_path: Path) -> None:
@@ -84,73 +59,66 @@ def test_review_prune_export_journey(journey_url: str, noisy_workspace: Path, tm
 
     ARTIFACTS.mkdir(exist_ok=True)
     timings: list[float] = []
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    with browser_page(f"{journey_url}/review", height=1300) as page:
+        page.get_by_text(re.compile(r"^0 reviewed of \d+ flagged")).wait_for()
+
+        def current() -> tuple[str, str, str]:
+            sample = SAMPLE_CAPTION.match(page.get_by_text(SAMPLE_CAPTION).first.inner_text()).group(1)
+            given, suggested = GIVEN.search(page.get_by_text(GIVEN).first.inner_text()).groups()
+            return sample, given, suggested
+
+        def decide(act) -> tuple[str, str, str]:
+            """Do ``act`` on the sample shown; wait for the next one; time it."""
+            shown = current()
+            started = time.perf_counter()
+            act()
+            page.wait_for_function(
+                """(before) => [...document.querySelectorAll('p')].some(
+                    p => p.innerText.startsWith('Sample ') && p.innerText.includes(' · split')
+                         && !p.innerText.includes(before))""", arg=shown[0])
+            timings.append(time.perf_counter() - started)
+            return shown
+
+        accepted = decide(lambda: page.get_by_role("button", name=re.compile("^Accept suggestion")).click())
+
+        def relabel() -> None:
+            page.get_by_role("button", name=re.compile("^Relabel…")).click()
+            page.get_by_role("combobox", name="New label").click()
+            page.get_by_role("option", name=relabel_to, exact=True).click()
+            page.get_by_role("button", name=re.compile(f"^Relabel to {relabel_to}")).click()
+
+        _, given, suggested = current()
+        relabel_to = next(str(d) for d in range(10) if str(d) not in (given, suggested))
+        relabeled = decide(relabel)
+        dropped = decide(lambda: page.get_by_role("button", name=re.compile("^Drop")).click())
+        kept = decide(lambda: page.keyboard.press("k"))  # the "Keep label" shortcut
+        page.get_by_role("button", name=re.compile("^Undo")).click()  # undoes the keep
+        page.get_by_text(re.compile(r"^Undid keep of")).wait_for()
+        assert current()[0] == kept[0]  # the undone sample is shown again
+        page.get_by_text(re.compile(r"^3 reviewed of \d+ flagged")).wait_for()
+        page.screenshot(path=str(ARTIFACTS / "journey-review-queue.png"))
+
+        page.goto(f"{journey_url}/prune")
+        page.get_by_label("Save the kept samples as subset").fill("half")
+        page.get_by_role("button", name="Prune and save the subset").click()
+        page.get_by_text(re.compile("subset 'half'", re.I)).first.wait_for()
+        page.screenshot(path=str(ARTIFACTS / "journey-prune.png"))
+
+        out = tmp_path / "half.parquet"
+        page.goto(f"{journey_url}/export")
+        page.get_by_role("combobox", name="Rows").click()
+        page.get_by_role("option", name="half", exact=True).click()
+        page.get_by_role("radiogroup", name="Format", exact=True).get_by_text("parquet").click()
+        path_box = page.get_by_role("textbox", name="Write to file")
+        sync_api.expect(path_box).to_have_value(re.compile(r"half\.parquet$"))  # redrawn for the choices
+        path_box.fill(str(out))
+        path_box.press("Tab")  # a form's text box hands its value over when it loses focus
+        page.get_by_role("button", name="Write file").click()
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1300})
-            page.set_default_timeout(UI_TIMEOUT_MS)
-            page.goto(f"{journey_url}/review")
-            page.get_by_text(re.compile(r"^0 reviewed of \d+ flagged")).wait_for()
-
-            def current() -> tuple[str, str, str]:
-                sample = SAMPLE_CAPTION.match(page.get_by_text(SAMPLE_CAPTION).first.inner_text()).group(1)
-                given, suggested = GIVEN.search(page.get_by_text(GIVEN).first.inner_text()).groups()
-                return sample, given, suggested
-
-            def decide(act) -> tuple[str, str, str]:
-                """Do ``act`` on the sample shown; wait for the next one; time it."""
-                shown = current()
-                started = time.perf_counter()
-                act()
-                page.wait_for_function(
-                    """(before) => [...document.querySelectorAll('p')].some(
-                        p => p.innerText.startsWith('Sample ') && p.innerText.includes(' · split')
-                             && !p.innerText.includes(before))""", arg=shown[0])
-                timings.append(time.perf_counter() - started)
-                return shown
-
-            accepted = decide(lambda: page.get_by_role("button", name=re.compile("^Accept suggestion")).click())
-
-            def relabel() -> None:
-                page.get_by_role("button", name=re.compile("^Relabel…")).click()
-                page.get_by_role("combobox", name="New label").click()
-                page.get_by_role("option", name=relabel_to, exact=True).click()
-                page.get_by_role("button", name=re.compile(f"^Relabel to {relabel_to}")).click()
-
-            _, given, suggested = current()
-            relabel_to = next(str(d) for d in range(10) if str(d) not in (given, suggested))
-            relabeled = decide(relabel)
-            dropped = decide(lambda: page.get_by_role("button", name=re.compile("^Drop")).click())
-            kept = decide(lambda: page.keyboard.press("k"))  # the "Keep label" shortcut
-            page.get_by_role("button", name=re.compile("^Undo")).click()  # undoes the keep
-            page.get_by_text(re.compile(r"^Undid keep of")).wait_for()
-            assert current()[0] == kept[0]  # the undone sample is shown again
-            page.get_by_text(re.compile(r"^3 reviewed of \d+ flagged")).wait_for()
-            page.screenshot(path=str(ARTIFACTS / "journey-review-queue.png"))
-
-            page.goto(f"{journey_url}/prune")
-            page.get_by_label("Save the kept samples as subset").fill("half")
-            page.get_by_role("button", name="Prune and save the subset").click()
-            page.get_by_text(re.compile("subset 'half'", re.I)).first.wait_for()
-            page.screenshot(path=str(ARTIFACTS / "journey-prune.png"))
-
-            out = tmp_path / "half.parquet"
-            page.goto(f"{journey_url}/export")
-            page.get_by_role("combobox", name="Rows").click()
-            page.get_by_role("option", name="half", exact=True).click()
-            page.get_by_role("radiogroup", name="Format", exact=True).get_by_text("parquet").click()
-            path_box = page.get_by_role("textbox", name="Write to file")
-            sync_api.expect(path_box).to_have_value(re.compile(r"half\.parquet$"))  # redrawn for the choices
-            path_box.fill(str(out))
-            path_box.press("Tab")  # a form's text box hands its value over when it loses focus
-            page.get_by_role("button", name="Write file").click()
-            try:
-                page.get_by_text(re.compile(r"^Wrote .* rows to ")).wait_for()
-            finally:
-                page.screenshot(path=str(ARTIFACTS / "journey-export.png"))
-            page.screenshot(path=str(ARTIFACTS / "journey-export.png"))
+            page.get_by_text(re.compile(r"^Wrote .* rows to ")).wait_for()
         finally:
-            browser.close()
+            page.screenshot(path=str(ARTIFACTS / "journey-export.png"))
+        page.screenshot(path=str(ARTIFACTS / "journey-export.png"))
 
     (ARTIFACTS / "review-timing.json").write_text(json.dumps({
         "what": "seconds from a review-queue click to the next sample drawn, in Chromium, digits demo",

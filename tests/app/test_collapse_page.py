@@ -78,3 +78,13 @@ def test_per_class_frame_has_one_row_per_class() -> None:
     frame = per_class_frame({"per_class": {"nc1": {"a": 1.0, "b": 2.0}, "count": {"a": 3, "b": 4}}})
     assert frame.index.tolist() == ["a", "b"] and list(frame.columns) == ["nc1", "count"]
     assert per_class_frame({}).empty
+
+
+def test_a_row_of_the_per_sample_table_opens_the_sample_view(app_on, scored_workspace) -> None:
+    at = app_on(scored_workspace, "views/collapse.py")
+    table = at.dataframe[-1].value
+    at.session_state["collapse.samples"] = {"selection": {"rows": [0], "columns": []}}
+    at.run()
+    assert not at.exception, at.exception
+    texts = " ".join(m.value for m in at.markdown)
+    assert f"**{table['id'].iloc[0]}**" in texts and "Decision history" in texts

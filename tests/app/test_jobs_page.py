@@ -34,6 +34,15 @@ def sidebar_links(at: AppTest) -> list[str]:
     return [link.proto.label for link in at.sidebar.get("page_link")]
 
 
+def wait_for_job(root: Path, job_id: str) -> Workspace:
+    """Wait (at most WAIT_S) until the job has ended; returns the workspace."""
+    ws = Workspace.open(root)
+    deadline = time.monotonic() + WAIT_S
+    while job_manager.read_job(ws, job_id).active and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return ws
+
+
 def test_the_page_opens_with_a_form_per_kind(app_on, writable_workspace: Path) -> None:
     at = jobs_page(app_on, writable_workspace)
     assert at.title[0].value == "Jobs"
@@ -56,10 +65,7 @@ def test_a_form_starts_a_job_that_the_list_follows(app_on, writable_workspace: P
     assert saved["kind"] == "project" and saved["params"]["method"] == "pca" and saved["params"]["seed"] == 7
     assert any(f"`{job_dir.name}`" in m.value and "**project**" in m.value for m in at.main.markdown)
 
-    ws = Workspace.open(writable_workspace)
-    deadline = time.monotonic() + WAIT_S
-    while job_manager.read_job(ws, job_dir.name).active and time.monotonic() < deadline:
-        time.sleep(0.1)
+    ws = wait_for_job(writable_workspace, job_dir.name)
     at.run()
     assert any("**project** · done" in m.value for m in at.main.markdown)
     run_id = job_manager.read_job(ws, job_dir.name).run_id
@@ -97,10 +103,7 @@ def test_a_failed_job_says_what_to_do(app_on, empty_workspace: Path) -> None:
     at = jobs_page(app_on, empty_workspace)
     at.button(key="FormSubmitter:jobs.form.project.form-Start the projection").click().run()
     [job_dir] = job_dirs(empty_workspace)
-    ws = Workspace.open(empty_workspace)
-    deadline = time.monotonic() + WAIT_S
-    while job_manager.read_job(ws, job_dir.name).active and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_for_job(empty_workspace, job_dir.name)
     at.run()
     assert any("**project** · failed" in m.value for m in at.main.markdown)
     assert f"has no embeddings yet; run `thresher embed --workspace {empty_workspace}` first" in at.error[0].value

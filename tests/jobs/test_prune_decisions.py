@@ -4,9 +4,6 @@ app tests' small workspace (36 images of 3 classes, a consistent fake score run)
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,20 +12,12 @@ from backend.cli import main
 from backend.jobs.prune_job import prune
 from backend.storage import Workspace, decisions, results, runs, subsets
 from backend.storage.errors import StorageError
-from tests.app.app_testkit import N_FLAGGED, N_SAMPLES, add_score_run, build_workspace
-
-
-@pytest.fixture(scope="module")
-def scored_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    base = tmp_path_factory.mktemp("prune-decisions")
-    root = build_workspace(base / "workspace", base / "images")
-    add_score_run(Workspace.open(root))
-    return root
+from tests.app.app_testkit import N_FLAGGED, N_SAMPLES
 
 
 @pytest.fixture
-def ws(scored_template: Path, tmp_path: Path) -> Workspace:
-    return Workspace.open(shutil.copytree(scored_template, tmp_path / "workspace"))
+def ws(scored_ws: Workspace) -> Workspace:
+    return scored_ws
 
 
 def _verdict(ws: Workspace) -> pd.DataFrame:

@@ -5,7 +5,6 @@ the image-folder layout, and score columns without doubled suffixes."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -20,22 +19,13 @@ from backend.storage.errors import StorageError
 from backend.storage.export import export_manifest, folder_layout, manifest_frame, write_imagefolder
 from backend.storage.score_export import export_scores, score_columns
 from backend.version import code_version
-from tests.app.app_testkit import EMBEDDING_KEY, N_SAMPLES, add_score_run, build_workspace
+from tests.app.app_testkit import EMBEDDING_KEY, N_SAMPLES
 from tests.conftest import write_png
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """36 images (circle / square / stripe, train and test), pixel embeddings, one score run."""
-    base = tmp_path_factory.mktemp("export-curated")
-    root = build_workspace(base / "workspace", base / "images")
-    add_score_run(Workspace.open(root))
-    return root
-
-
 @pytest.fixture
-def ws(template: Path, tmp_path: Path) -> Workspace:
-    return Workspace.open(shutil.copytree(template, tmp_path / "workspace"))
+def ws(scored_ws: Workspace) -> Workspace:
+    return scored_ws
 
 
 def _decide(ws: Workspace) -> dict[str, list[str]]:
