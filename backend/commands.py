@@ -38,11 +38,15 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     if args.logits or args.classifier:
         return _ingest_model_outputs(args)
     ws = Workspace.open(args.workspace, create=True)
+    outside = getattr(args, "allow_outside_root", False)
     if args.embeddings is not None:
-        result = ingest(ws, args.embeddings, embeddings=True, embedding_key=args.embedding_key)
+        result = ingest(ws, args.embeddings, embeddings=True, embedding_key=args.embedding_key,
+                        allow_outside_root=outside)
+        print(f"ingested {result.n_ingested} samples ({result.n_new} new, {result.n_updated} already in the "
+              f"workspace: vectors added, their stored fields kept) into {ws.root}")
     else:
-        result = ingest(ws, args.source)
-    print(f"ingested {result.n_ingested} samples ({result.n_new} new, {result.n_updated} updated) into {ws.root}")
+        result = ingest(ws, args.source, allow_outside_root=outside)
+        print(f"ingested {result.n_ingested} samples ({result.n_new} new, {result.n_updated} updated) into {ws.root}")
     if result.embedding_key:
         print(f"stored their embeddings as {result.embedding_key!r}")
     print(f"skipped {result.n_skipped}" + (": " + ", ".join(f"{n} {why}" for why, n in result.reasons.items())
@@ -100,15 +104,18 @@ def cmd_project(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from backend.storage.export import export_manifest
+    from backend.storage.export_paths import check_output
 
     ws = Workspace.open(args.workspace)
     if args.what != "manifest" and (args.format == "imagefolder" or args.include_dropped or args.copy):
         raise ValueError("--format imagefolder, --include-dropped and --copy go with --what manifest")
+    # the target is checked before any work (soft labels train probes); each writer checks it again
+    check_output(args.out, overwrite=args.overwrite, folder=args.format == "imagefolder")
     if args.soft_labels:
         return _export_soft_labels(ws, args)
     if args.what == "manifest":
         written = export_manifest(ws, args.format, args.out, subset=args.subset, include_dropped=args.include_dropped,
-                                  copy=args.copy)
+                                  copy=args.copy, overwrite=args.overwrite)
         counts = written.record["decisions"]
         left_out = f", {counts['dropped_left_out']} dropped samples left out" if counts["dropped_left_out"] else ""
         what = "files" if args.format == "imagefolder" else "rows"
@@ -122,10 +129,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     run_id = runs.get_run(ws, args.score_run)["run_id"] if args.score_run else latest_score_run(ws)["run_id"]
     if args.what == "collapse":
-        written = export_collapse(ws, run_id, args.out)
+        written = export_collapse(ws, run_id, args.out, overwrite=args.overwrite)
         print(f"wrote the neural-collapse metrics of {run_id} ({written.record['headline_source']}) to {written.path}")
     else:
-        written = export_scores(ws, run_id, args.format, args.out, subset=args.subset)
+        written = export_scores(ws, run_id, args.format, args.out, subset=args.subset, overwrite=args.overwrite)
         print(f"wrote {written.rows} rows of {run_id} to {written.path}")
     print(f"provenance: {written.provenance_path}")
     return 0
@@ -143,7 +150,7 @@ def _export_soft_labels(ws: Workspace, args: argparse.Namespace) -> int:
     soft = teacher_soft_labels(ws, args.subset)
     kd = {"kd_weight": float(soft["kd_weight"].iloc[0]), "kd_temperature": float(soft["kd_temperature"].iloc[0])}
     written = export_manifest(ws, args.format, args.out, subset=args.subset, include_dropped=args.include_dropped,
-                              extra=soft, soft_labels=kd)
+                              extra=soft, overwrite=args.overwrite, soft_labels=kd)
     print(f"wrote {written.rows} rows of subset {args.subset!r} with soft labels over {soft.shape[1] - 3} classes "
           f"(kd_weight {kd['kd_weight']:g}, kd_temperature {kd['kd_temperature']:g}) to {written.path}")
     print(f"provenance: {written.provenance_path}")
@@ -212,14 +219,34 @@ def _runner(args: argparse.Namespace):
     return make_runner(parse_runner(args.ray, args.ray_workers))
 
 
-def app_command(workspace: Path) -> tuple[list[str], dict[str, str]]:
-    """The ``streamlit run`` command line and environment for the app on ``workspace``."""
+#: Where ``thresher app`` listens unless told otherwise: this machine only (the app has no login).
+LOCAL_ADDRESS = "127.0.0.1"
+LOOPBACK_NAMES = ("localhost", "::1", "ip6-localhost")
+#: What ``thresher app`` tells the app through its environment (``app/state.py`` reads them).
+WORKSPACE_ENV = "THRESHER_WORKSPACE"
+ANY_WORKSPACE_ENV = "THRESHER_ANY_WORKSPACE"
+
+
+def app_command(workspace: Path, *, address: str | None = None, export_dir: Path | None = None,
+                any_workspace: bool = False) -> tuple[list[str], dict[str, str]]:
+    """The ``streamlit run`` command line and environment for the app on ``workspace``.
+
+    It listens on ``address``, else on ``$STREAMLIT_SERVER_ADDRESS``, else on 127.0.0.1 only.
+    ``export_dir``: the folder the Export page writes into (default ``W/exports``);
+    ``any_workspace``: the sidebar may open any folder, not only those under the data root."""
+    from backend.storage.export_paths import EXPORT_DIR_ENV
+
     spec = importlib.util.find_spec("app")
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError("the 'app' package is not installed next to 'backend'; reinstall thresher")
     main_py = Path(list(spec.submodule_search_locations)[0]) / "main.py"
     env = dict(os.environ)
-    env["THRESHER_WORKSPACE"] = str(Path(workspace).expanduser().resolve())
+    env[WORKSPACE_ENV] = str(Path(workspace).expanduser().resolve())
+    env["STREAMLIT_SERVER_ADDRESS"] = address or env.get("STREAMLIT_SERVER_ADDRESS") or LOCAL_ADDRESS
+    if export_dir is not None:
+        env[EXPORT_DIR_ENV] = str(Path(export_dir).expanduser().resolve())
+    if any_workspace:
+        env[ANY_WORKSPACE_ENV] = "1"
     env.setdefault("STREAMLIT_SERVER_HEADLESS", "true")
     env.setdefault("STREAMLIT_BROWSER_GATHER_USAGE_STATS", "false")
     env.setdefault("STREAMLIT_CLIENT_TOOLBAR_MODE", "viewer")  # no "Deploy" button in a local tool
@@ -227,14 +254,39 @@ def app_command(workspace: Path) -> tuple[list[str], dict[str, str]]:
 
 
 def app_url(env: dict[str, str]) -> str:
-    address = env.get("STREAMLIT_SERVER_ADDRESS") or "localhost"
+    """The address the server listens on, as a URL (0.0.0.0 and :: mean every interface)."""
+    address = listen_address(env)
     port = env.get("STREAMLIT_SERVER_PORT") or "8501"
-    return f"http://{address}:{port}"
+    host = f"[{address}]" if ":" in address and not address.startswith("[") else address
+    return f"http://{host}:{port}"
 
 
-def run_app(workspace: Path) -> int:
+def listen_address(env: dict[str, str]) -> str:
+    """The address the server started with ``env`` listens on."""
+    return env.get("STREAMLIT_SERVER_ADDRESS") or LOCAL_ADDRESS
+
+
+def is_local_address(address: str) -> bool:
+    """Whether ``address`` reaches this machine only (127.0.0.0/8, ::1, localhost)."""
+    return address.strip("[]").startswith("127.") or address.strip("[]") in LOOPBACK_NAMES
+
+
+def open_warning(address: str) -> str | None:
+    """What ``thresher app`` prints when it listens beyond this machine; None when it does not."""
+    if is_local_address(address):
+        return None
+    return (f"warning: the app listens on {address} and has no login: anyone who can reach this port can read "
+            "and change the workspace and write into its export folder. Put authentication in front of it "
+            "(README: Running it for others), or listen on 127.0.0.1 (the default without --address).")
+
+
+def run_app(workspace: Path, *, address: str | None = None, export_dir: Path | None = None,
+            any_workspace: bool = False) -> int:
     Workspace.open(workspace)  # fail early, with the message, if it is not a workspace
-    cmd, env = app_command(workspace)
+    cmd, env = app_command(workspace, address=address, export_dir=export_dir, any_workspace=any_workspace)
+    warning = open_warning(listen_address(env))
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     print(f"Thresher app on {workspace}: {app_url(env)}  (Ctrl-C stops it)", flush=True)
     server = subprocess.Popen(cmd, env=env)
     try:
@@ -278,8 +330,12 @@ def _exit_status(code: int) -> int:
     return 128 - code if code < 0 else code
 
 
+def _app_options(args: argparse.Namespace) -> dict:
+    return {"address": args.address, "export_dir": args.export_dir, "any_workspace": args.any_workspace}
+
+
 def cmd_app(args: argparse.Namespace) -> int:
-    return run_app(args.workspace)
+    return run_app(args.workspace, **_app_options(args))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -307,7 +363,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.no_app:
         print(f"demo workspace ready: {ws.root}\nstart the app with: thresher app --workspace {ws.root}")
         return 0
-    return run_app(ws.root)
+    return run_app(ws.root, **_app_options(args))
 
 
 def _demo_label_noise(ws: Workspace, fraction: float) -> None:
@@ -320,8 +376,8 @@ def _demo_label_noise(ws: Workspace, fraction: float) -> None:
     if manifest.exists():
         print(f"label noise already injected ({manifest})")
         return
-    path, moved = noisy_manifest(ws.images_dir / "digits", manifest.with_suffix(".partial.csv"),
-                                 fraction=fraction)
+    folder = ws.images_dir / "digits"  # the manifest sits beside its images (paths outside are refused)
+    path, moved = noisy_manifest(folder, folder / "demo-label-noise.partial.csv", fraction=fraction)
     ingest(ws, path)
     os.replace(path, manifest)
     print(f"moved {moved} train labels to a wrong digit; the true labels are in {manifest}")
@@ -347,6 +403,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from backend.storage import runs
 
     ws = Workspace.open(args.workspace)
+    runs.close_interrupted(ws)  # a run whose process died: failed, its rows removed
     if args.force and not args.delete:
         raise ValueError("--force only goes with --delete RUN_ID")
     if args.kind and (args.delete or args.compare):
@@ -366,6 +423,23 @@ def cmd_runs(args: argparse.Namespace) -> int:
         return 0
     cols = ["run_id", "kind", "status", "embedding_key", "created_at", "summary_json"]
     print(table[cols].to_string(index=False, max_colwidth=60))
+    return 0
+
+
+def cmd_maintain(args: argparse.Namespace) -> int:
+    from backend.storage import maintenance, runs
+
+    ws = Workspace.open(args.workspace)
+    closed = runs.close_interrupted(ws)
+    if closed:
+        print(f"closed {len(closed)} interrupted run(s), their rows removed: {', '.join(closed)}")
+    done = maintenance.maintain(ws, retain_versions=args.keep_versions)
+    for upkeep in done:
+        print(f"{upkeep.name}: {upkeep.versions_before} -> {upkeep.versions_after} versions, {upkeep.fragments_before}"
+              f" -> {upkeep.fragments_after} fragments, {upkeep.bytes_before / 1e6:.2f} -> "
+              f"{upkeep.bytes_after / 1e6:.2f} MB")
+    before, after = sum(u.bytes_before for u in done), sum(u.bytes_after for u in done)
+    print(f"tables: {before / 1e6:.2f} MB -> {after / 1e6:.2f} MB")
     return 0
 
 
@@ -420,6 +494,7 @@ COMMANDS = {
     "evaluate": cmd_evaluate,
     "runs": cmd_runs,
     "subsets": cmd_subsets,
+    "maintain": cmd_maintain,
     "search": cmd_search,
 }
 

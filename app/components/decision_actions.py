@@ -81,7 +81,8 @@ def _commit(root: str, action: str, ids: list[str], *, source: str, score_run: s
     if len(ids) == 1:
         detail = f"{ids[0]}" + (f" ({result.entries['old_value'].iloc[0]} → {to})" if action == "relabel" and
                                 written else "")
-        text = f"{what}: {detail}. Saved." if written else f"{ids[0]} was already so; nothing to save."
+        text = (f"{what}: {detail}. Saved as {written[0]}." if written
+                else f"{ids[0]} was already so; nothing to save.")
     else:
         text = (f"{what}: {len(written)} sample(s) saved"
                 + (f", {len(result.unchanged)} already so" if result.unchanged else "") + ".")
@@ -103,7 +104,7 @@ def undo_last(root: str, *, source: str) -> None:
     st.session_state.setdefault(state.REVIEW_SKIPPED, set()).discard(undone["sample_id"])
     acknowledge(f"Undid {undone['action']} of {undone['sample_id']}"
                  + (f" ({undone['old_value']} → {undone['new_value']})" if undone["action"] == "relabel" else "")
-                 + ". Saved.")
+                 + f". Saved as {undone['undo_id']}.")
 
 
 def _skip(sample_id: str) -> None:
