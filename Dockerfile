@@ -1,10 +1,16 @@
 # Thresher: the app and the CPU workers in one image.
 #   docker build -t thresher .
-#   docker run -p 8501:8501 -v thresher-data:/data thresher              # the digits demo
-#   docker run -p 8501:8501 -v /my/ws:/data/ws thresher thresher app --workspace /data/ws
+#   docker run -p 127.0.0.1:8501:8501 -v thresher-data:/data thresher              # the digits demo
+#   docker run -p 127.0.0.1:8501:8501 -v /my/ws:/data/ws thresher thresher app --workspace /data/ws
 #   docker run --network host --shm-size 8g thresher ray start --head --block   # a Ray node (thresher ... --ray HEAD:6379)
+# -p 127.0.0.1:8501:8501 publishes the app on the host's loopback only; -p 8501:8501 on every
+# interface: the app has no login, so put authentication in front (README: Running it for others).
 FROM python:3.11-slim
 
+# STREAMLIT_SERVER_ADDRESS: inside the container the app must listen on 0.0.0.0, or the published
+# port reaches nothing (`thresher app` defaults to 127.0.0.1 and honours an address set here; it
+# prints a warning that the app has no authentication). Which host interfaces reach it is `-p`'s choice.
+# THRESHER_DATA: the data root, whose workspaces the app's sidebar may open.
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONUNBUFFERED=1 \

@@ -217,7 +217,12 @@ def save_selection(
 # --------------------------------------------------------------------------- explore
 @cached_reader("projections", "samples", max_entries=8)
 def projection_points(root: str, run_id: str) -> pd.DataFrame:
-    """Columns id, x, y, label, split, path of one projection run."""
+    """Columns id, x, y, label, split, path of one finished projection run (a running or failed
+    one raises ``StorageError``: its rows are not shown, ``runs.require_done``). Like the score
+    readers, whose ``results`` functions check the same, it need not declare ``runs``: only a
+    done run's rows are ever cached, and a done run changes only by its deletion, which deletes
+    its rows too."""
+    runs.require_done(open_workspace(root), run_id)
     return _query(root, lambda engine: queries.projection_points(engine, run_id))
 
 
@@ -284,18 +289,21 @@ def export_bytes(root: str, subset: str | None, fmt: str, include_dropped: bool 
 
 
 def write_manifest(root: str, subset: str | None, fmt: str, out: str, *, include_dropped: bool = False,
-                   copy: bool = False) -> export.Written:
+                   copy: bool = False, overwrite: bool = False) -> export.Written:
     """``thresher export`` of the curated manifest to ``out`` (a file, or a new folder for
-    ``imagefolder``) with its provenance record; raises ``StorageError`` / ``OSError`` with the reason."""
+    ``imagefolder``; the page has checked it is in the export folder:
+    ``export_panel.write_to_path``) with its provenance record; raises ``StorageError`` /
+    ``OSError`` with the reason."""
     return export.export_manifest(open_workspace(root), fmt, out, subset=subset, include_dropped=include_dropped,
-                                  copy=copy)
+                                  copy=copy, overwrite=overwrite)
 
 
-def write_soft_labels(root: str, subset: str, fmt: str, out: str, *, include_dropped: bool = False) -> Path:
+def write_soft_labels(root: str, subset: str, fmt: str, out: str, *, include_dropped: bool = False,
+                      overwrite: bool = False) -> Path:
     """``thresher export --subset SUBSET --soft-labels`` to ``out`` in a child process (it trains
     the teacher probe: ``app.cli_jobs``); raises ``StorageError`` with the command's reason."""
     run_cli(["export", "--workspace", root, "--subset", subset, "--soft-labels", "--format", fmt, "--out", out,
-             *(["--include-dropped"] if include_dropped else [])])
+             *(["--include-dropped"] if include_dropped else []), *(["--overwrite"] if overwrite else [])])
     return Path(out)
 
 

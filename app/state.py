@@ -8,17 +8,20 @@ with ``key=state.EXPLORE_COLOR`` stores its value under that name.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import streamlit as st
 
-from backend.config import DEFAULT_WORKSPACE
+from backend import config
 
 if TYPE_CHECKING:
     from app.prune_data import PruneDone
 
 #: Environment variable ``thresher app --workspace W`` sets (see ``backend.commands.app_command``).
 WORKSPACE_ENV = "THRESHER_WORKSPACE"
+#: Set to 1 by ``thresher app --any-workspace``: the sidebar may open any folder on the server.
+ANY_WORKSPACE_ENV = "THRESHER_ANY_WORKSPACE"
 
 # The workspace every page shows, and the sidebar's text box that can change it.
 WORKSPACE_ROOT = "workspace.root"
@@ -76,6 +79,7 @@ EXPORT_FORMAT = "export.format"
 EXPORT_SOFT_LABELS = "export.soft_labels"
 EXPORT_INCLUDE_DROPPED = "export.include_dropped"
 EXPORT_COPY = "export.copy"  # image folder: copies instead of symbolic links
+EXPORT_REPLACE = "export.replace"  # the confirmation that an existing file of that name may be replaced
 EXPORT_SCORE_RUN = "export.score_run"
 EXPORT_SCORE_FORMAT = "export.score_format"
 
@@ -151,7 +155,17 @@ RUNS_DELETED = "runs.deleted"
 
 def default_workspace_root() -> str:
     """The workspace named by ``$THRESHER_WORKSPACE``, else the default demo workspace."""
-    return os.environ.get(WORKSPACE_ENV) or str(DEFAULT_WORKSPACE)
+    return os.environ.get(WORKSPACE_ENV) or str(config.DEFAULT_WORKSPACE)
+
+
+def any_workspace() -> bool:
+    """Whether the app was started with ``--any-workspace`` (else only the data root's folders open)."""
+    return os.environ.get(ANY_WORKSPACE_ENV) == "1"
+
+
+def data_root() -> Path:
+    """The folder whose workspaces the sidebar may open (``$THRESHER_DATA``, symbolic links resolved)."""
+    return Path(config.DEFAULT_DATA_DIR).expanduser().resolve()
 
 
 def workspace_root() -> str:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from backend.config import DEFAULT_WORKSPACE, LABEL_ISSUE_CHOICES, EmbedSettings, ProjectionSettings
@@ -19,6 +22,16 @@ EXPORT_FORMATS = ("csv", "parquet", "jsonl", "imagefolder")
 def _workspace_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workspace", "-w", type=Path, default=DEFAULT_WORKSPACE,
                    help=f"workspace folder (one per dataset; default {DEFAULT_WORKSPACE})")
+
+
+def _app_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--address", default=None, help="where the app listens (default 127.0.0.1, or "
+                   "$STREAMLIT_SERVER_ADDRESS); 0.0.0.0 listens on every interface: the app has no login, "
+                   "put authentication in front (README: Running it for others)")
+    p.add_argument("--export-dir", type=Path, default=None, metavar="DIR", help="the folder the Export page "
+                   "writes into (default W/exports, or $THRESHER_EXPORT_DIR); it writes nowhere else")
+    p.add_argument("--any-workspace", action="store_true", help="let the sidebar open any folder on the server "
+                   "as a workspace (default: only folders under the data root $THRESHER_DATA and --workspace)")
 
 
 def _score_names() -> list[str]:
@@ -62,6 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="import your model's linear classifier: .npz with weights (C, D) [, bias (C,), classes (C,)] "
                    "over the features given by --embedding-key (for neural-collapse NC3/NC4)")
     p.add_argument("--name", help="name for imported --logits or --classifier (default: the file stem)")
+    p.add_argument("--allow-outside-root", action="store_true",
+                   help="read files outside the source's folder: a manifest's ../ or absolute paths elsewhere, "
+                   "symlinks out of an image folder, an embeddings file's paths elsewhere (refused by default, "
+                   "each one named in the report)")
 
     p = sub.add_parser("embed", help="compute L2-normalised embeddings for every image (resumable)",
                        description="Encode every sample's image with an open_clip model or the 'pixels' embedder "
@@ -92,9 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fit-sample", type=int, default=ProjectionSettings.fit_sample)
 
     p = sub.add_parser("app", help="start the web app on a workspace",
-                       description="Start the Streamlit app. Honours STREAMLIT_SERVER_PORT, "
-                       "STREAMLIT_SERVER_ADDRESS and STREAMLIT_SERVER_HEADLESS from the environment.")
+                       description="Start the Streamlit app. It listens on 127.0.0.1 (this machine only) unless "
+                       "--address or STREAMLIT_SERVER_ADDRESS says otherwise; it has no login, so put "
+                       "authentication in front before listening wider (README: Running it for others). Honours "
+                       "STREAMLIT_SERVER_PORT and STREAMLIT_SERVER_HEADLESS from the environment.")
     _workspace_arg(p)
+    _app_args(p)
 
     p = sub.add_parser("score", help="label-noise flags, pruning scores and neural-collapse metrics (a run)",
                        description="Train proxy probes on the stored embeddings (K-fold out-of-fold probabilities "
@@ -169,7 +189,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--what", choices=("manifest", "scores", "collapse"), default="manifest")
     p.add_argument("--format", choices=EXPORT_FORMATS, default="csv",
                    help="csv, parquet, jsonl, or imagefolder (manifest only; collapse: json)")
-    p.add_argument("--out", type=Path, required=True, help="file to write (imagefolder: a new folder)")
+    p.add_argument("--out", type=Path, required=True, help="file to write (imagefolder: a new folder); never a "
+                   "workspace's own folders (lance/, locks/, jobs/), a symbolic link or a device")
+    p.add_argument("--overwrite", action="store_true", help="replace --out (and its provenance record) when it "
+                   "exists (an image folder is always new)")
     p.add_argument("--include-dropped", action="store_true",
                    help="keep the samples dropped by decisions in the manifest (their decision column says so)")
     p.add_argument("--copy", action="store_true", help="with --format imagefolder: copy the image files instead "
@@ -187,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "neural collapse), then start the app and print its URL. Steps already done are skipped.")
     _workspace_arg(p)
     p.add_argument("--no-app", action="store_true", help="stop after computing")
+    _app_args(p)
     p.add_argument("--label-noise", type=float, default=None, metavar="FRACTION",
                    help="move this fraction of the train labels to a wrong digit (seeded; once per workspace; "
                    "the true labels are kept in W/reports/demo-label-noise.csv): something for the review "
@@ -228,6 +252,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("table", "json"), default="table",
                    help="json: one record per result (id, label, similarity, path), for scripts and the app")
 
+    p = sub.add_parser("maintain", help="compact the workspace's tables and remove their old versions",
+                       description="Merge each table's small fragments and delete its old versions and the files "
+                       "only they used (nothing reads old versions: undo and run history are rows of the latest). "
+                       "The subsets, activity and decisions tables are also compacted as they are written, every "
+                       "50 commits. Refused while a run is still running.")
+    _workspace_arg(p)
+    p.add_argument("--keep-versions", type=int, default=10, metavar="N",
+                   help="versions of each table to keep, newest first (default %(default)s)")
+
     from backend.decide_cli import add_parsers as add_decision_parsers
 
     add_decision_parsers(sub)
@@ -255,12 +288,43 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
     from backend.commands import COMMANDS, user_errors
+    from backend.jobs.tracking import JobCancelled, Terminated
 
     try:
-        return COMMANDS[args.command](args)
+        with _sigterm_interrupts():
+            return COMMANDS[args.command](args)
     except user_errors() as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, JobCancelled) and not isinstance(exc, Terminated):
+            raise  # a job's Cancel: backend.jobs.job_child records it as such
+        what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "stopped (Ctrl-C)"
+        print(f"interrupted: {what}; a run it had started is marked failed and its rows removed; rerun the same "
+              "command to start again (embed goes on from the batches it stored)", file=sys.stderr)
+        return 128 + (signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """While a command runs, SIGTERM stops it the way Ctrl-C does (``tracking.Terminated``), so
+    it marks its run failed and exits without a traceback. Left alone where a handler is already
+    set (a job's process: ``backend.jobs.job_child``) and off the main thread (no handlers there)."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+    from backend.jobs.tracking import Terminated
+
+    def terminate(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: the run must be marked failed in peace
+        raise Terminated("interrupted: terminated (SIGTERM); rerun the same command to start again")
+
+    signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 

@@ -67,6 +67,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     _workspace(p)
     p.add_argument("--format", choices=LOG_FORMATS, default="csv")
     p.add_argument("--out", type=Path, default=None, help="file to write (default: print)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out when it exists")
     p.add_argument("--state", action="store_true", help="the current state per decided sample instead of the log")
 
 
@@ -119,7 +120,10 @@ def cmd_decisions(args: argparse.Namespace) -> int:
     if args.out is None:
         print("no decisions yet" if frame.empty else frame.to_string(index=False, max_colwidth=40))
         return 0
-    out = write_atomic(lambda: to_bytes(frame, args.format), args.out, example=f"decisions.{args.format}")
+    if args.overwrite and args.out is None:
+        raise ValueError("--overwrite goes with --out FILE")
+    out = write_atomic(lambda: to_bytes(frame, args.format), args.out, example=f"decisions.{args.format}",
+                       overwrite=args.overwrite)
     print(f"wrote {len(frame)} rows to {Path(out).resolve()}")
     return 0
 

@@ -111,7 +111,7 @@ def test_stopping_the_app_command_stops_its_server(tmp_path: Path, signal_name: 
     server = f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(120)"
     script = (
         "import os, sys, pathlib, backend.commands as c\n"
-        f"c.app_command = lambda ws: ([sys.executable, '-c', {server!r}], dict(os.environ))\n"
+        f"c.app_command = lambda ws, **options: ([sys.executable, '-c', {server!r}], dict(os.environ))\n"
         "c.app_url = lambda env: 'http://test'\n"
         f"sys.exit(c.run_app(pathlib.Path({str(ws)!r})))\n"
     )

@@ -1,4 +1,4 @@
-"""Plotly charts built from plain DataFrames."""
+"""Plotly charts built from plain DataFrames (user text escaped: :mod:`app.components.plot_text`)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from app.components.palette import category_colors, natural_order
+from app.components.plot_text import escape, escape_all
 
 
 def class_histogram(label_split: pd.DataFrame, *, stack_by_split: bool) -> go.Figure:
@@ -20,11 +21,11 @@ def class_histogram(label_split: pd.DataFrame, *, stack_by_split: bool) -> go.Fi
             part = (
                 frame[frame["split"] == split].set_index("label")["n"].reindex(labels, fill_value=0)
             )
-            fig.add_bar(x=labels, y=part.to_numpy(), name=split, marker_color=colors[split])
+            fig.add_bar(x=escape_all(labels), y=part.to_numpy(), name=escape(split), marker_color=colors[split])
         fig.update_layout(barmode="stack", legend_title_text="split")
     else:
         totals = frame.groupby("label")["n"].sum().reindex(labels, fill_value=0)
-        fig.add_bar(x=labels, y=totals.to_numpy(), name="samples")
+        fig.add_bar(x=escape_all(labels), y=totals.to_numpy(), name="samples")
     fig.update_layout(
         xaxis_title="class",
         yaxis_title="samples",

@@ -3,15 +3,14 @@ form, and a score run's scores."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 import streamlit as st
 
 from app import data, export_data, state
 from app.components.metric_row import metric_row
-from backend.storage import StorageError, provenance
+from backend.storage import StorageError, Workspace, export_paths, provenance
 from backend.storage.export import FILE_FORMATS, FORMATS
+from backend.storage.export_paths import OutputExistsError
 
 WHOLE_DATASET = "(whole dataset)"
 MIME_TYPES = {
@@ -20,10 +19,11 @@ MIME_TYPES = {
     "jsonl": "application/jsonl",
 }
 PREVIEW_ROWS = 20
+REPLACE_LABEL = "Replace the file if it exists"
 FORMAT_HELP = (
     "csv, parquet, jsonl: one row per sample; label is the current label (after relabel decisions), "
     "original_label the ingested one, plus decision and tags. imagefolder: OUT/[split/]label/<file>, "
-    "written on the server (symbolic links to the images, or copies)."
+    "written on the server into the export folder (symbolic links to the images, or copies)."
 )
 
 
@@ -97,32 +97,26 @@ SOFT_LABELS_HELP = (
 )
 
 
-def absolute_path_error(typed: str) -> str | None:
-    """Why ``typed`` cannot be written to (empty, or relative: it would land in the server's
-    working folder, which the user does not see), or None."""
-    if not typed:
-        return "Give a path to write to."
-    if not Path(typed).expanduser().is_absolute():
-        return (f"Give an absolute path (starting with / or ~): a relative path such as {typed!r} would be "
-                f"written to the server's working folder, {Path.cwd()}.")
-    return None
-
-
-def write_to_path(root: str, workspace_root: Path, subset: str | None, fmt: str, *, with_dropped: bool) -> None:
-    """A path box and a button that writes the export there (with its provenance record beside it),
-    showing the absolute paths written or the error in full; an image folder may be copies; a
-    subset's table may carry soft labels for distillation (``thresher export --soft-labels``)."""
+def write_to_path(root: str, ws: Workspace, subset: str | None, fmt: str, *, with_dropped: bool) -> None:
+    """A name box and a button that write the export into the export folder
+    (:func:`backend.storage.export_paths.export_folder`) with its provenance record beside it,
+    showing the absolute paths written or the error in full. Nothing is written outside that
+    folder, and an existing file only after the replace box is ticked. An image folder may be
+    copies; a subset's table may carry soft labels for distillation (``--soft-labels``)."""
     is_folder = fmt == "imagefolder"
-    default = str(workspace_root / (file_stem(subset) if is_folder else f"{file_stem(subset)}.{fmt}"))
+    folder = export_paths.export_folder(ws)
+    st.caption(f"Written on the server into the export folder `{folder}` (`thresher app --export-dir DIR` "
+               "chooses another).")
     with st.form("export.write_form"):
-        out = st.text_input(
-            "Write to a folder" if is_folder else "Write to file",
-            value=default,
+        name = st.text_input(
+            "Folder name" if is_folder else "File name",
+            value=file_stem(subset) if is_folder else f"{file_stem(subset)}.{fmt}",
             key=f"export.path.{subset}.{fmt}",
-            help=("An absolute path to a new (or empty) folder; its parent must exist." if is_folder else
-                  "An absolute path; the folder must exist. An existing file is replaced.")
+            help=("A new (or empty) folder in the export folder." if is_folder else
+                  "A file name, or a path inside the export folder (its subfolders are made as needed).")
             + " The provenance record is written beside it.",
         )
+        replace = not is_folder and st.checkbox(REPLACE_LABEL, key=state.EXPORT_REPLACE)
         copy = is_folder and st.checkbox(
             "Copy the image files (default: symbolic links)", key=state.EXPORT_COPY
         )
@@ -132,22 +126,24 @@ def write_to_path(root: str, workspace_root: Path, subset: str | None, fmt: str,
         submitted = st.form_submit_button("Write folder" if is_folder else "Write file")
     if not submitted:
         return
-    out = out.strip()
-    problem = absolute_path_error(out)
-    if problem:
-        st.error(problem)
-        return
-    target = Path(out).expanduser()
     try:
+        target = export_paths.check_output(name, overwrite=replace, inside=folder, folder=is_folder)
+        if not is_folder:  # its provenance record goes beside it: checked before anything is written
+            export_paths.check_output(provenance.sidecar_path(target, fmt), overwrite=replace)
         if soft:
             with st.spinner("Training the teacher probe…"):
-                written = data.write_soft_labels(root, subset, fmt, str(target), include_dropped=with_dropped)
-            sidecar = provenance.sidecar_path(written, fmt)
-            st.success(f"Wrote {written}. Provenance: {sidecar}.")
+                written = data.write_soft_labels(root, subset, fmt, str(target), include_dropped=with_dropped,
+                                                 overwrite=replace)
+            st.success(f"Wrote {written}. Provenance: {provenance.sidecar_path(written, fmt)}.")
             return
-        result = data.write_manifest(root, subset, fmt, str(target), include_dropped=with_dropped, copy=copy)
+        result = data.write_manifest(root, subset, fmt, str(target), include_dropped=with_dropped, copy=copy,
+                                     overwrite=replace)
+    except OutputExistsError as exc:
+        st.warning(f"`{exc.path}` exists already. Tick '{REPLACE_LABEL}' and write again to replace it, or give "
+                   "another name.")
+        return
     except (StorageError, OSError) as exc:
-        st.error(f"Could not write {target}: {exc}")
+        st.error(f"Could not write {name.strip()!r}: {exc}")
         return
     what = "files" if is_folder else "rows"
     st.success(f"Wrote {result.rows:,} {what} to {result.path}. Provenance: {result.provenance_path}.")

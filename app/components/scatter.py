@@ -3,7 +3,9 @@
 The figure is a pure function of the DataFrame, the colour choice and the selected ids, so it
 is identical on every rerun; Streamlit then keeps the chart in place. Each point carries
 ``customdata = [id, label, split]``: the hover shows it and the selection returns it, so a
-selection maps back to sample ids without relying on trace order.
+selection maps back to sample ids without relying on trace order. Every user string in the
+figure (ids, labels, splits, categories, the colouring's name) is escaped
+(:mod:`app.components.plot_text`), and a returned id unescaped.
 
 Plotly draws traces in order, and the points of a trace in row order: the categories that matter
 (flagged samples, decisions, a tag) are the last traces, and on a score scale the rows are sorted
@@ -20,6 +22,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from app.components.palette import category_colors, natural_order
+from app.components.plot_text import escape, escape_column, template_text, unescape
 
 COLOR_CHOICES = ("label", "split")
 #: Colourings that are categories; any other (numeric) column gets a continuous colour scale.
@@ -47,7 +50,9 @@ HOVER = "id: %{customdata[0]}<br>label: %{customdata[1]}<br>split: %{customdata[
 
 
 def _customdata(points: pd.DataFrame) -> np.ndarray:
-    return points[["id", "label", "split"]].fillna("(none)").astype(str).to_numpy(dtype=object)
+    """id, label, split of each point, escaped (:mod:`app.components.plot_text`): the hover shows them."""
+    shown = points[["id", "label", "split"]].fillna("(none)")
+    return shown.apply(escape_column).to_numpy(dtype=object)
 
 
 def _family(color_by: str) -> str:
@@ -100,7 +105,7 @@ def projection_figure(
                     x=part["x"].to_numpy(),
                     y=part["y"].to_numpy(),
                     mode="markers",
-                    name=category,
+                    name=escape(category),
                     legendrank=1000 + legend_rank[category],
                     marker=dict(marker, color=colors[category]),
                     customdata=_customdata(part),
@@ -115,7 +120,7 @@ def projection_figure(
                 x=points["x"].to_numpy(),
                 y=points["y"].to_numpy(),
                 mode="markers",
-                name=color_by,
+                name=escape(color_by),
                 marker=dict(marker, color=codes, colorscale="Turbo"),
                 customdata=_customdata(points),
                 hovertemplate=HOVER,
@@ -152,15 +157,15 @@ def _add_continuous(
             x=scored["x"].to_numpy(),
             y=scored["y"].to_numpy(),
             mode="markers",
-            name=color_by,
+            name=escape(color_by),
             marker=dict(
                 marker,
                 color=values[known][order],
                 colorscale="Viridis",
-                colorbar=dict(title=dict(text=color_by), thickness=14),
+                colorbar=dict(title=dict(text=escape(color_by)), thickness=14),
             ),
             customdata=_customdata(scored),
-            hovertemplate=HOVER.replace("<extra>", f"<br>{color_by}: %{{marker.color:.3g}}<extra>"),
+            hovertemplate=HOVER.replace("<extra>", f"<br>{template_text(color_by)}: %{{marker.color:.3g}}<extra>"),
             showlegend=False,
             **_selected_points(scored, chosen),
         )
@@ -171,7 +176,7 @@ def _layout(fig: go.Figure, color_by: str, height: int) -> go.Figure:
     fig.update_layout(
         height=height,
         dragmode="zoom",  # a click selects a point only outside box / lasso mode (Streamlit's clickmode)
-        legend_title_text=color_by,
+        legend_title_text=escape(color_by),
         margin=dict(l=10, r=10, t=30, b=10),
         xaxis=dict(showticklabels=False, title=None, zeroline=False),
         yaxis=dict(showticklabels=False, title=None, zeroline=False, scaleanchor="x", scaleratio=1),
@@ -186,7 +191,7 @@ def selected_ids(selection: Mapping[str, Any] | None) -> list[str]:
     ``points``); a point's id is its ``customdata[0]`` (the browser sends each point's customdata).
     """
     points: Sequence[Mapping[str, Any]] = (selection or {}).get("points") or []
-    ids = {str(point["customdata"][0]): None for point in points if point.get("customdata")}
+    ids = {unescape(str(point["customdata"][0])): None for point in points if point.get("customdata")}
     return list(ids)
 
 

@@ -1,4 +1,5 @@
-"""Plotly charts of a scoring run (Review, Prune, Collapse), built from plain DataFrames."""
+"""Plotly charts of a scoring run (Review, Prune, Collapse), built from plain DataFrames; every
+class, score and arm name is escaped (:mod:`app.components.plot_text`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from app.components.palette import category_colors, natural_order
+from app.components.plot_text import escape, escape_all, template_text
 
 MARGIN = dict(l=10, r=10, t=40, b=10)
 KEPT_COLOR = "#2ca02c"
@@ -29,7 +31,7 @@ def flagged_by_class(shown: pd.DataFrame, totals: pd.Series) -> go.Figure:
     share = flagged / totals.reindex(classes).clip(lower=1)
     fig = go.Figure(
         go.Bar(
-            x=classes,
+            x=escape_all(classes),
             y=flagged.to_numpy(),
             customdata=np.round(100 * share.to_numpy(), 1),
             hovertemplate="class %{x}: %{y} (%{customdata}% of the class)<extra></extra>",
@@ -55,8 +57,8 @@ def label_confusion(shown: pd.DataFrame) -> go.Figure:
     fig = go.Figure(
         go.Heatmap(
             z=table.to_numpy(),
-            x=cols,
-            y=rows,
+            x=escape_all(cols),
+            y=escape_all(rows),
             text=table.to_numpy(),
             texttemplate="%{text}",
             colorscale="Reds",
@@ -83,8 +85,8 @@ def kept_by_class(outcome: pd.DataFrame) -> go.Figure:
     before = labels.value_counts().reindex(classes, fill_value=0)
     kept = labels[outcome["kept"].to_numpy()].value_counts().reindex(classes, fill_value=0)
     fig = go.Figure()
-    fig.add_bar(x=classes, y=before.to_numpy(), name="before", marker_color=BEFORE_COLOR)
-    fig.add_bar(x=classes, y=kept.to_numpy(), name="kept", marker_color=KEPT_COLOR)
+    fig.add_bar(x=escape_all(classes), y=before.to_numpy(), name="before", marker_color=BEFORE_COLOR)
+    fig.add_bar(x=escape_all(classes), y=kept.to_numpy(), name="kept", marker_color=KEPT_COLOR)
     fig.update_layout(
         title="Samples per class, before and after",
         barmode="group",
@@ -116,9 +118,9 @@ def kept_vs_removed_histogram(outcome: pd.DataFrame, score: str, *, bins: int = 
             xbins=dict(start=low, end=high + size, size=size),
         )
     fig.update_layout(
-        title=f"{score}: kept vs removed",
+        title=f"{escape(score)}: kept vs removed",
         barmode="overlay",
-        xaxis_title=score,
+        xaxis_title=escape(score),
         yaxis_title="samples",
         height=360,
         margin=MARGIN,
@@ -138,7 +140,7 @@ def collapse_curve(
             x=list(range(len(values))),
             y=values,
             mode="lines+markers",
-            name=metric,
+            name=escape(metric),
             line_color=colors[metric],
         )
     n_epochs = max((len(curve[m]) for m in metrics), default=1)
@@ -157,11 +159,11 @@ def per_class_bars(values: pd.Series, metric: str) -> go.Figure:
     """Bars of one per-class metric (``values`` indexed by class)."""
     classes = natural_order(values.index)
     ordered = values.reindex(classes)
-    fig = go.Figure(go.Bar(x=classes, y=ordered.to_numpy(dtype=float), name=metric))
+    fig = go.Figure(go.Bar(x=escape_all(classes), y=ordered.to_numpy(dtype=float), name=escape(metric)))
     fig.update_layout(
-        title=f"{metric} per class",
+        title=f"{escape(metric)} per class",
         xaxis_title="class",
-        yaxis_title=metric,
+        yaxis_title=escape(metric),
         xaxis_type="category",
         height=340,
         margin=MARGIN,
@@ -188,8 +190,9 @@ def recall_by_class(recall: Mapping[str, Mapping[str, float | None]], names: Map
     fig = go.Figure()
     for arm, per_class in recall.items():
         classes = natural_order(per_class)
-        fig.add_trace(go.Bar(x=classes, y=[per_class[c] for c in classes], name=names.get(arm, arm),
-                             hovertemplate="class %{x}: %{y:.1f}%<extra>" + names.get(arm, arm) + "</extra>"))
+        name = names.get(arm, arm)
+        fig.add_trace(go.Bar(x=escape_all(classes), y=[per_class[c] for c in classes], name=escape(name),
+                             hovertemplate=f"class %{{x}}: %{{y:.1f}}%<extra>{template_text(name)}</extra>"))
     fig.update_layout(title="Held-out recall by class", xaxis_title="class", yaxis_title="recall %",
                       xaxis_type="category", barmode="group", height=340, margin=MARGIN,
                       legend=dict(orientation="h", y=-0.25))

@@ -21,37 +21,58 @@ def not_a_workspace_message(root: str) -> str:
     return f"`{root}` is not a Thresher workspace. " + SETUP_HINT.format(root=root)
 
 
+def refusal(root: str) -> str | None:
+    """Why the folder ``root`` (symbolic links resolved) may not be opened here, or None.
+
+    Anyone who can reach the app can type a folder into the sidebar or the address, so only the
+    workspaces under the data root (``$THRESHER_DATA``) and the one the app was started on open,
+    unless it was started with ``--any-workspace``; then any folder that is a workspace does."""
+    path = Path(root)
+    allowed = path.is_relative_to(state.data_root()) or root == _resolved(state.default_workspace_root())
+    if not (allowed or state.any_workspace()):
+        return (f"`{root}` is outside the data root `{state.data_root()}`: this app opens only the workspaces "
+                f"under it and `{_resolved(state.default_workspace_root())}`, the one it was started on. To open "
+                "others, start it with `THRESHER_DATA=FOLDER` (their parent folder) or with "
+                "`thresher app --any-workspace`.")
+    if not Workspace.exists(root):
+        return not_a_workspace_message(root)
+    return None
+
+
+def _resolved(typed: str) -> str:
+    return str(Path(typed).expanduser().resolve())
+
+
 def _switch_workspace() -> None:
-    """Sidebar callback: accept the typed folder only when it is a workspace."""
+    """Sidebar callback: accept the typed folder only when it is a workspace this app may open."""
     typed = (st.session_state.get(state.WORKSPACE_INPUT) or "").strip()
     if not typed:
         state.set_workspace_error(None)
         return
-    root = str(Path(typed).expanduser().resolve())
-    if Workspace.exists(root):
+    root = _resolved(typed)
+    problem = refusal(root)
+    if problem is None:
         state.set_workspace_root(root)
         state.set_workspace_error(None)
     else:
-        state.set_workspace_error(
-            not_a_workspace_message(root) + f" Still showing `{state.workspace_root()}`."
-        )
+        state.set_workspace_error(problem + f" Still showing `{state.workspace_root()}`.")
 
 
 def open_from_address() -> None:
     """On a session's first run (a new tab, a reload), open the workspace the address names
-    (``?workspace=``) when it is one; otherwise say why and keep the default."""
+    (``?workspace=``) when it is one this app may open; otherwise say why and keep the default."""
     if state.has_workspace_root():
         return
     named = state.workspace_in_address()
     if named is None:
         return
-    root = str(Path(named).expanduser().resolve())
-    if Workspace.exists(root):
+    root = _resolved(named)
+    problem = refusal(root)
+    if problem is None:
         state.set_workspace_root(root)
     else:
         state.set_workspace_error(
-            not_a_workspace_message(root)
-            + f" (named by the address, `?{state.WORKSPACE_PARAM}=`). Showing `{state.workspace_root()}`."
+            problem + f" (named by the address, `?{state.WORKSPACE_PARAM}=`). Showing `{state.workspace_root()}`."
         )
 
 
@@ -69,7 +90,8 @@ def workspace_sidebar() -> str:
             "Workspace folder",
             key=state.WORKSPACE_INPUT,
             on_change=_switch_workspace,
-            help="A folder made by `thresher ingest` or `thresher demo`. Press Enter to open it.",
+            help="A folder made by `thresher ingest` or `thresher demo`, under the data root "
+            f"`{state.data_root()}` (or any, with `thresher app --any-workspace`). Press Enter to open it.",
             label_visibility="collapsed",
         )
         error = state.workspace_error()

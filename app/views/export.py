@@ -28,5 +28,5 @@ if frame.empty:
     st.stop()
 export_panel.preview(frame, with_dropped=with_dropped)
 export_panel.download(root, subset, fmt, with_dropped=with_dropped)
-export_panel.write_to_path(root, ws.root, subset, fmt, with_dropped=with_dropped)
+export_panel.write_to_path(root, ws, subset, fmt, with_dropped=with_dropped)
 export_panel.scores_section(root, data.finished_runs(root, "score"))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass
+from pathlib import Path
 
 from backend.ingest.images import ImageInfo, ImageProblem, inspect_images
 from backend.ingest.report import IngestReport
@@ -15,6 +17,27 @@ def normalise_split(value: str | None) -> str:
     """``Validation`` -> ``val``; unknown names are kept as given (lower-cased); empty stays empty."""
     text = (value or "").strip().lower()
     return SPLIT_SYNONYMS.get(text, text)
+
+
+def resolve_inside(raw_path: str, base: Path, *, allow_outside_root: bool, what: str) -> Path:
+    """``raw_path`` (relative to ``base``) resolved, symlinks included; a :class:`ValueError`
+    saying why when it cannot be resolved or, unless ``allow_outside_root``, leaves ``base``."""
+    try:
+        given = Path(raw_path).expanduser()
+    except RuntimeError as exc:  # "~name" of a user this system does not know
+        raise ValueError(f"unknown home folder in the path {raw_path!r}: write the full path") from exc
+    try:
+        resolved = (given if given.is_absolute() else base / given).resolve()
+    except RuntimeError as exc:  # Python 3.11's Path.resolve on a loop
+        raise ValueError("symlink loop: the path never reaches a file") from exc
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ValueError("symlink loop: the path never reaches a file") from exc
+        raise ValueError(f"unreadable path: {exc.strerror or exc}") from exc
+    if not allow_outside_root and not resolved.is_relative_to(base):
+        raise ValueError(f"path outside {what}: {raw_path!r} is {resolved}; move the file under {base}, "
+                         "or pass --allow-outside-root to read files outside it")
+    return resolved
 
 
 @dataclass
@@ -36,6 +59,8 @@ def check_images(candidates: list[Candidate], *, source: str, report: IngestRepo
             report.add(source, str(info), row=cand.row, path=cand.path or "")
             continue
         assert isinstance(info, ImageInfo)
+        if info.note:
+            report.add(source, info.note, row=cand.row, path=cand.path or "", action="kept")
         rows.append(_row(cand, source, ingested_at, info.width, info.height, info.content_hash))
     return rows
 

@@ -11,9 +11,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from backend.ingest.candidates import Candidate, normalise_split
+from backend.ingest.candidates import Candidate, normalise_split, resolve_inside
 from backend.ingest.folder import SourceError
-from backend.ingest.report import IngestReport
+from backend.ingest.report import IngestReport, has_control_characters
 
 REQUIRED = ("id", "label", "embedding")
 OPTIONAL = ("path", "split")
@@ -34,6 +34,7 @@ class _Vectors:
     flat: np.ndarray  # (total,) float32
     starts: np.ndarray  # (N,) int64
     lengths: np.ndarray  # (N,) int64
+    fixed_dim: int | None = None  # the length a FixedSizeList column declares
 
     def row(self, i: int) -> np.ndarray | None:
         if self.lengths[i] < 0:
@@ -46,16 +47,33 @@ class _Vectors:
             return int(self.lengths[0])
         return None
 
-    def finite_rows(self) -> np.ndarray | None:
-        """(N,) bool, one vectorised pass in row blocks, when the rows have one length."""
+    def expected_dim(self) -> tuple[int | None, str]:
+        """(D, why D): the length the schema fixes, else the most common length of the non-empty
+        rows (on a tie, the one that comes first), so one odd first row costs one row, not all."""
+        if self.fixed_dim:
+            return self.fixed_dim, "the length the file's schema fixes"
+        lengths = self.lengths[self.lengths > 0]
+        if not lengths.size:
+            return None, ""
+        values, counts = np.unique(lengths, return_counts=True)
+        most = counts.max()
+        dim = int(lengths[np.isin(lengths, values[counts == most])][0])
+        return dim, f"the length of {most:,} of the {lengths.size:,} rows"
+
+    def row_checks(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(finite, all_zero): (N,) bool each, one vectorised pass in row blocks, when the rows
+        have one length."""
         dim = self.uniform_dim()
         if dim is None:
             return None
         matrix = self.flat.reshape(-1, dim)
-        out = np.empty(matrix.shape[0], dtype=bool)
+        finite = np.empty(matrix.shape[0], dtype=bool)
+        zero = np.empty(matrix.shape[0], dtype=bool)
         for lo in range(0, matrix.shape[0], BATCH_ROWS):
-            out[lo : lo + BATCH_ROWS] = np.isfinite(matrix[lo : lo + BATCH_ROWS]).all(axis=1)
-        return out
+            block = matrix[lo : lo + BATCH_ROWS]
+            finite[lo : lo + BATCH_ROWS] = np.isfinite(block).all(axis=1)
+            zero[lo : lo + BATCH_ROWS] = ~block.any(axis=1)
+        return finite, zero
 
     @classmethod
     def from_rows(cls, values: list) -> _Vectors:
@@ -106,13 +124,14 @@ class _Vectors:
             flat[used : used + values.size] = values
             used += values.size
             row += len(array)
-        return cls._packed(flat[:used], lengths[:row])
+        fixed = kind.list_size if pa.types.is_fixed_size_list(kind) else None
+        return cls._packed(flat[:used], lengths[:row], fixed)
 
     @classmethod
-    def _packed(cls, flat: np.ndarray, lengths: np.ndarray) -> _Vectors:
+    def _packed(cls, flat: np.ndarray, lengths: np.ndarray, fixed_dim: int | None = None) -> _Vectors:
         starts = np.zeros(lengths.size, dtype=np.int64)
         np.cumsum(np.maximum(lengths, 0)[:-1], out=starts[1:])
-        return cls(flat, starts, lengths)
+        return cls(flat, starts, lengths, fixed_dim)
 
 
 def _load_columns(path: Path) -> tuple[dict[str, list], _Vectors | None]:
@@ -145,9 +164,13 @@ def _load_columns(path: Path) -> tuple[dict[str, list], _Vectors | None]:
     raise SourceError(f"{path}: unsupported embeddings file type {suffix!r}; use .parquet or .npz")
 
 
-def read_embeddings_file(path: str | Path, report: IngestReport) -> ImportedEmbeddings:
-    """Rows with a wrong vector length, non-finite values, an empty id/label or a duplicate id are
-    reported with their 1-based row and skipped; the vector length is fixed by the first good row.
+def read_embeddings_file(path: str | Path, report: IngestReport, *,
+                        allow_outside_root: bool = False) -> ImportedEmbeddings:
+    """Rows with a wrong vector length, non-finite values, an empty id/label, a label with a line
+    break or a duplicate id are reported with their 1-based row and skipped. The vector length is
+    the one a FixedSizeList schema declares, else the most common row length. An all-zero vector
+    is kept with a note. A ``path`` that leaves the file's folder is dropped (the sample is kept
+    without an image) unless ``allow_outside_root``.
 
     Memory: the vectors stay in one flat buffer until the kept rows are gathered into the
     (N, D) matrix, and when every row is kept that matrix is the buffer itself (peak for a
@@ -175,9 +198,9 @@ def read_embeddings_file(path: str | Path, report: IngestReport) -> ImportedEmbe
         )
     paths = cols.get("path")
     splits = cols.get("split")
-    finite = vectors.finite_rows()
+    checks = vectors.row_checks()
+    dim, dim_reason = vectors.expected_dim()
     base = path.parent
-    dim: int | None = None
     seen: dict[str, int] = {}
     candidates: list[Candidate] = []
     kept: list[int] = []
@@ -191,6 +214,10 @@ def read_embeddings_file(path: str | Path, report: IngestReport) -> ImportedEmbe
         if not label or label == "None":
             report.add(path, "empty label", row=row, path=sample_id)
             continue
+        if has_control_characters(label):
+            report.add(path, f"label {label!r} has a line break or control character: fix the row", row=row,
+                       path=sample_id)
+            continue
         vec = vectors.row(i)
         if vec is None:
             report.add(path, "embedding is not a list of numbers", row=row, path=sample_id)
@@ -198,23 +225,28 @@ def read_embeddings_file(path: str | Path, report: IngestReport) -> ImportedEmbe
         if vec.size == 0:
             report.add(path, "embedding is an empty list", row=row, path=sample_id)
             continue
-        if dim is None:
-            dim = vec.size
         if vec.size != dim:
-            report.add(path, f"embedding length {vec.size} differs from {dim} (the first row's)", row=row,
+            report.add(path, f"embedding length {vec.size} differs from {dim} ({dim_reason})", row=row,
                        path=sample_id)
             continue
-        if not (finite[i] if finite is not None else np.isfinite(vec).all()):
+        if not (checks[0][i] if checks is not None else np.isfinite(vec).all()):
             report.add(path, "embedding has NaN or infinite values", row=row, path=sample_id)
             continue
         if sample_id in seen:
             report.add(path, f"duplicate id {sample_id!r} (first on row {seen[sample_id]})", row=row)
             continue
         seen[sample_id] = row
+        if checks[1][i] if checks is not None else not vec.any():
+            report.add(path, "embedding is all zeros: it has no direction (cosine 0 to every sample); kept, "
+                       "check the model that produced it", row=row, path=sample_id, action="kept")
         file_path = None
         if paths is not None and paths[i] is not None and str(paths[i]).strip() not in ("", "None", "nan"):
-            p = Path(str(paths[i])).expanduser()
-            file_path = str((p if p.is_absolute() else base / p).resolve())
+            try:
+                file_path = str(resolve_inside(str(paths[i]).strip(), base, allow_outside_root=allow_outside_root,
+                                               what="the embeddings file's folder"))
+            except ValueError as exc:
+                report.add(path, f"{exc}; the sample is kept without an image", row=row, path=sample_id,
+                           action="path dropped")
         split = normalise_split(None if splits is None or splits[i] is None else str(splits[i]))
         candidates.append(Candidate(sample_id, file_path, label, split, row=row))
         kept.append(i)

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from backend.ingest.candidates import Candidate, normalise_split
+from backend.ingest.candidates import Candidate, normalise_split, resolve_inside
 from backend.ingest.folder import SourceError
 from backend.ingest.images import sample_id_for_path
-from backend.ingest.report import IngestReport
+from backend.ingest.report import IngestReport, has_control_characters
 
 REQUIRED = ("path", "label")
 OPTIONAL = ("split", "id")
@@ -25,20 +25,41 @@ def read_table_file(path: Path) -> pd.DataFrame:
             return pd.read_csv(path, dtype=str, keep_default_na=False)
         if suffix in (".parquet", ".pq"):
             return pd.read_parquet(path)
+    except UnicodeDecodeError as exc:
+        raise SourceError(f"{path} is not UTF-8 text ({_first_bad_byte(path)}): save it as UTF-8 and "
+                          "ingest again") from exc
     except (ValueError, OSError, pd.errors.ParserError) as exc:
         raise SourceError(f"{path} could not be read as {suffix[1:]}: {exc}") from exc
     raise SourceError(f"{path}: unsupported manifest type {suffix!r}; use .csv or .parquet")
 
 
-def read_manifest(path: str | Path, report: IngestReport) -> list[Candidate]:
+def _first_bad_byte(path: Path) -> str:
+    """Where a file stops being UTF-8, in words (pandas' own offset is within a buffer)."""
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        return f"byte 0x{data[exc.start]:02x} on line {line}"
+    return "a byte that is not UTF-8"
+
+
+def read_manifest(path: str | Path, report: IngestReport, *, allow_outside_root: bool = False) -> list[Candidate]:
     """Candidates from a manifest; relative paths resolve against the manifest's folder.
 
-    Unknown columns are reported once and ignored; rows with an empty path or label, or a
-    duplicate id, are reported with their 1-based data row and skipped.
+    Unknown columns are reported once and ignored; rows with an empty path or label, a label with
+    a line break, a duplicate id, or a path that leaves the manifest's folder (``../``, an
+    absolute path elsewhere, a symlink out; allowed with ``allow_outside_root``) are reported
+    with their 1-based data row and skipped. Labels are kept verbatim otherwise (commas, quotes,
+    markup: the display escapes them).
     """
     path = Path(path).expanduser().resolve()
     frame = read_table_file(path)
     frame.columns = [str(c).strip() for c in frame.columns]
+    repeated = sorted({c for c in frame.columns if list(frame.columns).count(c) > 1})
+    if repeated:
+        raise SourceError(f"{path}: the column(s) {', '.join(map(repr, repeated))} appear more than once "
+                          "(spaces around names do not count); keep one of each")
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
         raise SourceError(
@@ -61,13 +82,23 @@ def read_manifest(path: str | Path, report: IngestReport) -> list[Candidate]:
         if not label:
             report.add(path, "empty label", row=i, path=raw_path)
             continue
-        file_path = Path(raw_path).expanduser()
-        file_path = (file_path if file_path.is_absolute() else base / file_path).resolve()
+        if has_control_characters(label):
+            report.add(path, f"label {label!r} has a line break or control character: fix the row "
+                       "(an unclosed quote joins the lines that follow it)", row=i, path=raw_path)
+            continue
+        try:
+            file_path = resolve_inside(raw_path, base, allow_outside_root=allow_outside_root,
+                                       what="the manifest's folder")
+        except ValueError as exc:
+            report.add(path, str(exc), row=i, path=raw_path)
+            continue
         given_id = rec.get("id")
-        sample_id = str(given_id).strip() if given_id is not None and not pd.isna(given_id) and str(given_id).strip() \
-            else sample_id_for_path(file_path)
+        has_id = given_id is not None and not pd.isna(given_id) and str(given_id).strip()
+        sample_id = str(given_id).strip() if has_id else sample_id_for_path(file_path)
         if sample_id in seen:
-            report.add(path, f"duplicate id {sample_id!r} (first on row {seen[sample_id]})", row=i, path=raw_path)
+            why = f"duplicate id {sample_id!r} (first on row {seen[sample_id]})" if has_id else \
+                f"same file as row {seen[sample_id]} (a duplicate path): each file is one sample"
+            report.add(path, why, row=i, path=raw_path)
             continue
         seen[sample_id] = i
         split = rec.get("split")

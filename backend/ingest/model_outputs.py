@@ -33,8 +33,9 @@ class ImportedClassifier:
 
 
 def read_logits_file(path: str | Path, report: IngestReport, *, known_ids: set[str]) -> ImportedLogits:
-    """Rows with an unknown id, a wrong number of logits, non-finite values or a duplicate
-    (id, epoch) are reported and skipped; samples that lack some epoch are reported and left out."""
+    """Rows with an unknown id, a number of logits other than the most common one (the class
+    count C), non-finite values or a duplicate (id, epoch) are reported and skipped; samples that
+    lack some epoch are reported and left out."""
     path = Path(path).expanduser().resolve()
     if not path.is_file():
         raise SourceError(f"{path} does not exist")
@@ -47,8 +48,7 @@ def read_logits_file(path: str | Path, report: IngestReport, *, known_ids: set[s
     missing = [c for c in ("id", "epoch", "logits") if c not in frame.columns]
     if missing:
         raise SourceError(f"{path} lacks the column(s) {', '.join(missing)} (need id, epoch, logits)")
-    n_classes: int | None = None
-    values: dict[tuple[str, int], np.ndarray] = {}
+    rows = []  # (row, id, epoch, logits) of the rows that parse; C is then their most common length
     for row, (sample_id, epoch, logits) in enumerate(zip(frame["id"], frame["epoch"], frame["logits"], strict=True), start=1):
         sample_id = str(sample_id)
         if sample_id not in known_ids:
@@ -60,9 +60,12 @@ def read_logits_file(path: str | Path, report: IngestReport, *, known_ids: set[s
         except (TypeError, ValueError):
             report.add(path, "epoch is not an integer or logits are not numbers", row=row, path=sample_id)
             continue
-        n_classes = n_classes or vec.size
+        rows.append((row, sample_id, epoch, vec))
+    n_classes, why = _most_common_length([vec.size for *_, vec in rows])
+    values: dict[tuple[str, int], np.ndarray] = {}
+    for row, sample_id, epoch, vec in rows:
         if vec.size != n_classes:
-            report.add(path, f"{vec.size} logits where the first row has {n_classes}", row=row, path=sample_id)
+            report.add(path, f"{vec.size} logits, not {n_classes} ({why})", row=row, path=sample_id)
             continue
         if not np.isfinite(vec).all():
             report.add(path, "logits have NaN or infinite values", row=row, path=sample_id)
@@ -81,6 +84,18 @@ def read_logits_file(path: str | Path, report: IngestReport, *, known_ids: set[s
     logits = np.stack([np.stack([values[(i, e)] for i in complete]) for e in epochs]) if complete else \
         np.zeros((len(epochs), 0, n_classes or 0), np.float32)
     return ImportedLogits(complete, epochs, logits)
+
+
+def _most_common_length(sizes: list[int]) -> tuple[int, str]:
+    """(the most common non-zero length, on a tie the first; the reason in words)."""
+    sizes_array = np.asarray(sizes, dtype=np.int64)
+    sizes_array = sizes_array[sizes_array > 0]
+    if not sizes_array.size:
+        return 0, "no row has logits"
+    values, counts = np.unique(sizes_array, return_counts=True)
+    most = counts.max()
+    length = int(sizes_array[np.isin(sizes_array, values[counts == most])][0])
+    return length, f"the length of {most:,} of the {sizes_array.size:,} rows"
 
 
 def read_classifier_file(path: str | Path) -> ImportedClassifier:

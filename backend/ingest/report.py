@@ -4,8 +4,33 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+#: Control characters, and the bidirectional overrides / isolates / marks that can make a label
+#: read as another one on screen (U+202E turns "gpj.exe" around).
+_CONTROL = re.compile("[\x00-\x1f\x7f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def shown(text: str | os.PathLike) -> str:
+    """``text`` safe to print and to store as UTF-8: the bytes of a file name that is not UTF-8
+    (Python keeps them as lone surrogates) become ``\\xNN`` and control characters (a line
+    break in a folder name) ``\\n``, ``\\t`` or ``\\xNN``."""
+    text = os.fspath(text)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        try:
+            text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        except UnicodeEncodeError:  # a lone surrogate that no file name produced
+            text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+
+
+def has_control_characters(text: str) -> bool:
+    """A line break, tab, other control character or bidirectional override: not allowed in a label."""
+    return _CONTROL.search(text) is not None
 
 
 @dataclass(frozen=True)
@@ -16,7 +41,7 @@ class Problem:
     row: int | None  # 1-based data row of a manifest; None for folders and whole-file problems
     path: str  # the file concerned ("" for a column problem)
     problem: str  # what is wrong, in words
-    action: str  # what happened: "skipped" | "ignored column" | ...
+    action: str  # what happened: "skipped" | "ignored column" | "updated" | "kept stored" | "note" | ...
 
 
 @dataclass
@@ -25,7 +50,8 @@ class IngestReport:
 
     def add(self, source: str | os.PathLike, problem: str, *, row: int | None = None,
             path: str | os.PathLike = "", action: str = "skipped") -> None:
-        self.problems.append(Problem(str(source), row, str(path), problem, action))
+        """Record one problem; paths and text are stored as :func:`shown` (printable UTF-8)."""
+        self.problems.append(Problem(shown(source), row, shown(path), shown(problem), action))
 
     @property
     def skipped(self) -> list[Problem]:

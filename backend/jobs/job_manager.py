@@ -246,14 +246,8 @@ def record_exit(job_dir: Path, returncode: int, status: str) -> None:
 
 # ---------------------------------------------------------------------------------- processes
 def _process_start(pid: int) -> int | None:
-    """The start time of live process ``pid`` (clock ticks since boot), None when it is gone or a
-    zombie. Field 22 of /proc/<pid>/stat, counted after the ``(comm)`` that may hold spaces."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return None if fields[0] in ("Z", "X") else int(fields[19])
+    """The start time of live process ``pid`` (``runs.process_start``: the runs record it too)."""
+    return runs.process_start(pid)
 
 
 def _alive(record: dict[str, Any]) -> bool:
@@ -338,10 +332,11 @@ _RUN_ENDS = {"cancelled": "cancelled by the user", "interrupted": "interrupted: 
 
 def _close_runs(ws: Workspace, job_dir: Path, record: dict[str, Any], status: str) -> None:
     """Mark failed every run of an ended job that is still ``running`` (a job killed with SIGKILL
-    cannot), once: ``runs_closed`` records that it was done."""
+    cannot), deleting the rows it wrote (``runs.fail_run``), once: ``runs_closed`` records that
+    it was done."""
     for run_id in record.get("run_ids", []):
         with contextlib.suppress(NotFoundError):  # the user deleted the run
-            if runs.get_run(ws, run_id)["status"] == "running":
+            if runs.get_run(ws, run_id, as_stored=True)["status"] == "running":
                 runs.fail_run(ws, run_id, _RUN_ENDS[status])
     update_record(job_dir, runs_closed=True)
 

@@ -18,25 +18,26 @@ Concurrency design. Writers (the app's sessions, the CLI, scripts) take an exclu
 - a caller may pass its own ``decision_ids`` (the app makes them before the click is sent):
   an id already in the log is skipped, so a retried request is written once.
 
-Readers need no lock: Lance readers see whole commits only.
+Readers need no lock: Lance readers see whole commits only. Every
+:data:`backend.storage.maintenance.AUTO_EVERY` commits the writer compacts the table and removes
+its old versions (never a row: the log's latest version holds every entry).
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import getpass
 import os
 import re
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
 import pyarrow as pa
 
-from backend.storage import schemas
+from backend.storage import maintenance, schemas
 from backend.storage.errors import NotFoundError, StorageError
+from backend.storage.locks import workspace_lock
 from backend.storage.workspace import Workspace, sql_string, utcnow
 
 ACTIONS = ("relabel", "keep", "drop", "unsure", "tag", "untag", "undo")
@@ -65,17 +66,8 @@ def new_decision_id() -> str:
     return "d-" + uuid.uuid4().hex[:16]
 
 
-@contextlib.contextmanager
-def _writer_lock(ws: Workspace) -> Iterator[None]:
-    """One writer of the log at a time, across processes and threads (flock on a new open file
-    description per call, so two threads of one process also wait for each other)."""
-    ws.locks_dir.mkdir(parents=True, exist_ok=True)
-    with open(ws.locks_dir / "decisions.lock", "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+#: The workspace lock (:mod:`backend.storage.locks`) every writer of the log holds.
+LOCK = "decisions"
 
 
 # --------------------------------------------------------------------------- reading
@@ -262,7 +254,7 @@ def decide(
     author = (author or author_name()).strip() or "unknown"
     given = _given_labels(ws, ids)
     _check_ids(given, ids, ws)
-    with _writer_lock(ws):
+    with workspace_lock(ws, LOCK):
         log = read_log(ws) if len(ids) > _FILTERED_READ_MAX else read_log(ws, sample_ids=ids)
         logged = set(log["decision_id"])
         if decision_ids is not None and not logged.issuperset(decision_ids):
@@ -319,6 +311,7 @@ def _append(ws: Workspace, rows: list[dict]) -> pd.DataFrame:
         return pd.DataFrame(columns=schemas.DECISIONS.columns)
     table = pa.Table.from_pylist(rows, schema=schemas.DECISIONS.schema)
     ws.table("decisions").add(table)
+    maintenance.after_commit(ws, "decisions")  # the caller holds LOCK
     return table.to_pandas()
 
 
@@ -332,11 +325,12 @@ def undo(
     by_author: str | None = None,
 ) -> pd.Series:
     """Reverse one entry (the latest one still in effect by default, or ``decision_id``) by
-    appending an ``undo`` entry; returns the entry undone. ``by_author``: the latest of that
+    appending an ``undo`` entry; returns the entry undone, with ``undo_id`` (the new entry's id).
+    ``by_author``: the latest of that
     author's entries (a reviewer's Undo button undoes their own last decision, not a colleague's).
     Undo entries cannot themselves be undone: decide again instead."""
     author = (author or author_name()).strip() or "unknown"
-    with _writer_lock(ws):
+    with workspace_lock(ws, LOCK):
         log = read_log(ws)
         undone = undone_ids(log)
         if decision_id is None:
@@ -356,10 +350,13 @@ def undo(
                 raise StorageError(f"{decision_id} is an undo; undo cannot be undone, decide again instead")
             if decision_id in undone:
                 raise StorageError(f"{decision_id} ({target['action']} of {target['sample_id']}) is already undone")
-        _append(ws, [{"seq": _next_seq(ws), "decision_id": new_decision_id(), "sample_id": target["sample_id"],
+        undo_id = new_decision_id()
+        _append(ws, [{"seq": _next_seq(ws), "decision_id": undo_id, "sample_id": target["sample_id"],
                       "action": "undo", "old_value": target["action"], "new_value": target["decision_id"],
                       "reason": reason or "", "author": author, "time": utcnow(), "source": source,
                       "score_run": target["score_run"] if isinstance(target["score_run"], str) else None}])
+    target = target.copy()
+    target["undo_id"] = undo_id
     return target
 
 

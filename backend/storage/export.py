@@ -36,6 +36,7 @@ import pyarrow.parquet as pq
 
 from backend.storage import decisions, provenance
 from backend.storage.errors import StorageError
+from backend.storage.export_paths import check_output, replace_atomically
 from backend.storage.subsets import subset_ids
 from backend.storage.workspace import Workspace
 
@@ -107,34 +108,27 @@ def to_bytes(frame: pd.DataFrame, fmt: str, record: dict[str, Any] | None = None
     return buf.getvalue()
 
 
-def absolute_out(out: str | os.PathLike) -> Path:
-    """``out`` as an absolute path (a relative one is taken from the current folder)."""
-    return Path(out).expanduser().resolve()
+def write_atomic(make_bytes: Callable[[], bytes], out: str | os.PathLike, *, example: str,
+                 overwrite: bool = False) -> Path:
+    """Check ``out`` (:func:`backend.storage.export_paths.check_output`: not a folder, its folder
+    exists, not a workspace's own file, not a link or a device, an existing file only with
+    ``overwrite``), then write ``make_bytes()`` to a temporary file renamed into place, so a failed
+    export leaves no half file. ``example``: a file name the error suggests when ``out`` is a
+    folder. Returns the absolute path written."""
+    path = check_output(out, overwrite=overwrite, example=example)
+    return replace_atomically(path, make_bytes())
 
 
-def write_atomic(make_bytes: Callable[[], bytes], out: str | os.PathLike, *, example: str) -> Path:
-    """Check ``out`` (not a folder, its folder exists), then write ``make_bytes()`` to a temporary
-    file renamed into place, so a failed export leaves no half file. ``example``: a file name
-    the error suggests when ``out`` is a folder. Returns the absolute path written."""
-    out = absolute_out(out)
-    if out.is_dir():
-        raise StorageError(f"--out {out} is a folder; give a file name such as {out / example}")
-    if not out.parent.exists():
-        raise StorageError(f"folder {out.parent} does not exist; create it first or pick another --out")
-    data = make_bytes()
-    tmp = out.with_name(f".{out.name}.partial")
-    tmp.write_bytes(data)
-    os.replace(tmp, out)
-    return out
-
-
-def write_export(frame: pd.DataFrame, fmt: str, out: str | os.PathLike, record: dict[str, Any]) -> Written:
+def write_export(frame: pd.DataFrame, fmt: str, out: str | os.PathLike, record: dict[str, Any], *,
+                 overwrite: bool = False) -> Written:
     """Write ``frame`` as ``fmt`` atomically, then its provenance ``record`` beside it (with the
-    absolute path in ``record["file"]``)."""
-    path = absolute_out(out)
+    absolute path in ``record["file"]``); both paths are checked before either is written, and
+    existing files are replaced only with ``overwrite``."""
+    path = check_output(out, overwrite=overwrite, example=f"manifest.{fmt}")
+    sidecar = check_output(provenance.sidecar_path(path, fmt), overwrite=overwrite)
     record = {**record, "file": str(path), "rows": len(frame)}
-    path = write_atomic(lambda: to_bytes(frame, fmt, record), path, example=f"manifest.{fmt}")
-    sidecar = provenance.write(record, provenance.sidecar_path(path, fmt))
+    path = write_atomic(lambda: to_bytes(frame, fmt, record), path, example=f"manifest.{fmt}", overwrite=overwrite)
+    provenance.write(record, sidecar, overwrite=overwrite)
     log.info("wrote %d rows to %s (provenance: %s)", len(frame), path, sidecar)
     return Written(path, sidecar, len(frame), record)
 
@@ -188,12 +182,10 @@ def write_imagefolder(frame: pd.DataFrame, out: str | os.PathLike, record: dict[
                       copy: bool = False) -> Written:
     """Write ``OUT/[split/]label/<file>`` for every row of ``frame`` (links, or copies with
     ``copy``) and ``OUT/provenance.json``; ``OUT`` must be new or an empty folder."""
-    out = absolute_out(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    out = check_output(out, overwrite=False, folder=True)
+    if out.exists() and any(out.iterdir()):
         raise StorageError(f"{out} exists and is not an empty folder; an image-folder export makes a new folder: "
                            "pick another --out")
-    if not out.parent.is_dir():
-        raise StorageError(f"folder {out.parent} does not exist; create it first or pick another --out")
     layout = folder_layout(frame)
     record = {**record, "file": str(out), "rows": len(frame), "layout": "split/label/file" if
               frame["split"].fillna("").astype(str).ne("").any() else "label/file",
@@ -244,10 +236,11 @@ def curated_export(ws: Workspace, fmt: str, *, subset: str | None = None, includ
 
 def export_manifest(ws: Workspace, fmt: str, out: str | os.PathLike, *, subset: str | None = None,
                     include_dropped: bool = False, copy: bool = False, extra: pd.DataFrame | None = None,
-                    **record_extra: Any) -> Written:
+                    overwrite: bool = False, **record_extra: Any) -> Written:
     """Write the curated manifest of the dataset or of ``subset`` to ``out`` in ``fmt`` (one of
     :data:`FILE_FORMATS`), with its provenance record (module docstring; ``extra`` and
-    ``record_extra`` as in :func:`curated_export`)."""
+    ``record_extra`` as in :func:`curated_export`); an existing file is replaced only with
+    ``overwrite`` (an image folder must be new or empty)."""
     if fmt not in FILE_FORMATS:
         raise StorageError(f"unknown export format {fmt!r}; choose one of {', '.join(FILE_FORMATS)}")
     if copy and fmt != "imagefolder":
@@ -256,7 +249,7 @@ def export_manifest(ws: Workspace, fmt: str, out: str | os.PathLike, *, subset: 
                                   **record_extra)
     if fmt == "imagefolder":
         return write_imagefolder(rows, out, record, copy=copy)
-    return write_export(rows, fmt, out, record)
+    return write_export(rows, fmt, out, record, overwrite=overwrite)
 
 
 def manifest_download(ws: Workspace, fmt: str, *, subset: str | None = None, include_dropped: bool = False) -> bytes:

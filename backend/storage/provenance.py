@@ -21,6 +21,7 @@ import pandas as pd
 
 from backend.storage import runs, subsets
 from backend.storage.errors import NotFoundError
+from backend.storage.export_paths import check_output, replace_atomically
 from backend.storage.workspace import Workspace, utcnow
 from backend.version import code_version
 
@@ -123,10 +124,9 @@ def to_json(record: dict[str, Any]) -> str:
     return json.dumps(record, indent=2, default=str)
 
 
-def write(record: dict[str, Any], path: Path) -> Path:
-    """``record`` as JSON at ``path``, written to a temporary file renamed into place."""
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(to_json(record) + "\n")
-    tmp.replace(path)
-    return path
+def write(record: dict[str, Any], path: Path, *, overwrite: bool = False) -> Path:
+    """``record`` as JSON at ``path`` (checked as every export is: an existing file is replaced
+    only with ``overwrite``), written to a temporary file renamed into place."""
+    path = check_output(path, overwrite=overwrite)
+    return replace_atomically(path, (to_json(record) + "\n").encode())
 

@@ -1,7 +1,9 @@
 """Score, label-issue and neural-collapse results, stored per run.
 
 Scores are kept long (run_id, id, name, value) so a new scorer needs no schema change; readers
-pivot them to one column per score.
+pivot them to one column per score. Readers return the rows of ``done`` runs only
+(:func:`backend.storage.runs.require_done`): a score job writes its tables one commit at a time,
+and a reader must not show the first tables of a run whose last ones never come.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import pandas as pd
 import pyarrow as pa
 
 from backend.storage import schemas
+from backend.storage.runs import require_done
 from backend.storage.workspace import Workspace, sql_string
 
 
@@ -48,7 +51,8 @@ def write_scores(ws: Workspace, run_id: str, ids: Sequence[str], scores: Mapping
 
 
 def read_scores(ws: Workspace, run_id: str) -> pd.DataFrame:
-    """Wide frame: ``id`` plus one column per score name, for one run."""
+    """Wide frame: ``id`` plus one column per score name, for one finished run."""
+    require_done(ws, run_id)
     long = ws.read("scores", columns=["id", "name", "value"], where=f"run_id = {sql_string(run_id)}")
     if long.empty:
         return pd.DataFrame(columns=["id"])
@@ -65,6 +69,8 @@ def write_label_issues(ws: Workspace, run_id: str, frame: pd.DataFrame) -> None:
 
 
 def read_label_issues(ws: Workspace, run_id: str) -> pd.DataFrame:
+    """id, label_issue_score, is_label_issue, suggested_label, detectors of one finished run."""
+    require_done(ws, run_id)
     cols = [c for c in schemas.LABEL_ISSUES.columns if c != "run_id"]
     return ws.read("label_issues", columns=cols, where=f"run_id = {sql_string(run_id)}")
 
@@ -77,5 +83,7 @@ def write_collapse(ws: Workspace, run_id: str, rows: Sequence[Mapping]) -> None:
 
 
 def read_collapse(ws: Workspace, run_id: str) -> pd.DataFrame:
+    """source, epoch, metric, class_label, value of one finished run."""
+    require_done(ws, run_id)
     cols = [c for c in schemas.COLLAPSE.columns if c != "run_id"]
     return ws.read("collapse", columns=cols, where=f"run_id = {sql_string(run_id)}")

@@ -61,6 +61,11 @@ RUNS = TableSpec(
             pa.field("finished_at", TIMESTAMP),
             pa.field("summary_json", pa.string()),
             pa.field("error", pa.string()),
+            # the process that runs it (backend.storage.runs: interrupted runs); older tables
+            # lack these three and get them, all null, on their next new run
+            pa.field("pid", pa.int64()),
+            pa.field("pid_start", pa.int64()),  # its start time, clock ticks since boot
+            pa.field("host", pa.string()),
         ]
     ),
     key=("run_id",),

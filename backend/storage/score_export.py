@@ -11,6 +11,7 @@ import pandas as pd
 from backend.storage import provenance, results, runs
 from backend.storage.errors import StorageError
 from backend.storage.export import Written, to_bytes, write_atomic, write_export
+from backend.storage.export_paths import check_output
 from backend.storage.subsets import subset_ids
 from backend.storage.workspace import Workspace
 
@@ -91,10 +92,11 @@ def scores_export(ws: Workspace, run_id: str, fmt: str, *, subset: str | None = 
 
 
 def export_scores(ws: Workspace, run_id: str, fmt: str, out: str | os.PathLike, *,
-                  subset: str | None = None) -> Written:
-    """Write :func:`scores_frame` (of ``subset``'s samples when given) with its provenance record."""
+                  subset: str | None = None, overwrite: bool = False) -> Written:
+    """Write :func:`scores_frame` (of ``subset``'s samples when given) with its provenance record;
+    existing files are replaced only with ``overwrite``."""
     frame, record = scores_export(ws, run_id, fmt, subset=subset)
-    return write_export(frame, fmt, out, record)
+    return write_export(frame, fmt, out, record, overwrite=overwrite)
 
 
 def scores_download(ws: Workspace, run_id: str, fmt: str) -> bytes:
@@ -134,13 +136,16 @@ def collapse_summary(ws: Workspace, run_id: str) -> dict:
     return out
 
 
-def export_collapse(ws: Workspace, run_id: str, out: str | os.PathLike) -> Written:
+def export_collapse(ws: Workspace, run_id: str, out: str | os.PathLike, *, overwrite: bool = False) -> Written:
     """:func:`collapse_summary` as indented JSON, written atomically
-    (:func:`backend.storage.export.write_atomic`), with its provenance record beside it."""
+    (:func:`backend.storage.export.write_atomic`), with its provenance record beside it; existing
+    files are replaced only with ``overwrite``."""
     payload = collapse_summary(ws, run_id)
-    path = write_atomic(lambda: json.dumps(payload, indent=2, sort_keys=False).encode(), out,
-                        example="collapse.json")
+    path = check_output(out, overwrite=overwrite, example="collapse.json")
+    sidecar = check_output(provenance.sidecar_path(path, "json"), overwrite=overwrite)  # both before either is written
+    write_atomic(lambda: json.dumps(payload, indent=2, sort_keys=False).encode(), path, example="collapse.json",
+                 overwrite=overwrite)
     record = provenance.build(ws, what="collapse", fmt="json", out=path, rows=len(payload["sources"]),
                               score_run=run_id, headline_source=payload.get("headline_source"))
-    sidecar = provenance.write(record, provenance.sidecar_path(path, "json"))
+    provenance.write(record, sidecar, overwrite=overwrite)
     return Written(path, sidecar, record["rows"], record)

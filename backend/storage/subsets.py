@@ -2,7 +2,11 @@
 
 Curation is never lost silently: saving over an existing name needs ``overwrite=True``, and a
 replacement is one atomic Lance commit (``merge_insert`` with delete-by-source), so a reader or
-a crash never sees a half-written subset; a rename is one commit too. Every save, rename and
+a crash never sees a half-written subset; a rename is one commit too. Writers (save, rename,
+delete) hold the workspace lock ``subsets`` (:mod:`backend.storage.locks`) from the name check to
+the commit, so two processes saving the same new name at once leave one subset and one
+``ConflictError``, never the union of both; every :data:`maintenance.AUTO_EVERY` commits the
+writer compacts the table (:func:`backend.storage.maintenance.after_commit`). Every save, rename and
 delete is appended to ``activity`` (the per-sample label decisions have their own log:
 :mod:`backend.storage.decisions`). Two subsets (or two prune runs' kept sets) are compared by
 :func:`compare_memberships`: counts in both / one only, Jaccard, and per class.
@@ -20,9 +24,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from backend.storage import schemas
+from backend.storage import maintenance, schemas
 from backend.storage.errors import ConflictError, NotFoundError, StorageError
+from backend.storage.locks import workspace_lock
 from backend.storage.workspace import Workspace, sql_string, utcnow
+
+#: The workspace lock every writer of ``subsets`` (and of its ``activity`` log) holds.
+LOCK = "subsets"
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,79}$")
 
@@ -38,6 +46,7 @@ def check_subset_name(name: str) -> str:
 
 
 def log_decision(ws: Workspace, action: str, target: str, n_ids: int, detail: dict[str, Any] | None = None) -> None:
+    """Append one entry to ``activity``; the caller holds :data:`LOCK`."""
     row = {
         "decided_at": utcnow(),
         "action": action,
@@ -46,6 +55,7 @@ def log_decision(ws: Workspace, action: str, target: str, n_ids: int, detail: di
         "detail_json": json.dumps(detail or {}, default=str),
     }
     ws.table("activity").add(pa.Table.from_pylist([row], schema=schemas.ACTIVITY.schema))
+    maintenance.after_commit(ws, "activity")
 
 
 def subset_names(ws: Workspace) -> list[str]:
@@ -71,9 +81,6 @@ def save_subset(
     if unknown:
         example = ", ".join(sorted(unknown)[:5])
         raise StorageError(f"{len(unknown)} ids are not samples of this workspace (e.g. {example}); nothing saved")
-    exists = name in subset_names(ws)
-    if exists and not overwrite:
-        raise ConflictError(f"a subset named {name!r} exists; choose another name or overwrite it explicitly")
     now = utcnow()
     rows = pa.table(
         {
@@ -85,15 +92,21 @@ def save_subset(
         },
         schema=schemas.SUBSETS.schema,
     )
-    (
-        ws.table("subsets")
-        .merge_insert(["name", "id"])
-        .when_matched_update_all()
-        .when_not_matched_insert_all()
-        .when_not_matched_by_source_delete(f"name = {sql_string(name)}")
-        .execute(rows)
-    )
-    log_decision(ws, "replace_subset" if exists else "save_subset", name, len(ids), {"origin": origin, "run_id": run_id})
+    with workspace_lock(ws, LOCK):  # the name is checked where it is committed
+        exists = name in subset_names(ws)
+        if exists and not overwrite:
+            raise ConflictError(f"a subset named {name!r} exists; choose another name or overwrite it explicitly")
+        (
+            ws.table("subsets")
+            .merge_insert(["name", "id"])
+            .when_matched_update_all()
+            .when_not_matched_insert_all()
+            .when_not_matched_by_source_delete(f"name = {sql_string(name)}")
+            .execute(rows)
+        )
+        maintenance.after_commit(ws, "subsets")
+        log_decision(ws, "replace_subset" if exists else "save_subset", name, len(ids),
+                     {"origin": origin, "run_id": run_id})
     return len(ids)
 
 
@@ -144,9 +157,11 @@ def list_subsets(ws: Workspace) -> pd.DataFrame:
 
 
 def delete_subset(ws: Workspace, name: str) -> int:
-    n = len(subset_ids(ws, name))
-    ws.table("subsets").delete(f"name = {sql_string(name)}")
-    log_decision(ws, "delete_subset", name, n)
+    with workspace_lock(ws, LOCK):
+        n = len(subset_ids(ws, name))
+        ws.table("subsets").delete(f"name = {sql_string(name)}")
+        maintenance.after_commit(ws, "subsets")
+        log_decision(ws, "delete_subset", name, n)
     return n
 
 
@@ -154,15 +169,17 @@ def rename_subset(ws: Workspace, old: str, new: str) -> int:
     """Rename subset ``old`` to ``new``; returns its size. One Lance commit (an update of the
     ``name`` column), so a reader sees the subset under one name or the other, never both. Refused
     before anything is written when ``old`` is not saved, ``new`` is not a valid name, is ``old``
-    itself, or names a saved subset."""
+    itself, or names a saved subset (checked under the writers' lock, where it is committed)."""
     new = check_subset_name(new)
-    n = len(subset_ids(ws, old))
-    if new == old:
-        raise StorageError(f"subset {old!r} already has that name; type another one")
-    if new in subset_names(ws):
-        raise ConflictError(f"a subset named {new!r} exists; choose another name or delete that subset first")
-    ws.table("subsets").update(where=f"name = {sql_string(old)}", values={"name": new})
-    log_decision(ws, "rename_subset", new, n, {"from": old})
+    with workspace_lock(ws, LOCK):
+        n = len(subset_ids(ws, old))
+        if new == old:
+            raise StorageError(f"subset {old!r} already has that name; type another one")
+        if new in subset_names(ws):
+            raise ConflictError(f"a subset named {new!r} exists; choose another name or delete that subset first")
+        ws.table("subsets").update(where=f"name = {sql_string(old)}", values={"name": new})
+        maintenance.after_commit(ws, "subsets")
+        log_decision(ws, "rename_subset", new, n, {"from": old})
     return n
 
 

@@ -105,7 +105,7 @@ def nearest(ws: Workspace, key: str, query: np.ndarray, *, k: int) -> pd.DataFra
     found = (table.search(query, vector_column_name=VECTOR_COLUMN).distance_type("cosine")
              .nprobes(NPROBES).select(["id", "_distance"]).limit(k).to_arrow())
     similarity = 1.0 - found.column("_distance").to_numpy().astype(np.float64)
-    hits = pd.DataFrame({"id": found.column("id").to_pylist(), "similarity": similarity})
-    # ties (duplicates) in a fixed order: the search returns equal distances in any order
-    hits = hits.sort_values(["similarity", "id"], ascending=[False, True], kind="stable").reset_index(drop=True)
-    return hits.assign(similarity=hits["similarity"].round(4))
+    # rounded before ordering: an index and the exact scan compute a distance with different float
+    # rounding, so two near-equal neighbours could swap; ties then go in id order
+    hits = pd.DataFrame({"id": found.column("id").to_pylist(), "similarity": np.round(similarity, 4)})
+    return hits.sort_values(["similarity", "id"], ascending=[False, True], kind="stable").reset_index(drop=True)

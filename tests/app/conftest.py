@@ -59,3 +59,29 @@ def scored_workspace(app_workspace: Path, tmp_path_factory: pytest.TempPathFacto
 @pytest.fixture
 def writable_scored_workspace(scored_workspace: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(scored_workspace, tmp_path / "workspace"))
+
+
+@pytest.fixture(scope="session")
+def noisy_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``thresher demo --label-noise 0.05`` (5 % of the train labels moved, a real score run) with
+    a PCA map instead of UMAP; built once, read-only by convention: use :func:`noisy_workspace`."""
+    from backend.commands import _demo_label_noise
+    from backend.config import ProjectionSettings
+    from backend.jobs.ingest_job import ingest
+    from backend.jobs.project_job import project
+    from backend.jobs.score_job import score
+    from tests.app.app_testkit import EMBEDDING_KEY, add_pixel_embeddings
+
+    ws = Workspace.open(tmp_path_factory.mktemp("noisy") / "digits", create=True)
+    ingest(ws, "demo")
+    _demo_label_noise(ws, 0.05)
+    add_pixel_embeddings(ws)
+    project(ws, ProjectionSettings(method="pca"), embedding_key=EMBEDDING_KEY)
+    score(ws, embedding_key=EMBEDDING_KEY)
+    return ws.root
+
+
+@pytest.fixture
+def noisy_workspace(noisy_template: Path, tmp_path: Path) -> Path:
+    """A private copy of :func:`noisy_template`."""
+    return Path(shutil.copytree(noisy_template, tmp_path / "digits"))

@@ -18,6 +18,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -97,10 +98,16 @@ def digits_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_digits_workspace(tmp_path_factory.mktemp("browser") / "digits")
 
 
+@dataclass(frozen=True)
+class AppServer:
+    url: str
+    process: subprocess.Popen  # ``thresher app``, leader of its own process group (Streamlit is a child)
+
+
 @contextlib.contextmanager
-def serving(workspace: Path, log: Path, **env: str) -> Iterator[str]:
-    """``thresher app --workspace W`` on a free port (``env``: more environment), yielding its URL;
-    stopped on exit (also on failure)."""
+def serving(workspace: Path, log: Path, **env: str) -> Iterator[AppServer]:
+    """``thresher app --workspace W`` on a free port (``env``: more environment); stopped on exit
+    (also on failure)."""
     port = free_port()
     env = dict(os.environ, STREAMLIT_SERVER_PORT=str(port), STREAMLIT_SERVER_ADDRESS="127.0.0.1",
                STREAMLIT_SERVER_HEADLESS="true", STREAMLIT_BROWSER_GATHER_USAGE_STATS="false", **env)
@@ -111,7 +118,7 @@ def serving(workspace: Path, log: Path, **env: str) -> Iterator[str]:
     try:
         url = f"http://127.0.0.1:{port}"
         wait_until_healthy(url, server, log)
-        yield url
+        yield AppServer(url, server)
     finally:
         stop(server)
 
@@ -135,8 +142,8 @@ def browser_page(url: str, *, height: int = 1900) -> Iterator:
 @pytest.fixture
 def app_url(digits_workspace: Path, tmp_path: Path) -> Iterator[str]:
     """``thresher app --workspace W`` on a free port, stopped when the test ends (also on failure)."""
-    with serving(digits_workspace, tmp_path / "server.log") as url:
-        yield url
+    with serving(digits_workspace, tmp_path / "server.log") as server:
+        yield server.url
 
 
 def _require_browser() -> None:

@@ -19,13 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from backend.commands import _demo_label_noise
-from backend.config import ProjectionSettings
-from backend.jobs.ingest_job import ingest
-from backend.jobs.project_job import project
-from backend.jobs.score_job import score
 from backend.storage import Workspace, decisions, subsets
-from tests.app.app_testkit import EMBEDDING_KEY, add_pixel_embeddings
 from tests.app.test_browser import REPO, _require_browser, browser_page, serving
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -35,22 +29,10 @@ SAMPLE_CAPTION = re.compile(r"^Sample (\S+) · split")
 GIVEN = re.compile(r"Given label: (\S+) → suggested: (\S+)")
 
 
-@pytest.fixture(scope="module")
-def noisy_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``thresher demo --label-noise 0.05`` with a PCA map instead of UMAP (its look is not checked)."""
-    ws = Workspace.open(tmp_path_factory.mktemp("journey") / "digits", create=True)
-    ingest(ws, "demo")
-    _demo_label_noise(ws, 0.05)
-    add_pixel_embeddings(ws)
-    project(ws, ProjectionSettings(method="pca"), embedding_key=EMBEDDING_KEY)
-    score(ws, embedding_key=EMBEDDING_KEY)
-    return ws.root
-
-
 @pytest.fixture
 def journey_url(noisy_workspace: Path, tmp_path: Path) -> Iterator[str]:
-    with serving(noisy_workspace, tmp_path / "server.log", THRESHER_AUTHOR="journey-test") as url:
-        yield url
+    with serving(noisy_workspace, tmp_path / "server.log", THRESHER_AUTHOR="journey-test") as server:
+        yield server.url
 
 
 def test_review_prune_export_journey(journey_url: str, noisy_workspace: Path, tmp_path: Path) -> None:
@@ -104,14 +86,14 @@ def test_review_prune_export_journey(journey_url: str, noisy_workspace: Path, tm
         page.get_by_text(re.compile("subset 'half'", re.I)).first.wait_for()
         page.screenshot(path=str(ARTIFACTS / "journey-prune.png"))
 
-        out = tmp_path / "half.parquet"
+        out = noisy_workspace / "exports" / "half.parquet"  # the app writes into its export folder only
         page.goto(f"{journey_url}/export")
         page.get_by_role("combobox", name="Rows").click()
         page.get_by_role("option", name="half", exact=True).click()
         page.get_by_role("radiogroup", name="Format", exact=True).get_by_text("parquet").click()
-        path_box = page.get_by_role("textbox", name="Write to file")
+        path_box = page.get_by_role("textbox", name="File name")
         sync_api.expect(path_box).to_have_value(re.compile(r"half\.parquet$"))  # redrawn for the choices
-        path_box.fill(str(out))
+        path_box.fill(out.name)
         path_box.press("Tab")  # a form's text box hands its value over when it loses focus
         page.get_by_role("button", name="Write file").click()
         try:

@@ -1,6 +1,6 @@
 """AppTest for the Export page: the curated preview, dropped samples out or in, the download, write
-to a path (absolute only) with its provenance, the image folder, fresh subsets and decisions,
-and a score run's scores."""
+into the export folder (nothing outside it, an existing file only when confirmed) with its
+provenance, the image folder, fresh subsets and decisions, and a score run's scores."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app import data, export_data, state
-from backend.storage import Workspace, decisions, provenance, runs, subsets
+from app.components import export_panel
+from backend.storage import Workspace, decisions, export_paths, provenance, runs, subsets
 from tests.app.app_testkit import N_SAMPLES, metric_values
 
 
@@ -83,45 +84,92 @@ def test_a_subset_saved_elsewhere_shows_up_at_once(app_on, writable_workspace: P
     assert metric_values(at)["Rows"] == "4"
 
 
-def test_write_to_a_path_with_its_provenance_and_report_a_bad_one(app_on, app_workspace: Path,
-                                                                  tmp_path: Path) -> None:
-    at = export_page(app_on, app_workspace)
-    out = tmp_path / "manifest.csv"
-    path_box(at).input(str(out))
+def test_write_into_the_export_folder_with_its_provenance(app_on, writable_workspace: Path) -> None:
+    at = export_page(app_on, writable_workspace)
+    folder = writable_workspace / "exports"
+    assert path_box(at).value == "manifest.csv" and any(str(folder) in c.value for c in at.caption)
     click(at, "Write file")
-    assert not at.exception
+    assert not at.exception and not at.error
+    out = folder / "manifest.csv"
     assert f"to {out}. Provenance: {out}.provenance.json" in at.success[0].value
     assert len(pd.read_csv(out)) == N_SAMPLES
-    assert json.loads((tmp_path / "manifest.csv.provenance.json").read_text())["rows"] == N_SAMPLES
+    assert json.loads((folder / "manifest.csv.provenance.json").read_text())["rows"] == N_SAMPLES
 
-    path_box(at).input(str(tmp_path / "missing-folder" / "m.csv"))
+    path_box(at).input("runs/second.csv")  # a path inside the folder: its subfolders are made
     click(at, "Write file")
-    assert "Could not write" in at.error[0].value and "does not exist" in at.error[0].value
+    assert not at.error and len(pd.read_csv(folder / "runs" / "second.csv")) == N_SAMPLES
 
 
-def test_a_relative_path_is_refused_with_where_it_would_have_gone(app_on, app_workspace: Path) -> None:
-    at = export_page(app_on, app_workspace)
-    path_box(at).input("relative.csv")
+def test_an_existing_file_is_replaced_only_when_confirmed(app_on, writable_workspace: Path) -> None:
+    at = export_page(app_on, writable_workspace)
+    out = writable_workspace / "exports" / "taken.csv"
+    out.parent.mkdir()
+    out.write_text("precious\n")
+    path_box(at).input("taken.csv")
     click(at, "Write file")
-    assert "Give an absolute path" in at.error[0].value and os.getcwd() in at.error[0].value
-    assert not Path("relative.csv").exists() and not at.success
+    assert not at.success and out.read_text() == "precious\n"
+    assert f"`{out}` exists already" in at.warning[0].value and export_panel.REPLACE_LABEL in at.warning[0].value
+    at.checkbox(key=state.EXPORT_REPLACE).check()
+    click(at, "Write file")
+    assert not at.warning and len(pd.read_csv(out)) == N_SAMPLES
 
 
-def test_an_image_folder_is_written_not_downloaded(app_on, app_workspace: Path, tmp_path: Path) -> None:
+def test_nothing_is_written_outside_the_export_folder(app_on, writable_workspace: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 15: the page wrote any path the server could write: an arbitrary file, through a
+    symbolic link, onto a device, into the workspace's own tables."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me\n")
+    folder = writable_workspace / "exports"
+    folder.mkdir()
+    (folder / "link.csv").symlink_to(victim)
+    (folder / "out").symlink_to(tmp_path)
+    os.mkfifo(folder / "pipe.csv")
+    lance = writable_workspace / "lance"
+    before = sorted(p.name for p in lance.rglob("*"))
+    at = export_page(app_on, writable_workspace)
+    at.checkbox(key=state.EXPORT_REPLACE).check()  # even with the replace box ticked
+    for name, why in ((str(victim), "outside the export folder"), ("../victim.txt", "climbs out"),
+                      (str(lance / "samples.lance" / "x.csv"), "outside the export folder"),
+                      ("../lance/x.csv", "climbs out"), ("link.csv", "symbolic link"),
+                      ("out/victim.txt", "symbolic link out of the export folder"), ("pipe.csv", "FIFO"),
+                      ("/dev/null", "outside the export folder")):
+        path_box(at).input(name)
+        click(at, "Write file")
+        assert not at.success and why in at.error[0].value, (name, at.error[0].value)
+    assert victim.read_text() == "keep me\n" and sorted(p.name for p in lance.rglob("*")) == before
+
+    # an export folder configured into the tables is refused too
+    monkeypatch.setenv(export_paths.EXPORT_DIR_ENV, str(lance))
+    at = export_page(app_on, writable_workspace)
+    click(at, "Write file")
+    assert "own lance" in at.error[0].value and sorted(p.name for p in lance.rglob("*")) == before
+
+
+def test_the_export_folder_can_be_configured(app_on, app_workspace: Path, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(export_paths.EXPORT_DIR_ENV, str(tmp_path / "shared"))
     at = export_page(app_on, app_workspace)
+    click(at, "Write file")
+    assert not at.error and len(pd.read_csv(tmp_path / "shared" / "manifest.csv")) == N_SAMPLES
+    assert not (app_workspace / "exports").exists()
+
+
+def test_an_image_folder_is_written_not_downloaded(app_on, writable_workspace: Path) -> None:
+    at = export_page(app_on, writable_workspace)
     at.radio(key="export.format").set_value("imagefolder").run()
     assert not at.get("download_button") or all("scores" in b.label for b in at.get("download_button"))
     assert any("cannot be downloaded" in c.value for c in at.caption)
-    out = tmp_path / "folder"
-    path_box(at, fmt="imagefolder").input(str(out))
+    out = writable_workspace / "exports" / "folder"
+    path_box(at, fmt="imagefolder").input("folder")
     click(at, "Write folder")
     assert not at.exception and not at.error
     assert f"Wrote {N_SAMPLES} files to {out}. Provenance: {out / 'provenance.json'}" in at.success[0].value
     files = list(out.rglob("*.png"))
     assert len(files) == N_SAMPLES and all(p.is_symlink() for p in files)
 
-    copies = tmp_path / "copies"
-    path_box(at, fmt="imagefolder").input(str(copies))
+    copies = out.parent / "copies"
+    path_box(at, fmt="imagefolder").input("copies")
     at.checkbox(key=state.EXPORT_COPY).check()
     click(at, "Write folder")
     assert not any(p.is_symlink() for p in copies.rglob("*.png")) and len(list(copies.rglob("*.png"))) == N_SAMPLES
@@ -148,10 +196,11 @@ def test_write_a_subset_with_soft_labels_for_distillation(app_on, writable_score
     kept = samples.groupby("label").head(6)["id"].tolist()
     subsets.save_subset(ws, "half", kept)
     at = export_page(app_on, writable_scored_workspace)
-    assert not at.checkbox  # soft labels need a subset: the whole dataset has no kept fraction
+    assert not any(c.key == state.EXPORT_SOFT_LABELS for c in at.checkbox)  # the whole dataset has no kept fraction
     at.selectbox(key="export.source").set_value("half").run()
-    out = tmp_path / "half.csv"
-    path_box(at, "half").input(str(out))
+    out = writable_scored_workspace / "exports" / "half.csv"
+    assert path_box(at, "half").value == "manifest-half.csv"
+    path_box(at, "half").input("half.csv")
     at.checkbox(key=state.EXPORT_SOFT_LABELS).check()
     click(at, "Write file", timeout=120)
     assert not at.exception and not at.error
@@ -162,8 +211,7 @@ def test_write_a_subset_with_soft_labels_for_distillation(app_on, writable_score
     assert [f"teacher_logit_{c}" for c in classes] == [c for c in written.columns if c.startswith("teacher_logit_")]
     assert written["kd_weight"].to_numpy() == pytest.approx(1 - len(kept) / len(samples))  # the fraction removed
     assert (written["kd_temperature"] == 4.0).all()
-    assert json.loads((tmp_path / "half.csv.provenance.json").read_text())["soft_labels"]["kd_temperature"] == 4.0
+    assert json.loads(Path(f"{out}.provenance.json").read_text())["soft_labels"]["kd_temperature"] == 4.0
 
-    path_box(at, "half").input(str(tmp_path / "missing-folder" / "half.csv"))
-    click(at, "Write file", timeout=120)
-    assert "Could not write" in at.error[0].value
+    click(at, "Write file", timeout=120)  # the file exists now: asked first, no probe trained
+    assert "exists already" in at.warning[0].value

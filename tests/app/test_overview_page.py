@@ -8,6 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app import state
+from backend import config
 from backend.config import ProjectionSettings
 from backend.jobs.project_job import project
 from backend.storage import Workspace
@@ -95,6 +96,13 @@ def test_score_pages_explain_how_to_score(app_on, app_workspace: Path, page: str
     )
 
 
+@pytest.fixture
+def tmp_data_root(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Every test folder is under the data root (the sidebar opens only the workspaces there)."""
+    monkeypatch.setattr(config, "DEFAULT_DATA_DIR", tmp_path_factory.getbasetemp())
+
+
+@pytest.mark.usefixtures("tmp_data_root")
 def test_sidebar_opens_another_workspace_only_when_it_is_one(
     app_on, app_workspace: Path, empty_workspace: Path, tmp_path: Path
 ) -> None:
@@ -111,6 +119,7 @@ def test_sidebar_opens_another_workspace_only_when_it_is_one(
     assert metric_values(at)["Samples"] == f"{N_SAMPLES}"
 
 
+@pytest.mark.usefixtures("tmp_data_root")
 def test_the_workspace_chosen_in_the_sidebar_survives_a_reload(
     app_on, app_workspace: Path, empty_workspace: Path
 ) -> None:
@@ -128,6 +137,7 @@ def test_the_workspace_chosen_in_the_sidebar_survives_a_reload(
     assert reloaded.sidebar.text_input[0].value == chosen
 
 
+@pytest.mark.usefixtures("tmp_data_root")
 def test_an_address_naming_no_workspace_shows_why_and_the_default(
     app_on, empty_workspace: Path, tmp_path: Path
 ) -> None:

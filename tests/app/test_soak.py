@@ -25,7 +25,6 @@ from tests.app.test_browser import (
     _require_browser,
     serving,
 )
-from tests.app.test_browser_journey import noisy_workspace  # noqa: F401  (the fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -84,7 +83,7 @@ def _browser_session(page, deadline: float, acknowledged: list[str], errors: lis
     return made
 
 
-def test_two_browsers_a_writer_and_a_score_job_lose_and_duplicate_nothing(noisy_workspace: Path,  # noqa: F811
+def test_two_browsers_a_writer_and_a_score_job_lose_and_duplicate_nothing(noisy_workspace: Path,
                                                                           tmp_path: Path) -> None:
     _require_browser()
     from playwright import sync_api
@@ -92,7 +91,8 @@ def test_two_browsers_a_writer_and_a_score_job_lose_and_duplicate_nothing(noisy_
     acknowledged: list[str] = []
     errors: list[str] = []
     clicks = 0
-    with serving(noisy_workspace, tmp_path / "server.log", THRESHER_AUTHOR="soak-browser") as url:
+    with serving(noisy_workspace, tmp_path / "server.log", THRESHER_AUTHOR="soak-browser") as server:
+        url = server.url
         writer = subprocess.Popen([sys.executable, "-c", WRITER, str(noisy_workspace), str(SOAK_S)], cwd=REPO,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         scorer = subprocess.Popen([sys.executable, "-m", "backend.cli", "score", "-w", str(noisy_workspace)],

@@ -144,7 +144,7 @@ def test_export_roundtrip(workspace: Workspace, tmp_path: Path, fmt: str) -> Non
     frame = read(out)
     assert len(frame) == 5 and {"id", "path", "label", "split"} <= set(frame.columns)
     subsets.save_subset(workspace, "two", ["s0", "s4"])
-    assert export.export_manifest(workspace, fmt, out, subset="two").rows == 2
+    assert export.export_manifest(workspace, fmt, out, subset="two", overwrite=True).rows == 2
     assert sorted(read(out)["id"]) == ["s0", "s4"]
 
 
