@@ -37,6 +37,8 @@ bench: setup
 	$(BIN)/python bench/distillation.py
 	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/ray_runner.py
+	$(BIN)/python bench/review_latency.py
+	$(BIN)/python bench/storage_growth.py
 
 bench-tune: setup
 	$(BIN)/python bench/pruning.py --select

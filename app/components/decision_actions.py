@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 from app import curation_data, state
+from app.components.markdown_text import md
 from backend.storage import StorageError
 from backend.storage.decisions import new_decision_id
 
@@ -77,12 +78,12 @@ def _commit(root: str, action: str, ids: list[str], *, source: str, score_run: s
     written = result.entries["decision_id"].tolist()
     stack = st.session_state.setdefault(state.DECISION_UNDO_STACK, [])
     stack.extend(written)
-    what = PAST[action] + (f" to {to}" if to else "") + (f" '{tag}'" if tag else "")
+    what = PAST[action] + (f" to {md(to)}" if to else "") + (f" '{md(tag)}'" if tag else "")
     if len(ids) == 1:
-        detail = f"{ids[0]}" + (f" ({result.entries['old_value'].iloc[0]} → {to})" if action == "relabel" and
-                                written else "")
+        detail = md(ids[0]) + (f" ({md(result.entries['old_value'].iloc[0])} → {md(to)})"
+                               if action == "relabel" and written else "")
         text = (f"{what}: {detail}. Saved as {written[0]}." if written
-                else f"{ids[0]} was already so; nothing to save.")
+                else f"{md(ids[0])} was already so; nothing to save.")
     else:
         text = (f"{what}: {len(written)} sample(s) saved"
                 + (f", {len(result.unchanged)} already so" if result.unchanged else "") + ".")
@@ -102,8 +103,9 @@ def undo_last(root: str, *, source: str) -> None:
         return
     st.session_state[state.REVIEW_FOCUS] = undone["sample_id"]
     st.session_state.setdefault(state.REVIEW_SKIPPED, set()).discard(undone["sample_id"])
-    acknowledge(f"Undid {undone['action']} of {undone['sample_id']}"
-                 + (f" ({undone['old_value']} → {undone['new_value']})" if undone["action"] == "relabel" else "")
+    acknowledge(f"Undid {undone['action']} of {md(undone['sample_id'])}"
+                 + (f" ({md(undone['old_value'])} → {md(undone['new_value'])})" if undone["action"] == "relabel"
+                    else "")
                  + f". Saved as {undone['undo_id']}.")
 
 

@@ -8,6 +8,7 @@ import streamlit as st
 
 from app import curation_data, data
 from app.components.decision_actions import acknowledge, show_acknowledgement
+from app.components.markdown_text import md
 from backend.storage import StorageError
 
 GROUPS_PER_PAGE = 8
@@ -55,7 +56,8 @@ def groups_view(root: str, groups: pd.DataFrame, states: pd.DataFrame) -> None:
                     if picture is not None:
                         st.image(picture, width=THUMBNAIL)
                     status = "dropped" if row.id in dropped else ""
-                    st.caption(f"{row.label} · {row.split or '-'} · sim {row.similarity:.3f} {status}\n\n`{row.id}`")
+                    st.caption(f"{md(row.label)} · {md(row.split or '-')} · sim {row.similarity:.3f} {status}\n\n"
+                               f"`{str(row.id).replace('`', '')}`")
             radio_key = f"dup.keep.{group}"
             ids = members["id"].tolist()
             with st.container(horizontal=True, vertical_alignment="bottom"):

@@ -9,6 +9,7 @@ import streamlit as st
 
 from app import curation_data, data, state
 from app.components import decision_actions
+from app.components.markdown_text import md
 from app.components.metric_row import metric_row
 from app.components.review_panel import IssueFilter, apply_filter
 from app.components.sample_view import image, neighbour_grid
@@ -60,19 +61,19 @@ def queue_view(root: str, run_id: str, chosen: IssueFilter) -> None:
     with left:
         image(current["path"], 280)
     with right:
-        st.markdown(f"#### Given label: **{target.label}** → suggested: **{target.suggested_label}**")
+        st.markdown(f"#### Given label: **{md(target.label)}** → suggested: **{md(target.suggested_label)}**")
         st.markdown(
             f"Suggestion probability **{'n/a' if probability is None or pd.isna(probability) else f'{probability:.2f}'}**"
             f" · label-issue score **{current['label_issue_score']:.3f}** · flagged by "
             f"**{current['detectors'] or 'the combined verdict only'}** · {len(todo):,} left in the queue")
-        st.caption(f"Sample `{current['id']}` · split {current['split']}")
+        st.caption(f"Sample {md(current['id'])} · split {md(current['split'])}")
         decision_actions.queue_buttons(root, target, curation_data.class_names(root))
         st.caption("Shortcuts: " + " · ".join(f"{label} `{key}`" for label, key in decision_actions.QUEUE_BUTTONS))
     key = curation_data.score_run_embedding(root, run_id)
     given, suggested = st.columns(2)
     for column, label, title in ((given, target.label, "given"), (suggested, target.suggested_label, "suggested")):
         with column:
-            st.markdown(f"Nearest with the {title} label **{label}**")
+            st.markdown(f"Nearest with the {title} label **{md(label)}**")
             found = curation_data.neighbours(root, key, target.sample_id, label=label, k=NEIGHBOURS)
             if found.empty:
                 st.caption("No neighbours (no stored vector, or no sample of this class).")
@@ -92,7 +93,7 @@ def bulk_accept(root: str, run_id: str, chosen: IssueFilter) -> None:
                             min(10, len(todo)), key=state.REVIEW_BULK_K)
         top = todo.head(int(k))
         moves = top.groupby(["current_label", "suggested_label"]).size().reset_index(name="n")
-        st.caption("Will relabel: " + ", ".join(f"{r.current_label} → {r.suggested_label}: {r.n}"
+        st.caption("Will relabel: " + ", ".join(f"{md(r.current_label)} → {md(r.suggested_label)}: {r.n}"
                                                 for r in moves.itertuples()))
         if st.button(f"Accept the top {int(k)} suggestions…", key="review.bulk_open"):
             st.session_state[state.REVIEW_BULK_PENDING] = (top["id"].tolist(), float(top["label_issue_score"].min()))

@@ -9,6 +9,7 @@ import streamlit as st
 
 from app import curation_data, data, state
 from app.components.decision_actions import bulk_actions
+from app.components.markdown_text import md
 from app.components.thumbnails import placeholder, thumbnail_grid
 
 IMAGE_SIZE = 256
@@ -63,12 +64,12 @@ def sample_detail(root: str, sample_id: str, *, score_run: str | None, source: s
     with left:
         image(row.get("path"))
     with right:
-        st.markdown(f"**{sample_id}** · split {row.get('split') or '(none)'} · "
+        st.markdown(f"**{md(sample_id)}** · split {md(row.get('split') or '(none)')} · "
                     f"{row.get('width') or '?'}×{row.get('height') or '?'} px")
-        st.markdown(f"Given label **{row['label']}** · current label **{current}** · "
-                    f"decision **{decision or 'none'}** · tags {tags or 'none'}")
+        st.markdown(f"Given label **{md(row['label'])}** · current label **{md(current)}** · "
+                    f"decision **{decision or 'none'}** · tags {md(tags) if tags else 'none'}")
         if row.get("path"):
-            st.caption(f"`{row['path']}`")
+            st.caption(f"`{str(row['path']).replace('`', '')}`")
         bulk_actions(root, [sample_id], source=source, score_run=score_run, key=f"sample.{sample_id}")
         if st.button("Find similar", key=f"sample.similar.{sample_id}"):
             st.session_state[SEARCH_LIKE] = sample_id

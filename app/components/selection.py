@@ -21,6 +21,7 @@ from app import explore_data, state
 from app.components import scatter
 from app.components.decision_actions import bulk_actions
 from app.components.gallery import paged_gallery
+from app.components.markdown_text import md
 from app.components.sample_view import open_sample
 from app.components.subset_form import SaveFormKeys, save_subset_form
 
@@ -98,7 +99,7 @@ def selection_panel(root: str, points: pd.DataFrame, ids: list[str], *, run_id: 
     chosen = points[points["id"].isin(ids)]
     by_label = chosen["label"].fillna("(none)").astype(str).value_counts()
     st.subheader(f"{len(chosen)} selected")
-    st.caption(" · ".join(f"{label}: {n}" for label, n in by_label.items()))
+    st.caption(" · ".join(f"{md(label)}: {n}" for label, n in by_label.items()))
     chosen_ids = chosen["id"].tolist()
     st.button("Clear selection", key="explore.clear", on_click=clear_selection)
     bulk_actions(root, chosen_ids, source="explore", score_run=score_run, key=state.EXPLORE_ACTIONS)

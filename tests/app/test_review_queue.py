@@ -29,8 +29,8 @@ def flagged_order(workspace: Path) -> pd.DataFrame:
 
 
 def shown_id(at: AppTest) -> str:
-    caption = next(c.value for c in at.caption if c.value.startswith("Sample `"))
-    return caption.split("`")[1]
+    caption = next(c.value for c in at.caption if c.value.startswith("Sample "))
+    return caption.split()[1]
 
 
 def click(at: AppTest, label: str) -> AppTest:
