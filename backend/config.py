@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 #: The folder that holds workspaces when none is named: ``data/`` beside the package, or
@@ -43,12 +43,3 @@ class ProjectionSettings:
     metric: str = "cosine"
     seed: int = 0
     fit_sample: int = 20_000
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Everything a command needs besides its own arguments."""
-
-    workspace: Path = DEFAULT_WORKSPACE
-    embed: EmbedSettings = field(default_factory=EmbedSettings)
-    projection: ProjectionSettings = field(default_factory=ProjectionSettings)

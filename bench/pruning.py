@@ -68,7 +68,7 @@ from backend.jobs.score_inputs import probe_config_for, run_probes  # noqa: E402
 from backend.scoring.pruning import registry  # noqa: E402
 from backend.scoring.pruning.ensemble import rank_ensemble  # noqa: E402
 from backend.scoring.pruning.exclusions import removed_first  # noqa: E402
-from backend.scoring.pruning.sampling import DEFAULT_SIMS_SAMPLING, SimsSampling, sims_sample  # noqa: E402
+from backend.scoring.pruning.sims_sampling import DEFAULT_SIMS_SAMPLING, SimsSampling, sims_sample  # noqa: E402
 
 RATIOS = (0.3, 0.5, 0.7, 0.9)
 ISSUE_ANCHORS = {  # quoted in issue 3 (test accuracy %, 5 seeds)

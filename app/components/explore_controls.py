@@ -9,6 +9,7 @@ import streamlit as st
 from app import state
 from app.components.scatter import COLOR_CHOICES, TAG_PREFIX
 from app.components.score_runs import run_label as score_run_label
+from backend.jobs.health_stage import FLAG_COLUMNS, SCORE_COLUMNS
 
 #: Colourings from the decisions log.
 DECISION_COLORS = ("decision",)
@@ -47,14 +48,15 @@ def choose_score_run(score_runs: pd.DataFrame, *, key: str = state.EXPLORE_SCORE
 
 
 def color_choices(score_runs: pd.DataFrame, score_run: str | None, tags: list[str]) -> list[str]:
-    """label, split, decision, one ``tag:<name>`` per tag; with a score run also its verdict and
-    every score it computed."""
+    """label, split, decision, one ``tag:<name>`` per tag; with a score run also its verdict,
+    every score it computed and, when it ran the health checks, their flags and scores."""
     choices = [*COLOR_CHOICES, *DECISION_COLORS, *(f"{TAG_PREFIX}{tag}" for tag in tags)]
     chosen = score_runs[score_runs["run_id"] == score_run] if score_run is not None else score_runs.iloc[:0]
     if chosen.empty:
         return choices
     scorers = (chosen["config"].iloc[0] or {}).get("scorers") or []
-    return [*choices, *LABEL_ISSUE_COLORS, *scorers]
+    health = [*FLAG_COLUMNS, *SCORE_COLUMNS] if "health" in (chosen["summary"].iloc[0] or {}) else []
+    return [*choices, *LABEL_ISSUE_COLORS, *scorers, *health]
 
 
 def color_name(choice: str) -> str:

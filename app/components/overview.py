@@ -73,3 +73,44 @@ def ingest_report(report: IngestReportView | None) -> None:
             st.dataframe(report.problems, hide_index=True)
     else:
         st.caption("Every file was read: nothing skipped.")
+
+
+#: The score run's health flags (``backend.jobs.health_stage``) as the Overview names them.
+HEALTH_LABELS = {
+    "is_exact_duplicate": "exact duplicates",
+    "is_near_duplicate": "near duplicates",
+    "is_split_leak": "split leaks (val/test copies of train)",
+    "is_outlier": "outliers (Mahalanobis)",
+    "is_knn_outlier": "outliers (kNN distance)",
+    "is_dark": "dark",
+    "is_bright": "bright",
+    "is_blurry": "blurry",
+    "is_low_information": "low information",
+    "is_odd_size": "odd size",
+    "is_grayscale": "grayscale",
+}
+
+
+def health_counts(score_runs: pd.DataFrame) -> tuple[str, dict[str, int]] | None:
+    """(run id, {issue name: count}) of the newest score run that checked dataset health; None
+    without one."""
+    for _, row in score_runs.iterrows():
+        health = (row["summary"] or {}).get("health") if isinstance(row["summary"], dict) else None
+        if health:
+            counts = health.get("counts", {})
+            return row["run_id"], {label: int(counts.get(name, 0)) for name, label in HEALTH_LABELS.items()}
+    return None
+
+
+def health_summary(score_runs: pd.DataFrame) -> None:
+    """Counts per dataset-health issue of the newest score run that has them."""
+    st.markdown("**Dataset health**")
+    found = health_counts(score_runs)
+    if found is None:
+        st.caption("No score run with health checks yet: run `thresher score` on this workspace.")
+        return
+    run_id, counts = found
+    st.markdown(" · ".join(f"{label}: **{n:,}**" for label, n in counts.items()))
+    st.caption(f"From score run `{run_id}`. Colour or filter by these columns (`is_split_leak`, "
+               "`outlier_score`, `is_blurry`, ...) in Explore or the scores export; review duplicate "
+               "groups on the Duplicates page.")

@@ -36,3 +36,4 @@ overview.runs_table(
     empty_hint=f"No projections yet: run `thresher project --workspace {ws.root}`.",
 )
 subsets_panel.subsets_section(root, data.subset_list(root))
+overview.health_summary(data.finished_runs(root, "score"))

@@ -23,6 +23,7 @@ import pandas as pd
 from backend.config import LABEL_ISSUE_CHOICES
 from backend.jobs.dataset import load_dataset, split_rows
 from backend.jobs.tracking import recorded_run
+from backend.scoring.pruning import options as prune_options
 from backend.scoring.pruning import registry
 from backend.scoring.pruning.budgets import check_ratio, n_to_keep, parse_policy
 from backend.scoring.pruning.exclusions import RemovedFirst, decided_pool, removed_first
@@ -71,7 +72,7 @@ def prune(ws: Workspace, *, name: str, ratio: float, method: str | None = None, 
     leaves them to the method; ``dedup`` removes SemDeDup near-duplicates first (Abbas et al.
     2023); both count towards the ratio (:mod:`backend.scoring.pruning.exclusions`).
     ``method_options`` are the procedure's parameters as
-    ``KEY=VALUE`` text (:func:`backend.scoring.pruning.registry.method_options`), checked before
+    ``KEY=VALUE`` text (:func:`backend.scoring.pruning.options.method_options`), checked before
     anything is read or written. The curator's decisions outrank all of it (module docstring); the
     run's summary records ``n_pinned``, ``n_dropped_by_decision``, ``n_relabeled`` and
     ``decisions_seq`` (the log's last entry the prune saw).
@@ -88,7 +89,7 @@ def prune(ws: Workspace, *, name: str, ratio: float, method: str | None = None, 
         method, options = recipe.name, recipe.options
     registry.parse_method(method)  # ValueError naming the known methods
     if method_options:
-        options = {**options, **registry.method_options(method, method_options)}
+        options = {**options, **prune_options.method_options(method, method_options)}
     source = runs.get_run(ws, score_run) if score_run else latest_score_run(ws)
     data = load_dataset(ws, source["embedding_key"], current_labels=False)  # relabels applied below
     log_entries = decisions.read_log(ws)
@@ -210,7 +211,7 @@ def score_names() -> list[str]:
 
 
 def recommended_method(ratio: float) -> str:
-    """The default recipe's name for ``ratio`` (fraction removed), e.g. ``sims:sim``."""
+    """The default recipe's name for ``ratio`` (fraction removed), e.g. ``sims:ensemble``."""
     return registry.recommended_default(ratio).name
 
 
@@ -221,7 +222,7 @@ def default_score(method: str) -> str | None:
 
 def method_parameters(name: str) -> dict:
     """The procedure's settable parameters and their defaults (``--option``; the app's expander)."""
-    return registry.method_parameters(name)
+    return prune_options.method_parameters(name)
 
 
 def describe_method(name: str) -> str:

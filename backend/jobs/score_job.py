@@ -5,7 +5,9 @@ Every stage (and every pruning scorer) logs its start and its wall time through
 :func:`backend.jobs.tracking.stage`, so a slow or memory-hungry stage is visible in the job log;
 ``bench/scale.py`` reads the same marks to time and measure each stage at 1M rows. Above
 ``LARGE_N`` rows the probes use a cheaper recipe (``score_inputs.probe_config_for``) and one
-neighbour search serves the label-noise vote and the kNN scores (``pruning_stage``).
+neighbour search serves the label-noise vote and the kNN scores (``pruning_stage``). Each part
+has its stage module (``label_noise_stage``, ``pruning_stage``, ``collapse_stage``); this one
+orders them, releases what the next no longer needs and writes what they return.
 """
 
 from __future__ import annotations
@@ -14,23 +16,22 @@ import logging
 import time
 from dataclasses import asdict, dataclass
 
-import numpy as np
-
-from backend.jobs.dataset import Dataset, load_dataset
+from backend.jobs.collapse_stage import check_classifier_classes, collapse_stage
+from backend.jobs.dataset import load_dataset
+from backend.jobs.health_stage import health_stage
 from backend.jobs.label_noise_stage import label_noise_stage
 from backend.jobs.project_job import default_embedding_key
 from backend.jobs.pruning_stage import (
-    READS_LOGITS,
     SHARED_KNN_ABOVE,
     pruning_scores,
+    reads_logits,
     shared_neighbors,
 )
 from backend.jobs.runner import LocalRunner, Runner
-from backend.jobs.score_inputs import ProbeOutputs, probe_config_for, probe_task_map, run_probes
+from backend.jobs.score_inputs import probe_config_for, probe_task_map, run_probes
 from backend.jobs.tracking import recorded_run, stage
-from backend.scoring import neural_collapse as nc
 from backend.scoring.pruning import registry
-from backend.storage import model_outputs, results, score_export
+from backend.storage import model_outputs, results
 from backend.storage.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ def score(ws: Workspace, *, embedding_key: str | None = None, scorers: str | lis
     # wrong names fail now, before a run is recorded, not after minutes of probes
     classifier = _classifier(ws, classifier_name, key)
     if classifier is not None:
-        _check_classifier_classes(classifier, data.classes)
+        check_classifier_classes(classifier, data.classes)
     if logits_name:
         model_outputs.check_logits_name(ws, logits_name)
     config = probe_config_for(len(data.ids), device=device)
@@ -84,11 +85,10 @@ def score(ws: Workspace, *, embedding_key: str | None = None, scorers: str | lis
             probes = run_probes(data, config, logits_name=logits_name, ws=ws, runner=runner)
         # The training-dynamics scores first: they are the only readers of the (S, E, N, C)
         # logits, which are then released (3.2 GB at 1M rows x 8 epochs x 100 classes) before
-        # the label-noise and geometry stages make their own large temporaries. Measured at 1M
-        # (bench/scale.py), with the blockwise normalisation and the in-place probe logits: the
-        # job's peak RSS went from 12.6 GB to 10.8 GB (the notes in bench/results/scale.json).
+        # the label-noise and geometry stages make their own large temporaries (the peak RSS
+        # per stage at 1M rows: bench/results/scale.json).
         _say(show_progress, f"pruning scores: {', '.join(names)}")
-        dynamics = [n for n in names if n in READS_LOGITS]
+        dynamics = reads_logits(names)
         with stage(log, "pruning scores (training dynamics)", show=show_progress):
             values = pruning_scores(data, probes, dynamics, show_progress=show_progress)
         probes.logits = None
@@ -106,17 +106,19 @@ def score(ws: Workspace, *, embedding_key: str | None = None, scorers: str | lis
         with stage(log, "write scores", show=show_progress):
             results.write_scores(ws, run.run_id, data.ids, {**values, **detector_scores})
         with stage(log, "neural collapse", show=show_progress):
-            feats = data.features  # the unnormalised embeddings, computed once for both
-            rows = collapse_rows(data, probes, classifier=classifier, features=feats)
-            results.write_collapse(ws, run.run_id, rows)
-            nc_source, nc_scores = sample_collapse_scores(data, probes, classifier=classifier, features=feats)
-            results.write_scores(ws, run.run_id, data.ids, nc_scores)
-            del feats
+            collapse = collapse_stage(data, probes, classifier=classifier)
+            results.write_collapse(ws, run.run_id, collapse.rows)
+            results.write_scores(ws, run.run_id, data.ids, collapse.sample_scores)
+            nc_source = collapse.sample_source
+            del collapse
+        with stage(log, "dataset health", show=show_progress):
+            health = health_stage(ws, run.run_id, data, neighbors=neighbors)
         seconds = time.perf_counter() - start
         n_issues = int(verdict["is_label_issue"].sum())
         run.summary = {"n_samples": len(data.ids), "n_label_issues": n_issues, "scorers": names,
                        "probe_source": probes.source, "nc_sample_source": nc_source, "seconds": round(seconds, 1),
-                       "runner": runner.describe(), "n_relabeled_by_decisions": data.n_relabeled}
+                       "runner": runner.describe(), "n_relabeled_by_decisions": data.n_relabeled,
+                       "health": health}
     return ScoreResult(run.run_id, key, len(data.ids), names, n_issues, seconds)
 
 
@@ -134,71 +136,3 @@ def _classifier(ws: Workspace, name: str | None, key: str) -> dict | None:
                          f"pass --embedding {stored['embedding_key']}")
     return stored
 
-
-def sample_collapse_scores(data: Dataset, probes: ProbeOutputs, *, classifier: dict | None,
-                           features: np.ndarray | None = None) -> tuple[str, dict[str, np.ndarray]]:
-    """(source, {name: (N,) values}) for ``score_export.NC_SAMPLE_SCORES``: each sample's Euclidean
-    distance to its own class mean, to the nearest other class mean, and own / other (> 1: the
-    nearest-class-mean classifier of Papyan et al. 2020's NC4 would pick another class), on the features of the
-    headline collapse metrics (``score_export.HEADLINE_ORDER``): the embeddings an imported
-    classifier reads, else the probe's last-epoch penultimate features, else the embeddings."""
-    if classifier is None and probes.features is not None and probes.weights is not None:
-        source, feats = "probe_final", probes.features[0, -1]
-    else:
-        source = f"imported:{classifier['name']}" if classifier is not None else "embeddings"
-        feats = data.features if features is None else features
-    d = nc.sample_mean_distances(feats, data.labels, n_classes=data.n_classes)
-    return source, dict(zip(score_export.NC_SAMPLE_SCORES, (d.own, d.nearest_other, d.ratio), strict=True))
-
-
-def collapse_rows(data: Dataset, probes: ProbeOutputs, *, classifier: dict | None,
-                  features: np.ndarray | None = None) -> list[dict]:
-    """Neural-collapse metrics (Papyan et al. 2020; Dang et al. 2023) from up to three sources:
-    the embeddings' class means; the probe's penultimate features and last layer at every epoch
-    (a curve, final epoch in full); and an imported classifier over the embeddings.
-    ``features``: ``data.features`` when the caller already holds them."""
-    rows: list[dict] = []
-    feats = data.features if features is None else features
-    rows += _metric_rows("embeddings", -1, nc.collapse_metrics(feats, data.labels, n_classes=data.n_classes),
-                         data.classes)
-    if probes.features is not None and probes.weights is not None:
-        curve = nc.collapse_curve(probes.features[0], data.labels, weights=probes.weights,
-                                  biases=probes.biases, n_classes=data.n_classes)
-        for metric, per_epoch in curve.items():
-            rows += [{"source": "probe", "epoch": e, "metric": metric, "class_label": None,
-                      "value": _clean(v)} for e, v in enumerate(per_epoch)]
-        final = nc.collapse_metrics(probes.features[0, -1], data.labels, weights=probes.weights[-1],
-                                    biases=probes.biases[-1], n_classes=data.n_classes)
-        rows += _metric_rows("probe_final", int(probes.weights.shape[0] - 1), final, data.classes)
-    if classifier is not None:
-        order = _check_classifier_classes(classifier, data.classes)
-        metrics = nc.collapse_metrics(feats, data.labels, weights=classifier["weights"][order],
-                                      biases=classifier["bias"][order], n_classes=data.n_classes)
-        rows += _metric_rows(f"imported:{classifier['name']}", -1, metrics, data.classes)
-    return rows
-
-
-def _check_classifier_classes(classifier: dict, classes: list[str]) -> list[int]:
-    """The classifier's row of each dataset class, in the dataset's order; ValueError when a class
-    has none."""
-    missing = [c for c in classes if c not in classifier["classes"]]
-    if missing:
-        raise ValueError(f"classifier {classifier['name']!r} has no row for the classes {missing} "
-                         f"(its classes: {classifier['classes']}); import one trained on every label")
-    return [classifier["classes"].index(c) for c in classes]
-
-
-def _clean(value: float) -> float | None:
-    return float(value) if np.isfinite(value) else None
-
-
-def _metric_rows(source: str, epoch: int, metrics: nc.CollapseMetrics, classes: list[str]) -> list[dict]:
-    as_dict = metrics.to_dict()
-    rows = [{"source": source, "epoch": epoch, "metric": name, "class_label": None, "value": as_dict[name]}
-            for name in nc.SCALAR_FIELDS]
-    rows += [{"source": source, "epoch": epoch, "metric": name, "class_label": None, "value": float(as_dict[name])}
-             for name in ("n_samples", "n_classes")]
-    for name, values in as_dict["per_class"].items():
-        rows += [{"source": source, "epoch": epoch, "metric": name, "class_label": cls, "value": v}
-                 for cls, v in zip(classes, values, strict=True)]
-    return rows

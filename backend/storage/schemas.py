@@ -90,7 +90,9 @@ SUBSETS = TableSpec(
         [
             pa.field("name", pa.string(), nullable=False),
             pa.field("id", pa.string(), nullable=False),
-            pa.field("origin", pa.string()),  # selection (hand-made in the app) | prune | import
+            # who saved it: selection (Explore) | review (Review page) | search (Search page) | prune
+            # (thresher prune / the Prune page); subsets.save_subset's default is selection
+            pa.field("origin", pa.string()),
             pa.field("run_id", pa.string()),
             pa.field("created_at", TIMESTAMP),
         ]

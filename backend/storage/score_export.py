@@ -24,7 +24,7 @@ HEADLINE_METRICS = ("nc1", "equinorm", "equiangularity", "max_angle", "etf_dista
 
 
 #: The per-sample neural-collapse distances a score run stores beside its scores (written by
-#: ``backend.jobs.score_job.sample_collapse_scores``): own class mean, nearest other, own / other.
+#: ``backend.jobs.collapse_stage.sample_collapse_scores``): own class mean, nearest other, own / other.
 NC_SAMPLE_SCORES = ("nc_own_distance", "nc_other_distance", "nc_distance_ratio")
 
 
@@ -39,6 +39,12 @@ def collapse_samples(ws: Workspace, run_id: str) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
+#: The label-noise detectors' stored scores (``backend.scoring.label_noise.verdict.DETECTORS`` +
+#: ``_score``): exported as ``<detector>_issue_score``. Other stored ``*_score`` names (the health
+#: checks' ``outlier_score``, ``dark_score``, ...) keep their names.
+DETECTOR_SCORES = ("confident_learning_score", "knn_vote_score", "aum_score")
+
+
 def score_columns(stored: list[str], pruning_scores: list[str] | None) -> dict[str, str]:
     """{stored score name: export column}, without doubled suffixes.
 
@@ -47,7 +53,7 @@ def score_columns(stored: list[str], pruning_scores: list[str] | None) -> dict[s
     (``aum_score``, ``knn_vote_score``: the ``label_issues`` stage names them so). Suffixing every
     stored name made ``aum_score_score``; suffixing only the bare ones would give the pruning AUM
     and the AUM detector the same column. So: pruning score ``X`` -> ``X_score``; detector score
-    ``D_score`` -> ``D_issue_score`` (how likely the label is wrong by detector D, as
+    ``D_score`` (:data:`DETECTOR_SCORES`) -> ``D_issue_score`` (how likely the label is wrong by detector D, as
     ``label_issue_score`` is for the verdict); anything else (``suggested_probability``, the
     per-sample collapse distances) keeps its name. ``pruning_scores`` None (runs recorded without
     their scorers): every name that does not end in ``_score`` and is not a collapse distance.
@@ -60,7 +66,7 @@ def score_columns(stored: list[str], pruning_scores: list[str] | None) -> dict[s
     for name in stored:
         if name in pruning:
             columns[name] = f"{name}_score"
-        elif name.endswith("_score"):
+        elif name in DETECTOR_SCORES:
             columns[name] = name.removesuffix("_score") + "_issue_score"
         else:
             columns[name] = name

@@ -434,3 +434,13 @@ def test_samples_without_an_image_get_a_placeholder(writable_workspace: Path) ->
     assert not at.exception
     (grid,) = at.get("image")
     assert grid.captions[0].endswith("(no image)")
+
+
+def test_the_health_checks_colour_the_map_when_the_run_has_them() -> None:
+    from app.components.explore_controls import color_choices
+
+    runs_frame = pd.DataFrame({"run_id": ["r1", "r2"], "config": [{"scorers": ["el2n"]}, {"scorers": ["el2n"]}],
+                               "summary": [{"health": {"counts": {}}}, {}]})
+    with_health = color_choices(runs_frame, "r1", [])
+    assert {"is_outlier", "outlier_score", "is_split_leak", "blurry_score"} <= set(with_health)
+    assert "is_outlier" not in color_choices(runs_frame, "r2", [])

@@ -14,6 +14,9 @@ from backend.jobs.score_inputs import ProbeOutputs
 from backend.scoring.knn import knn_search
 from backend.scoring.pruning import registry
 
+ROW_WISE = [name for name, spec in registry.SCORES.items() if spec.row_wise]
+KNN_SHARING = [name for name, spec in registry.SCORES.items() if spec.from_neighbors is not None]
+
 
 @pytest.fixture()
 def tiny() -> tuple[Dataset, ProbeOutputs]:
@@ -32,7 +35,7 @@ def tiny() -> tuple[Dataset, ProbeOutputs]:
 
 def test_dynamics_in_row_blocks_equal_one_call(tiny, monkeypatch: pytest.MonkeyPatch) -> None:
     data, probes = tiny
-    names = list(pruning_stage.ROW_WISE_DYNAMICS)
+    names = list(ROW_WISE)
     whole = pruning_stage.pruning_scores(data, probes, names)
     per_row = 8 * 2 * probes.logits.shape[1] * probes.logits.shape[3]
     monkeypatch.setattr(pruning_stage, "DYNAMICS_BLOCK_BYTES", 37 * per_row)  # 37-row blocks
@@ -68,15 +71,15 @@ def test_ensemble_alone_in_row_blocks_equals_the_registry(tiny, monkeypatch: pyt
     assert list(alone) == ["ensemble"]
     np.testing.assert_allclose(alone["ensemble"], expected)
     np.testing.assert_allclose(with_parts["ensemble"], expected)
-    assert "ensemble" in pruning_stage.READS_LOGITS
+    assert "ensemble" in pruning_stage.reads_logits(["knn_density", "ensemble"])
 
 
 def test_knn_scores_from_shared_neighbours_match_the_scorers(tiny) -> None:
     data, probes = tiny
     neighbors = knn_search(data.unit, pruning_stage.SHARED_K, method="exact")
-    shared = pruning_stage.pruning_scores(data, probes, list(pruning_stage.KNN_SCORERS), neighbors=neighbors)
-    own = pruning_stage.pruning_scores(data, probes, list(pruning_stage.KNN_SCORERS))
-    for name in pruning_stage.KNN_SCORERS:
+    shared = pruning_stage.pruning_scores(data, probes, list(KNN_SHARING), neighbors=neighbors)
+    own = pruning_stage.pruning_scores(data, probes, list(KNN_SHARING))
+    for name in KNN_SHARING:
         np.testing.assert_allclose(shared[name], own[name], rtol=0, atol=1e-6, err_msg=name)
 
 
@@ -95,3 +98,13 @@ def test_model_certainty_with_one_seed_is_skipped(tiny, caplog: pytest.LogCaptur
         out = pruning_stage.pruning_scores(data, one_seed, ["model_certainty", "sim", "grand"])
     assert set(out) == {"sim"}
     assert "model_certainty skipped" in caplog.text and "grand skipped" in caplog.text
+
+
+def test_the_stage_reads_what_each_spec_says() -> None:
+    """The metadata the stage runs by (one place per fact: the registry's specs)."""
+    assert ROW_WISE == ["el2n", "grand", "forgetting", "aum", "dynamic_uncertainty", "tdds",
+                        "cartography_confidence", "cartography_variability"]
+    assert KNN_SHARING == ["knn_density", "knn_uniqueness"]
+    assert set(pruning_stage.reads_logits(list(registry.DEFAULT_SCORERS))) == {*ROW_WISE, "ensemble"}
+    assert registry.get_score("ensemble").parts == ("aum", "el2n")
+    assert {n: s.min_seeds for n, s in registry.SCORES.items() if s.min_seeds > 1} == {"model_certainty": 2}

@@ -20,7 +20,7 @@ from backend.scoring.pruning.registry import (
     prune,
     recommended_default,
 )
-from backend.scoring.pruning.sampling import DEFAULT_SIMS_SAMPLING
+from backend.scoring.pruning.sims_sampling import DEFAULT_SIMS_SAMPLING
 
 N = 300
 PAPER_METHODS = ("random", "keep_hard", "keep_easy", "moderate", "ccs", "sims")
@@ -117,7 +117,7 @@ def test_every_score_computes_finite_values(inputs: ScoreInputs, name: str) -> N
 
 def test_scores_match_their_functions(inputs: ScoreInputs) -> None:
     from backend.scoring.pruning import dynamics_scores as dyn
-    from backend.scoring.pruning import sims
+    from backend.scoring.pruning import sim_score as sims
 
     np.testing.assert_array_equal(
         compute_score("el2n", inputs, epoch=2),
@@ -140,7 +140,7 @@ def test_shared_steps_run_once_per_inputs(inputs: ScoreInputs, monkeypatch: pyte
     two cartography columns one pass; the values equal the unshared functions'."""
     from backend.scoring.pruning import dynamics_scores as dyn
     from backend.scoring.pruning import geometry_scores as geo
-    from backend.scoring.pruning import sims
+    from backend.scoring.pruning import sim_score as sims
 
     fresh = ScoreInputs(labels=inputs.labels, embeddings=inputs.embeddings, norms=inputs.norms,
                         logits=inputs.logits, probs_by_model=inputs.probs_by_model)
@@ -247,7 +247,7 @@ def test_prune_passes_options(inputs: ScoreInputs) -> None:
     expected = topk_prune(compute_score("el2n", inputs, epoch=0), 0.5, labels=inputs.labels)
     np.testing.assert_array_equal(epoch0, expected)
     # sims params as a plain dict
-    from backend.scoring.pruning.sampling import SimsSampling, sims_sample
+    from backend.scoring.pruning.sims_sampling import SimsSampling, sims_sample
 
     as_dict = prune(
         "sims", 0.9, labels=inputs.labels, inputs=inputs,
@@ -287,46 +287,3 @@ def test_recommended_default_runs(inputs: ScoreInputs, dedup: np.ndarray) -> Non
         recipe.name, 0.7, labels=inputs.labels, inputs=inputs, exclude=dedup, options=recipe.options
     )
     assert kept.size == n_to_keep(N, 0.7) and not dedup[kept].any()
-
-
-def test_method_parameters_come_from_the_procedures() -> None:
-    assert registry.method_parameters("d2:aum") == {"k": 10, "gamma_forward": 1.0, "gamma_reverse": 1.0}
-    assert registry.method_parameters("ccs") == {"beta": 0.0, "n_strata": 50}
-    assert registry.method_parameters("sims:ensemble") == DEFAULT_SIMS_SAMPLING.to_dict()
-    assert registry.method_parameters("keep_hard:el2n") == {}
-
-
-def test_method_options_are_typed_and_checked() -> None:
-    assert registry.method_options("d2:aum", {"k": "5", "gamma_reverse": "3"}) == {
-        "d2": {"k": 5, "gamma_reverse": 3.0}
-    }
-    sims = registry.method_options("sims", {"knee": "0.8"})["sims"]["params"]
-    assert sims == {**DEFAULT_SIMS_SAMPLING.to_dict(), "knee": 0.8}  # a plain dict: JSON in the run
-    assert registry.method_options("ccs", {}) == {}
-    with pytest.raises(ValueError, match=r"no option 'gama'; its options: k \(default 10\)"):
-        registry.method_options("d2", {"gama": "3"})
-    with pytest.raises(ValueError, match="its options: none"):
-        registry.method_options("random", {"k": "3"})
-    with pytest.raises(ValueError, match=r"k='three': expected an integer"):
-        registry.method_options("d2", {"k": "three"})
-    with pytest.raises(ValueError, match="knee must lie in"):
-        registry.method_options("sims", {"knee": "2"})
-    # ranges are checked here, before any prune run starts, with the procedures' own checks
-    with pytest.raises(ValueError, match="k must be >= 1"):
-        registry.method_options("d2", {"k": "0"})
-    with pytest.raises(ValueError, match="n_strata must be >= 1"):
-        registry.method_options("ccs", {"n_strata": "-3"})
-    with pytest.raises(ValueError, match=r"beta .* must lie in \[0, 1\)"):
-        registry.method_options("ccs", {"beta": "2"})
-    for text in ("nan", "inf", "-inf"):
-        with pytest.raises(ValueError, match="expected a finite number"):
-            registry.method_options("d2", {"gamma_forward": text})
-
-
-def test_method_options_change_the_kept_set(inputs: ScoreInputs) -> None:
-    def kept(options: dict) -> np.ndarray:
-        return prune("d2:el2n", 0.5, labels=inputs.labels, inputs=inputs, options=options)
-
-    plain = kept({})
-    np.testing.assert_array_equal(kept(registry.method_options("d2", {"gamma_reverse": "1"})), plain)
-    assert not np.array_equal(kept(registry.method_options("d2", {"gamma_reverse": "20"})), plain)

@@ -88,19 +88,6 @@ class LabelIssueVerdict:
     n_issues: int
     posterior: np.ndarray = field(repr=False)
 
-    def as_columns(self) -> dict[str, np.ndarray]:
-        """Flat per-sample columns: the verdict, then ``is_<name>_issue`` / ``<name>_score``."""
-        columns = {
-            "label_issue_score": self.label_issue_score,
-            "is_label_issue": self.is_label_issue,
-            "suggested_label": self.suggested_label,
-            "label_issue_detectors": self.agreed,
-        }
-        for name, flags in self.detector_flags.items():
-            columns[f"is_{name}_issue"] = flags
-            columns[f"{name}_score"] = self.detector_scores[name]
-        return columns
-
 
 def detector_names(agreed: int) -> list[str]:
     """Decode one ``agreed`` bitmask into detector names, in ``DETECTORS`` order."""

@@ -1,6 +1,6 @@
 """Pruning procedures: turn a difficulty score into the indices of the samples to KEEP.
 
-Conventions shared by every procedure here and in :mod:`sampling`:
+Conventions shared by every procedure here and in :mod:`sims_sampling`:
 
 * ``ratio`` is the fraction of samples **removed** (0.3 keeps 70%); it must lie in [0, 1).
 * ``difficulty`` is (N,) with higher = harder / more important (registry scores are oriented

@@ -7,13 +7,17 @@ The CLI looks names up here: ``thresher score --scorers el2n,sim`` computes scor
 score. With no method at all the CLI uses :func:`recommended_default`.
 
 Options travel as nested dicts of keyword arguments keyed by name, e.g.
-``{"ccs": {"beta": 0.1}, "prototypes": {"n_clusters": 10}}``; :func:`method_options` builds the
-procedure's part from ``thresher prune --option KEY=VALUE``.
+``{"ccs": {"beta": 0.1}, "prototypes": {"n_clusters": 10}}``;
+:func:`backend.scoring.pruning.options.method_options` builds the procedure's part from
+``thresher prune --option KEY=VALUE``.
+
+What the score job needs to know about a score to run it at scale (row-wise, reads the logits,
+how many probe seeds, rebuilt from the shared kNN graph, a rank ensemble of which parts) is on
+its :class:`ScoreSpec`; ``backend.jobs.pruning_stage`` reads it from there.
 """
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +27,7 @@ import numpy as np
 from backend.scoring.pruning import dynamics_scores as dyn
 from backend.scoring.pruning import ensemble as ens
 from backend.scoring.pruning import geometry_scores as geo
-from backend.scoring.pruning import sims
+from backend.scoring.pruning import sim_score
 from backend.scoring.pruning._common import check_embeddings
 from backend.scoring.pruning.budgets import check_ratio
 
@@ -50,7 +54,8 @@ class ScoreInputs:
         """``compute()`` once per ``key`` for these inputs, then the stored result. Scorers that
         share a step run it once when scored from the same inputs (one k-means for prototypes
         and SemDeDup, one separability for itself and sim, one cartography pass for its two
-        columns: ~90 s of a 1M-row score job). The arrays must not change after the first call."""
+        columns; the time this saves at 1M rows is in ``bench/results/scale.json``'s notes).
+        The arrays must not change after the first call."""
         if key not in self._memo:
             self._memo[key] = compute()
         return self._memo[key]
@@ -67,7 +72,22 @@ class ScoreInputs:
 
 @dataclass(frozen=True)
 class ScoreSpec:
-    """A registered score: ``compute(inputs, **options)`` -> (N,) raw values."""
+    """A registered score: ``compute(inputs, **options)`` -> (N,) raw values.
+
+    ``needs``: the :class:`ScoreInputs` fields it reads (``logits``, ``features`` and
+    ``probs_by_model`` come from the probes or imported logits). What the score job reads to
+    run it at scale (``backend.jobs.pruning_stage``):
+
+    - ``row_wise``: a sample's value reads only that sample's rows of the logits / features, so
+      the score may be computed on row blocks and concatenated (bit-identical); else global.
+    - ``min_seeds``: probe seeds ``probs_by_model`` must hold (``model_certainty``: 2, the
+      disagreement between seeds); with fewer the job skips the score with a warning.
+    - ``from_neighbors``: the score rebuilt from precomputed neighbour similarities (N, k),
+      most similar first, by its own formula; set for the scores that can share the job's one
+      kNN graph instead of searching themselves.
+    - ``parts``: a rank ensemble's parts (``ensemble.ENSEMBLES``); only its final ranking is
+      global, so it is rebuilt from parts computed row-wise.
+    """
 
     name: str
     compute: Callable[..., np.ndarray]
@@ -75,6 +95,15 @@ class ScoreSpec:
     needs: tuple[str, ...]
     paper: str
     description: str
+    row_wise: bool = False
+    min_seeds: int = 1
+    from_neighbors: Callable[[np.ndarray], np.ndarray] | None = None
+    parts: tuple[str, ...] = ()
+
+    @property
+    def reads_logits(self) -> bool:
+        """Reads the per-epoch logits (the score job runs these before it releases them)."""
+        return "logits" in self.needs
 
 
 @dataclass(frozen=True)
@@ -223,73 +252,6 @@ def _raw_score(method: str, name: str, scores: dict[str, np.ndarray] | None, inp
                      "which these scores lack; compute it with `thresher score`")
 
 
-def method_parameters(method: str) -> dict[str, Any]:
-    """The settable parameters of a procedure with their defaults (``thresher prune --option``):
-    SIMS's sampling shape, CCS's cut-off and strata, D2's graph; the others have none."""
-    spec, _ = parse_method(method)
-    if spec.name == "sims":
-        from backend.scoring.pruning.sampling import DEFAULT_SIMS_SAMPLING
-
-        return DEFAULT_SIMS_SAMPLING.to_dict()
-    if spec.name == "ccs":
-        target = procedures.ccs_prune
-    elif spec.name == "d2":
-        from backend.scoring.pruning.d2 import d2_select as target
-    else:
-        return {}
-    fixed = {"labels", "per_class", "seed", "exclude", "embeddings"}
-    return {
-        p.name: p.default for p in inspect.signature(target).parameters.values()
-        if p.kind is inspect.Parameter.KEYWORD_ONLY and p.default is not inspect.Parameter.empty
-        and p.name not in fixed
-    }  # fmt: skip
-
-
-def method_options(method: str, given: dict[str, str]) -> dict[str, dict[str, Any]]:
-    """``KEY=VALUE`` settings (text, as typed) -> the ``options`` :func:`prune` takes.
-
-    Each value is read as the type of the parameter's default (int, float or bool); unknown
-    keys and unreadable values raise ValueError naming the procedure's parameters. The ranges
-    are checked here with the procedures' own checks (``SimsSampling``, ``check_ccs_parameters``,
-    ``check_d2_parameters``), so a bad value is refused before a prune run starts.
-    """
-    spec, _ = parse_method(method)
-    known = method_parameters(method)
-    listing = ", ".join(f"{k} (default {v})" for k, v in known.items()) or "none"
-    typed: dict[str, Any] = {}
-    for key, text in given.items():
-        if key not in known:
-            raise ValueError(f"method {spec.name!r} has no option {key!r}; its options: {listing}")
-        typed[key] = _read_as(type(known[key]), key, str(text))
-    settings = {**known, **typed}
-    if spec.name == "sims":  # stored as a plain dict (the run config is JSON), checked here
-        from backend.scoring.pruning.sampling import SimsSampling
-
-        return {"sims": {"params": SimsSampling(**settings).to_dict()}}
-    if spec.name == "ccs":
-        procedures.check_ccs_parameters(**settings)
-    elif spec.name == "d2":
-        from backend.scoring.pruning.d2 import check_d2_parameters
-
-        check_d2_parameters(**settings)
-    return {spec.name: typed} if typed else {}
-
-
-def _read_as(kind: type, key: str, text: str) -> Any:
-    try:
-        if kind is bool:
-            if text.strip().lower() not in ("true", "false", "1", "0", "yes", "no"):
-                raise ValueError(text)
-            return text.strip().lower() in ("true", "1", "yes")
-        value = kind(text) if kind is not int else int(text.strip())
-        if kind is float and not np.isfinite(value):
-            raise ValueError(text)
-        return value
-    except ValueError:
-        expected = {int: "an integer", float: "a finite number", bool: "true or false"}.get(kind, kind.__name__)
-        raise ValueError(f"option {key}={text!r}: expected {expected}") from None
-
-
 def recommended_default(ratio: float) -> PruneRecipe:
     """The method the CLI uses when none is named (see ``bench/pruning.py`` for the evidence).
 
@@ -298,7 +260,7 @@ def recommended_default(ratio: float) -> PruneRecipe:
     strata and typical samples at high ones).
     """
     check_ratio(ratio)
-    from backend.scoring.pruning.sampling import DEFAULT_SIMS_SAMPLING
+    from backend.scoring.pruning.sims_sampling import DEFAULT_SIMS_SAMPLING
 
     return PruneRecipe("sims", "ensemble", {"sims": {"params": DEFAULT_SIMS_SAMPLING.to_dict()}})
 
@@ -317,12 +279,12 @@ def _embeddings(inputs: ScoreInputs) -> np.ndarray:
 
 def _norms(inputs: ScoreInputs) -> np.ndarray:
     if inputs.norms is not None:
-        return sims.integrity(inputs.norms)
+        return sim_score.integrity(inputs.norms)
     return np.linalg.norm(_embeddings(inputs).astype(np.float64), axis=1)
 
 
 def _separability(inputs: ScoreInputs) -> np.ndarray:
-    return inputs.memo(("separability",), lambda: sims.separability(inputs.embeddings, inputs.labels))
+    return inputs.memo(("separability",), lambda: sim_score.separability(inputs.embeddings, inputs.labels))
 
 
 def _cartography(inputs: ScoreInputs) -> dyn.Cartography:
@@ -351,9 +313,9 @@ def _sim(
 ) -> np.ndarray:
     certainty = None
     if inputs.probs_by_model is not None and inputs.probs_by_model.shape[0] >= 2:
-        certainty = sims.model_certainty(inputs.probs_by_model)
-    integrity = None if inputs.norms is None else sims.integrity(inputs.norms)
-    return sims.sims_score(
+        certainty = sim_score.model_certainty(inputs.probs_by_model)
+    integrity = None if inputs.norms is None else sim_score.integrity(inputs.norms)
+    return sim_score.sims_score(
         separability=_separability(inputs),
         integrity=integrity,
         certainty=certainty,
@@ -368,36 +330,40 @@ def _ensemble(inputs: ScoreInputs, name: str) -> np.ndarray:
 
 
 _L, _E = ("logits",), ("embeddings",)
+_ROW = {"row_wise": True}  # the training-dynamics scores: one sample's logits each
 for _spec in (
     ScoreSpec("el2n", lambda i, **o: dyn.el2n_score(i.logits, i.labels, **o), True, _L,
-              "Paul et al. 2021", "early-epoch ||softmax - onehot||, mean over seeds"),
+              "Paul et al. 2021", "early-epoch ||softmax - onehot||, mean over seeds", **_ROW),
     ScoreSpec("grand", lambda i, **o: dyn.grand_score(i.logits, i.features, i.labels, **o), True,
-              ("logits", "features"), "Paul et al. 2021", "last-layer gradient norm"),
+              ("logits", "features"), "Paul et al. 2021", "last-layer gradient norm", **_ROW),
     ScoreSpec("forgetting", lambda i, **o: dyn.forgetting_events(i.logits, i.labels), True, _L,
-              "Toneva et al. 2019", "forgetting events; never learned = most"),
+              "Toneva et al. 2019", "forgetting events; never learned = most", **_ROW),
     ScoreSpec("aum", lambda i, **o: dyn.aum_margin(i.logits, i.labels), False, _L,
-              "Pleiss et al. 2020", "area under the margin (low = hard)"),
+              "Pleiss et al. 2020", "area under the margin (low = hard)", **_ROW),
     ScoreSpec("dynamic_uncertainty",
               lambda i, **o: dyn.dynamic_uncertainty(i.logits, i.labels, **o), True, _L,
-              "He et al. 2023", "sliding-window std of the true-class probability"),
+              "He et al. 2023", "sliding-window std of the true-class probability", **_ROW),
     ScoreSpec("ensemble", lambda i, **o: _ensemble(i, "ensemble"), True, _L,
-              "Pleiss et al. 2020 + Paul et al. 2021", "mean rank of AUM and EL2N hardness"),
+              "Pleiss et al. 2020 + Paul et al. 2021", "mean rank of AUM and EL2N hardness",
+              parts=ens.ENSEMBLES["ensemble"]),
     ScoreSpec("tdds", lambda i, **o: dyn.tdds_score(i.logits, i.labels, **o), True, _L,
-              "Zhang et al. 2024", "temporal dual-depth: spread of per-epoch output change"),
+              "Zhang et al. 2024", "temporal dual-depth: spread of per-epoch output change", **_ROW),
     ScoreSpec("cartography_confidence",
               lambda i, **o: _cartography(i).confidence, False, _L,
-              "Swayamdipta et al. 2020", "mean true-class probability (low = hard)"),
+              "Swayamdipta et al. 2020", "mean true-class probability (low = hard)", **_ROW),
     ScoreSpec("cartography_variability",
               lambda i, **o: _cartography(i).variability, True, _L,
-              "Swayamdipta et al. 2020", "std of the true-class probability (high = ambiguous)"),
+              "Swayamdipta et al. 2020", "std of the true-class probability (high = ambiguous)", **_ROW),
     ScoreSpec("prototypes", _prototypes, True, _E,
               "Sorscher et al. 2022", "distance to the nearest k-means centroid"),
     ScoreSpec("moderate", lambda i, **o: geo.moderate_score(i.embeddings, i.labels), True, _E,
               "Xia et al. 2023", "|quantile of distance to class median - 0.5| (low = moderate)"),
     ScoreSpec("knn_density", lambda i, **o: geo.knn_density(i.embeddings, **o), False, _E,
-              "", "mean cosine similarity to the k nearest samples (high = redundant)"),
+              "", "mean cosine similarity to the k nearest samples (high = redundant)",
+              from_neighbors=geo.density_from_sims),
     ScoreSpec("knn_uniqueness", lambda i, **o: geo.knn_uniqueness(i.embeddings, **o), True, _E,
-              "fiftyone-brain uniqueness", "weighted distance to the 3 nearest samples"),
+              "fiftyone-brain uniqueness", "weighted distance to the 3 nearest samples",
+              from_neighbors=geo.uniqueness_from_sims),
     ScoreSpec("semdedup",
               lambda i, **o: _semdedup(i, **o).is_duplicate.astype(np.float64),
               False, _E, "Abbas et al. 2023", "1 = near-duplicate of a kept sample"),
@@ -405,8 +371,8 @@ for _spec in (
               "Grosz et al. 2024", "nearest-other-class over own-class prototype distance"),
     ScoreSpec("integrity", lambda i, **o: _norms(i), False, _E,
               "Grosz et al. 2024", "norm of the unnormalised embedding"),
-    ScoreSpec("model_certainty", lambda i, **o: sims.model_certainty(i.probs_by_model), False,
-              ("probs_by_model",), "Grosz et al. 2024", "1 - JSD across K probes"),
+    ScoreSpec("model_certainty", lambda i, **o: sim_score.model_certainty(i.probs_by_model), False,
+              ("probs_by_model",), "Grosz et al. 2024", "1 - JSD across K probes", min_seeds=2),
     ScoreSpec("sim", _sim, False, _E, "Grosz et al. 2024",
               "SIM: separability x integrity x model certainty (high = easy, clean)"),
 ):  # fmt: skip
@@ -460,7 +426,11 @@ def _d2(difficulty, ratio, *, embeddings, labels, per_class, seed, exclude, **op
 
 
 def _sims(difficulty, ratio, *, embeddings, labels, per_class, seed, exclude, params=None):  # noqa: ANN001
-    from backend.scoring.pruning.sampling import DEFAULT_SIMS_SAMPLING, SimsSampling, sims_sample
+    from backend.scoring.pruning.sims_sampling import (
+        DEFAULT_SIMS_SAMPLING,
+        SimsSampling,
+        sims_sample,
+    )
 
     if isinstance(params, dict):
         params = SimsSampling(**params)

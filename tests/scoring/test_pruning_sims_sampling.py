@@ -8,7 +8,7 @@ import pytest
 from backend.scoring.pruning._common import rank_quantile
 from backend.scoring.pruning.budgets import n_to_keep
 from backend.scoring.pruning.procedures import topk_prune
-from backend.scoring.pruning.sampling import (
+from backend.scoring.pruning.sims_sampling import (
     DEFAULT_SIMS_SAMPLING,
     SimsSampling,
     class_weights,

@@ -1,4 +1,8 @@
-"""SIM pruning metric: Separability, Integrity and Model uncertainty.
+"""The ``sim`` score: Separability, Integrity and Model uncertainty (SIM).
+
+Not to be confused with the ``sims`` *procedure* (``sims:<score>``), the paper's importance
+sampling, which lives in :mod:`backend.scoring.pruning.sims_sampling` and samples over any
+score; this module is the score alone (and its three terms, each also registered by name).
 
 Grosz et al. 2024, "Data Pruning via Separability, Integrity, and Model Uncertainty-Aware
 Importance Sampling" (arXiv 2409.13915). Three per-sample terms, each higher = easier / cleaner:

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from backend.scoring.pruning.sims import (
+from backend.scoring.pruning.sim_score import (
     QUANTILE_FLOOR,
     class_prototypes,
     integrity,

@@ -1,4 +1,11 @@
-"""SIMS importance sampling: a pruning procedure adaptive to the ratio, usable over any score.
+"""SIMS importance sampling (the ``sims`` method, ``sims:<score>``): a pruning procedure adaptive to
+the ratio, usable over any score.
+
+Grosz et al. 2024 (below) also define the SIM *score* (separability, integrity, model
+certainty), which is the ``sim`` score in :mod:`backend.scoring.pruning.sim_score`. The two are
+separate modules because they are separate things in the registry: this procedure samples over whatever score it
+is given (the default runs it over the AUM + EL2N ``ensemble``, not over ``sim``), and ``sim`` is
+one score among the others, usable by any procedure.
 
 Grosz et al. 2024, "Data Pruning via Separability, Integrity, and Model Uncertainty-Aware
 Importance Sampling" (arXiv 2409.13915). The paper samples the kept set from a distribution
@@ -33,30 +40,15 @@ split carved from the digits training split, ``bench/pruning.py --tune``, never 
   the label-noise verdict flags (:mod:`backend.scoring.pruning.exclusions`), which drops the
   noise itself rather than a fixed share of the hardest samples.
 
-Tuning (``bench/pruning.py --select`` and ``--tune``; six validation splits, each 70 % fit /
-30 % validation of the digits training split, 5 seeds each, the test split never read;
-criterion: the worst margin over r in {0.3, 0.5, 0.7, 0.9} against the best anchor at that r,
-pooled over the 30 runs, then the mean margin). First rounds on one validation split
-(``pruning_tuning_round1.json``, ``pruning_tuning_final.json``: score in {sim, aum, el2n},
-``coverage_start`` in {0, 0.5, 0.6, 0.7}, ``coverage_full`` in {step, 0.8, 0.95}, ``knee`` in
-{0.7, 0.8}) set the ramp: full coverage at every ratio (the first design) lost 0.3-1.2 points to
-keep-hard AUM/EL2N at r <= 0.5 and won by 2-4 points at r = 0.9; the ramp keeps both. One split
-was too noisy to choose the score (one validation sample is 0.26 points), so the score was then
-chosen on six (``pruning_selection.json``: 11 scores and rank blends; the AUM + EL2N rank
-ensemble, ``ensemble.py``, came first with margins -0.01 / 0.00 / +0.11 / +3.46) and the ramp
-re-checked with it (``pruning_tuning.json``: ``coverage_start`` in {0.4, 0.5, 0.6} x
-``coverage_full`` in {0.8, 0.95} x ``knee`` in {0.7, 0.8}; 0.6 / 0.95 / 0.7 stayed first).
-Below ``coverage_start`` this procedure is keep-hard top-k on its score. ``temperature`` and
-``lam_end`` were not tuned (0, 0: deterministic). ``bench/pruning.py --alternatives``
-(``pruning_alternatives.json``, paired over the same 30 validation runs) then tried the designs
-left out: ``beta`` 0.01 / 0.03 (-0.5 / -1.5 points at r = 0.3: the hardest samples are the
-valuable ones here), ``class_tilt`` 0.5 / 1 / 2 (within noise at r <= 0.7, -0.5 / -2.5 at 0.9 for
-1 / 2), coverage strata at every ratio (-0.2 to -0.5 below 0.9), rank blends with forgetting + TDDS,
-GraNd or kNN uniqueness (within +-0.13 below 0.9, uniqueness -0.6 at 0.7), and D2 with
-gamma 1 / 3 / 6 (below the default except +0.44 at 0.7 for gamma 6, which then loses 4.6 at 0.9),
-and scores from probes over 10 seeds instead of 3 (-0.14 / -0.11 / +0.07 / -0.12, ``probes.py``).
-None beats the default beyond noise at every ratio, so these stay at their defaults
-(``beta`` = 0, ``class_tilt`` = 0).
+Tuning: on validation splits carved from the digits training split, never the test split
+(``bench/pruning.py --select``, ``--tune`` and ``--alternatives``; criterion: the worst margin
+over r in {0.3, 0.5, 0.7, 0.9} against the best anchor at that r, then the mean margin). The
+ramp (``coverage_start`` 0.6, ``coverage_full`` 0.95, ``knee`` 0.7) keeps keep-hard's lead at
+r <= 0.5 and coverage's at r = 0.9; the AUM + EL2N rank ensemble came first among 11 scores and
+blends; ``temperature`` and ``lam_end`` were not tuned (0, 0: deterministic); no alternative
+(``beta`` > 0, ``class_tilt`` > 0, strata at every ratio, other blends, D2) beat the defaults
+beyond noise at every ratio. The rounds, grids and margins are in ``bench/results/NOTES.md``
+and the ``pruning_*.json`` files named there.
 Test-split results are in the README's Benchmarks section.
 """
 

@@ -1,0 +1,316 @@
+"""Dataset health beyond labels: duplicates, split leakage, outliers and image quality.
+
+Pure functions over arrays; what cleanlab's Datalab (``duplicate``, ``outlier`` and Imagelab's
+``dark`` / ``light`` / ``blurry`` / ``low_information`` / ``odd_size`` / ``odd_aspect_ratio`` /
+``grayscale`` issues) and FiftyOne Brain (exact / near duplicates, leaks, uniqueness) report,
+as per-sample columns. Every flag is "worse = True" and every ``*_score`` grows with how bad a
+sample is. ``backend.jobs.health_stage`` wires them into the score run.
+
+Thresholds
+----------
+Flags that depend on the dataset (outliers, blur, image size) use a robust z-score of the score
+against the whole dataset, ``z = (s - median) / (1.4826 MAD)``, flagged above ``ROBUST_Z = 3.5``
+(the "modified z-score" cut of Iglewicz & Hoaglin 1993, *How to Detect and Handle Outliers*):
+it needs no labels, scales with each embedding or resolution, and a handful of planted cases
+cannot move the median. Flags with an absolute meaning (dark, bright, low information,
+grayscale) use fixed thresholds on [0, 1] quantities, stated beside each constant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+#: The modified z-score above which a dataset-relative score is flagged (Iglewicz & Hoaglin 1993).
+ROBUST_Z = 3.5
+#: Splits that are trained on; every other non-empty split is evaluated on and can leak.
+TRAIN_SPLITS = frozenset({"train"})
+
+
+def robust_z(values: np.ndarray, *, min_scale: float = 0.0) -> np.ndarray:
+    """``(v - median) / max(1.4826 MAD, min_scale)`` (N,); NaN stays NaN. 1.4826 MAD estimates
+    the standard deviation of a normal distribution. When more than half the values are equal
+    (MAD 0) the scale is 1.2533 x the mean absolute deviation instead (Iglewicz & Hoaglin's
+    convention), so that not every value above the median becomes infinitely far; all values
+    equal: 0 for each."""
+    values = np.asarray(values, dtype=np.float64)
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return np.full(values.shape, np.nan)
+    median = np.median(finite)
+    deviation = np.abs(finite - median)
+    scale = 1.4826 * float(np.median(deviation)) or 1.253314 * float(deviation.mean())
+    scale = max(scale, min_scale)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = (values - median) / scale if scale > 0 else np.where(values == median, 0.0, np.sign(values - median) * np.inf)
+    return np.where(np.isfinite(values), z, np.nan)
+
+
+# ---------------------------------------------------------------------------- duplicates and leaks
+def exact_duplicate_groups(content_hashes: Sequence[str | None]) -> np.ndarray:
+    """Group per sample (N,) int64: the smallest index with the same content hash, -1 when the
+    hash is unique or missing (``None`` / ``""``: feature-only samples). Same bytes = same hash
+    (blake2b of the file at ingest), as FiftyOne's ``compute_exact_duplicates`` (file hashes)."""
+    groups = np.full(len(content_hashes), -1, dtype=np.int64)
+    first: dict[str, int] = {}
+    for i, digest in enumerate(content_hashes):
+        if not digest or not isinstance(digest, str):
+            continue
+        groups[i] = first.setdefault(digest, i)
+    sizes = np.bincount(groups[groups >= 0], minlength=len(groups)) if len(groups) else np.zeros(0, np.int64)
+    has_copy = np.zeros(len(groups), dtype=bool)
+    has_copy[groups >= 0] = sizes[groups[groups >= 0]] > 1
+    return np.where(has_copy, groups, -1)
+
+
+def group_numbers(groups: np.ndarray) -> np.ndarray:
+    """Groups renumbered 0..G-1 in order of their smallest member, as float with NaN for -1 (how a
+    group is stored as a score column)."""
+    groups = np.asarray(groups)
+    out = np.full(groups.shape, np.nan)
+    members = groups >= 0
+    if members.any():
+        _, codes = np.unique(groups[members], return_inverse=True)
+        out[members] = codes
+    return out
+
+
+def split_leaks(splits: Sequence[str | None], exact_groups: np.ndarray, near_groups: np.ndarray,
+                neighbors: np.ndarray | None = None, similarities: np.ndarray | None = None, *,
+                threshold: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """(is_split_leak (N,) bool, leak_source (N,) int64 index of a train sample, -1 when none).
+
+    A sample of an evaluated split (any non-empty split not in ``TRAIN_SPLITS``: val, test, ...)
+    leaks when a train sample is an exact copy (same exact group) or a near duplicate: first its
+    most similar train neighbour at least ``threshold`` similar (``neighbors`` / ``similarities``
+    (N, k) of :func:`backend.scoring.knn.knn_search`), else any train member of its near group
+    (a chain a ~ b ~ c). FiftyOne Brain's ``compute_leaky_splits`` makes the same test; a leak
+    inflates the evaluation (Barz & Denzler 2020 found 3.3 % of CIFAR-10's test images with
+    near duplicates in its training set).
+    """
+    split = np.array([s if isinstance(s, str) else "" for s in splits], dtype=object)
+    is_train = np.isin(split, list(TRAIN_SPLITS))
+    evaluated = ~is_train & (split != "")
+    n = len(split)
+    source = np.full(n, -1, dtype=np.int64)
+    train_by_group: dict[tuple[str, int], int] = {}
+    for kind, groups in (("exact", exact_groups), ("near", near_groups)):
+        for i in np.flatnonzero(is_train & (np.asarray(groups) >= 0)).tolist():
+            train_by_group.setdefault((kind, int(groups[i])), i)
+    for i in np.flatnonzero(evaluated).tolist():
+        if exact_groups[i] >= 0 and ("exact", int(exact_groups[i])) in train_by_group:
+            source[i] = train_by_group[("exact", int(exact_groups[i]))]
+            continue
+        if neighbors is not None and similarities is not None:
+            close = [int(j) for j, s in zip(neighbors[i], similarities[i], strict=True) if s >= threshold and is_train[j]]
+            if close:
+                source[i] = close[0]  # neighbours come most similar first
+                continue
+        if near_groups[i] >= 0 and ("near", int(near_groups[i])) in train_by_group:
+            source[i] = train_by_group[("near", int(near_groups[i]))]
+    return source >= 0, source
+
+
+# ---------------------------------------------------------------------------- outliers
+def mahalanobis_outlier_score(features: np.ndarray, labels: np.ndarray, *, n_classes: int,
+                              block: int = 65536) -> np.ndarray:
+    """(N,) >= 0, higher = more out of distribution: the squared Mahalanobis distance to the
+    nearest class mean under one shared covariance (Lee et al. 2018, "A Simple Unified Framework
+    for Detecting Out-of-Distribution Samples and Adversarial Attacks", NeurIPS).
+
+    Algorithm
+    ---------
+    1. Class means of ``features`` (N, D) under the given ``labels``; the within-class covariance
+       pooled over classes, shrunk towards a multiple of the identity (Ledoit & Wolf 2004) so that
+       it inverts when D is close to or above N.
+    2. Each sample's squared distance to every class mean in that metric, blockwise.
+    3. The minimum over classes. Lee et al. score a test sample against its closest class too;
+       here it also keeps a *mislabeled* sample (far from its own class, close to another) from
+       being called an outlier: that is a label issue, not an out-of-distribution one.
+    """
+    x = np.asarray(features)
+    labels = np.asarray(labels)
+    n, dim = x.shape
+    counts = np.bincount(labels, minlength=n_classes)
+    means = np.zeros((n_classes, dim))
+    for lo in range(0, n, block):  # float64 sums of blocks: no (N, D) float64 copy at 1M rows
+        np.add.at(means, labels[lo:lo + block], x[lo:lo + block].astype(np.float64))
+    present = counts > 0
+    means[present] /= counts[present, None]
+    covariance = _shrunk_within_class_covariance(x, labels, means, block=block)
+    precision = np.linalg.pinv(covariance, hermitian=True)
+    centre = (counts @ means) / n
+    means = means[present] - centre  # distances computed about the data's centre: less cancellation
+    mean_terms = np.einsum("cd,de,ce->c", means, precision, means)
+    out = np.empty(n)
+    for lo in range(0, n, block):
+        rows = x[lo:lo + block].astype(np.float64) - centre
+        projected = rows @ precision
+        squared = np.einsum("nd,nd->n", projected, rows)[:, None] - 2 * projected @ means.T + mean_terms[None, :]
+        out[lo:lo + block] = np.maximum(squared.min(axis=1), 0.0)
+    return out
+
+
+def _shrunk_within_class_covariance(x: np.ndarray, labels: np.ndarray, means: np.ndarray, *,
+                                    block: int) -> np.ndarray:
+    """Ledoit & Wolf (2004)'s shrunk covariance of the class-centred rows ``x - means[labels]``
+    (as ``sklearn.covariance.ledoit_wolf(..., assume_centered=True)``), accumulated blockwise:
+    S = sum r r^T / n, mu = tr(S) / D, d2 = ||S - mu I||^2, b2 = min(d2, (sum ||r||^4 - n ||S||^2) / n^2),
+    result (1 - b2/d2) S + (b2/d2) mu I."""
+    n, dim = x.shape
+    scatter = np.zeros((dim, dim))
+    fourth = 0.0
+    for lo in range(0, n, block):
+        centred = x[lo:lo + block].astype(np.float64) - means[labels[lo:lo + block]]
+        scatter += centred.T @ centred
+        fourth += float((np.einsum("nd,nd->n", centred, centred) ** 2).sum())
+    emp = scatter / n
+    mu = np.trace(emp) / dim
+    d2 = float(((emp - mu * np.eye(dim)) ** 2).sum())
+    b2 = min(d2, (fourth - n * float((emp ** 2).sum())) / n**2)
+    shrinkage = b2 / d2 if d2 > 0 else 0.0
+    return (1.0 - shrinkage) * emp + shrinkage * mu * np.eye(dim)
+
+
+def knn_outlier_score(similarities: np.ndarray, *, k: int = 10) -> np.ndarray:
+    """(N,) in [0, 2], higher = more isolated: mean cosine distance to the ``k`` nearest other
+    samples (cleanlab Datalab's ``outlier`` issue, Kuan & Mueller 2022, "Back to the Basics:
+    Revisiting Out-of-Distribution Detection Baselines"; FiftyOne Brain's uniqueness weighs the
+    same distances). ``similarities`` (N, >= k) from :func:`backend.scoring.knn.knn_search`."""
+    sims = np.asarray(similarities, dtype=np.float64)[:, :k]
+    return np.clip(1.0 - sims, 0.0, 2.0).mean(axis=1)
+
+
+def flag_high(scores: np.ndarray, *, z: float = ROBUST_Z, log: bool = True) -> np.ndarray:
+    """(N,) bool: robust z-score (of ``log1p(score)`` when ``log``; both outlier scores are
+    right-skewed distances) above ``z``."""
+    values = np.log1p(np.maximum(np.asarray(scores, dtype=np.float64), 0.0)) if log else scores
+    return np.nan_to_num(robust_z(values), nan=-np.inf) > z
+
+
+# ---------------------------------------------------------------------------- image quality
+#: Absolute thresholds on luminance in [0, 1] (ITU-R BT.601 weights). Percentiles, not the mean,
+#: as cleanlab's Imagelab does: a digit or a product shot on black has a low *mean* luminance and
+#: is not dark; an image is dark when even its brightest 1 % is dim, bright when even its
+#: darkest 5 % is light.
+DARK_P99 = 0.3
+BRIGHT_P05 = 0.6
+#: An image whose grey histogram (256 bins) holds under this many bits is nearly blank.
+LOW_INFORMATION_BITS = 1.0
+#: Images whose channels differ by under this much at 95 % of the pixels are grayscale.
+GRAYSCALE_SPREAD = 2.0 / 255.0
+#: Images are shrunk to this longest side before the pixel statistics, so that the blur measure
+#: compares images at one scale and a 4000 px photo costs what a 256 px one does.
+QUALITY_SIDE = 256
+#: Size deviations under a factor 1.2 are never odd, however uniform the dataset's sizes are.
+SIZE_MIN_SCALE = float(np.log(1.2))
+LUMA = np.array([0.299, 0.587, 0.114])
+QUALITY_CHECKS = ("dark", "bright", "blurry", "low_information", "odd_size", "grayscale")
+STAT_NAMES = ("width", "height", "p99_luminance", "p05_luminance", "sharpness", "entropy_bits", "colour_spread")
+
+
+def pixel_stats(image: np.ndarray, *, width: int | None = None, height: int | None = None) -> np.ndarray:
+    """Statistics of one image (H, W) or (H, W, C), values in [0, 1], as an array in the order
+    of ``STAT_NAMES``. ``width`` / ``height``: the original size when ``image`` was shrunk.
+
+    - luminance percentiles (dark, bright);
+    - sharpness: variance of the 4-neighbour Laplacian over the variance of the grey image
+      (Pech-Pacheco et al. 2000, "Diatom autofocusing in brightfield microscopy"), on the image
+      resampled to a square of its shorter side (a stretched copy is not blurrier); dividing by
+      the grey variance keeps a darkened, low-contrast but sharp image from reading as blurry;
+    - Shannon entropy of the 256-bin grey histogram in bits (low information);
+    - colour spread: the 95th percentile over pixels of max minus min channel (0 for grayscale;
+      a percentile, not the mean, so that a colour object on a black background counts).
+    """
+    img = np.asarray(image, dtype=np.float64)
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[:, :, 0]
+    if img.ndim == 3:
+        channels = [img[:, :, c] for c in range(min(img.shape[2], 3))]  # per channel: fast, unlike axis=2
+        grey = LUMA[0] * channels[0] + LUMA[1] * channels[1] + LUMA[2] * channels[2] if len(channels) == 3 \
+            else sum(channels) / len(channels)
+        spread_px = np.maximum.reduce(channels) - np.minimum.reduce(channels)
+        spread = float(np.partition(spread_px.ravel(), int(0.95 * (spread_px.size - 1)))[int(0.95 * (spread_px.size - 1))])
+    else:
+        grey, spread = img, 0.0
+    h, w = grey.shape
+    if h >= 3 and w >= 3:
+        square = grey
+        if h != w:  # a stretched image is not blurrier than its square original: compare square
+            from scipy.ndimage import zoom
+
+            side = min(h, w)
+            square = zoom(grey, (side / h, side / w), order=1)
+        lap = square[:-2, 1:-1] + square[2:, 1:-1] + square[1:-1, :-2] + square[1:-1, 2:] - 4 * square[1:-1, 1:-1]
+        sharpness = float(lap.var() / (square.var() + 1e-6))
+    else:
+        sharpness = np.nan
+    hist = np.bincount(np.clip((grey * 255).round().astype(np.int64), 0, 255).ravel(), minlength=256)
+    p = hist[hist > 0] / hist.sum()
+    entropy = float(-(p * np.log2(p)).sum())
+    cumulative = np.cumsum(hist) / hist.sum()  # luminance percentiles to 1/255, from the histogram
+    p05, p99 = np.searchsorted(cumulative, [0.05, 0.99]) / 255.0
+    return np.array([width or w, height or h, p99, p05, sharpness, entropy, spread], dtype=np.float64)
+
+
+def image_quality(stats: np.ndarray) -> dict[str, np.ndarray]:
+    """Flags and scores per image from ``stats`` (N, len(STAT_NAMES)) of :func:`pixel_stats`;
+    rows of NaN (no readable image) give NaN everywhere. Returns ``is_<check>`` (0/1 as float,
+    NaN when unknown) and ``<check>_score`` (higher = worse) for every ``QUALITY_CHECKS``:
+
+    - dark: score ``1 - p99 luminance``, flagged when p99 < ``DARK_P99``;
+    - bright: score ``p05 luminance``, flagged when p05 > ``BRIGHT_P05``;
+    - blurry: score ``-log(sharpness)``, flagged at a robust z above ``ROBUST_Z`` (sharpness
+      depends on content and resolution, so the cut is relative to the dataset);
+    - low_information: score ``1 - entropy / 8``, flagged under ``LOW_INFORMATION_BITS`` bits;
+    - odd_size: score ``max(|z(log area)|, |z(log aspect)|)`` (robust z, scale at least
+      ``SIZE_MIN_SCALE``), flagged above ``ROBUST_Z`` (cleanlab's odd_size and odd_aspect_ratio);
+    - grayscale: score ``1 - colour spread``, flagged when the spread is under ``GRAYSCALE_SPREAD``.
+    """
+    stats = np.asarray(stats, dtype=np.float64).reshape(-1, len(STAT_NAMES))
+    col = dict(zip(STAT_NAMES, stats.T, strict=True))
+    known = np.isfinite(col["width"])
+    sharp_log = np.log(np.maximum(col["sharpness"], 1e-9))
+    area_z = robust_z(np.log(col["width"] * col["height"]), min_scale=SIZE_MIN_SCALE)
+    aspect_z = robust_z(np.log(col["width"] / col["height"]), min_scale=SIZE_MIN_SCALE)
+    scores = {
+        "dark": 1.0 - col["p99_luminance"],
+        "bright": col["p05_luminance"],
+        "blurry": -sharp_log,
+        "low_information": 1.0 - col["entropy_bits"] / 8.0,
+        "odd_size": np.fmax(np.abs(area_z), np.abs(aspect_z)),
+        "grayscale": 1.0 - col["colour_spread"],
+    }
+    flags = {
+        "dark": col["p99_luminance"] < DARK_P99,
+        "bright": col["p05_luminance"] > BRIGHT_P05,
+        "blurry": np.nan_to_num(robust_z(-sharp_log), nan=-np.inf) > ROBUST_Z,
+        "low_information": col["entropy_bits"] < LOW_INFORMATION_BITS,
+        "odd_size": scores["odd_size"] > ROBUST_Z,
+        "grayscale": col["colour_spread"] < GRAYSCALE_SPREAD,
+    }
+    out: dict[str, np.ndarray] = {}
+    for check in QUALITY_CHECKS:
+        out[f"is_{check}"] = np.where(known, flags[check].astype(np.float64), np.nan)
+        out[f"{check}_score"] = np.where(known, scores[check], np.nan)
+    return out
+
+
+def read_image(path: str, *, side: int = QUALITY_SIDE) -> np.ndarray:
+    """:func:`pixel_stats` of the image file at ``path`` (shrunk to ``side``, original size
+    kept); OSError / ValueError when Pillow cannot read it."""
+    from PIL import Image
+
+    with Image.open(path) as img:
+        width, height = img.size
+        img.draft("RGB", (side, side))  # JPEG: decode at a reduced scale, much faster
+        img.thumbnail((side, side))
+        grey_modes = {"1", "L", "LA", "I", "I;16", "F"}
+        if img.mode == "F":
+            pixels = np.asarray(img, dtype=np.float64)
+        elif img.mode in grey_modes:
+            pixels = np.asarray(img.convert("F"), dtype=np.float64) / (65535.0 if img.mode.startswith("I") else 255.0)
+        else:
+            pixels = np.asarray(img.convert("RGB"), dtype=np.float64) / 255.0
+    return pixel_stats(np.clip(pixels, 0.0, 1.0), width=width, height=height)

@@ -1,0 +1,113 @@
+"""The dataset-health stage on a small workspace with planted problems, alone and in the score job."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from sklearn.datasets import load_digits
+
+from backend.cli import main
+from backend.jobs.dataset import load_dataset
+from backend.jobs.health_stage import health_scores
+from backend.storage import Workspace, results, runs
+
+N = 120
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """120 digits as colour PNGs with pixel embeddings; 3/4 train. Planted: d0120 an exact copy
+    of train d0001 in test (same file bytes, same vector), d0121 a perturbed copy of train d0002
+    in test, d0122 uniform noise (vector and image), d0123 darkened, d0124 without an image."""
+    tmp = tmp_path_factory.mktemp("health")
+    digits = load_digits()
+    rng = np.random.default_rng(0)
+    x, y = list(digits.data[:N] / 16.0), [str(t) for t in digits.target[:N]]
+    images = [np.kron(g / 16.0, np.ones((4, 4)))[:, :, None] * rng.uniform(0.5, 1, 3) for g in digits.images[:N]]
+    split = ["train" if i % 4 else "test" for i in range(N)]
+    split[1] = split[2] = "train"
+    x += [x[1], np.clip(x[2] + rng.normal(0, 0.02, 64), 0, 1), rng.random(64), digits.data[130] / 16.0,
+          digits.data[131] / 16.0]
+    y += [y[1], y[2], "3", str(digits.target[130]), str(digits.target[131])]
+    images += [images[1], np.clip(images[2] + 0.1, 0, 1), rng.random((32, 32, 3)),
+               np.kron(digits.images[130] / 16.0, np.ones((4, 4)))[:, :, None] * np.array([0.2, 0.2, 0.25]), None]
+    split += ["test", "test", "train", "train", "train"]
+    paths = []
+    for i, img in enumerate(images):
+        if img is None:
+            paths.append(None)
+            continue
+        path = tmp / "images" / f"d{i:04d}.png"
+        path.parent.mkdir(exist_ok=True)
+        Image.fromarray((img * 255).round().astype(np.uint8), "RGB").save(path)
+        paths.append(str(path))
+    ids = [f"d{i:04d}" for i in range(len(x))]
+    pd.DataFrame({"id": ids, "label": y, "embedding": [v.astype(np.float32) for v in x], "split": split,
+                  "path": paths}).to_parquet(tmp / "digits.parquet")
+    ws = tmp / "ws"
+    assert main(["ingest", "--workspace", str(ws), "--embeddings", str(tmp / "digits.parquet")]) == 0
+    return ws
+
+
+def test_stage_flags_the_planted_samples(planted: Path) -> None:
+    ws = Workspace.open(planted)
+    data = load_dataset(ws, ws.embedding_keys()[0])
+    columns, summary = health_scores(ws, data)
+    frame = pd.DataFrame(columns, index=data.ids)
+
+    def flagged(name: str) -> set[str]:
+        return set(frame.index[frame[name] == 1])
+
+    assert flagged("is_exact_duplicate") == {"d0001", "d0120"}
+    assert frame.loc["d0001", "duplicate_group"] == frame.loc["d0120", "duplicate_group"] == 0
+    assert {"d0002", "d0121"} <= flagged("is_near_duplicate")
+    assert flagged("is_split_leak") == {"d0120", "d0121"}
+    assert summary["leak_sources"] == {"d0120": "d0001", "d0121": "d0002"}
+    assert "d0122" in flagged("is_outlier") and "d0122" in flagged("is_knn_outlier")
+    assert flagged("is_dark") == {"d0123"}
+    assert frame.loc["d0124", ["is_dark", "blurry_score", "is_grayscale"]].isna().all()  # no image
+    assert frame.drop(index="d0124")[["is_dark", "is_grayscale", "blurry_score"]].notna().all().all()
+    assert summary["n_images_read"] == len(data.ids) - 1 and summary["unreadable_images"] == []
+    assert summary["counts"]["is_split_leak"] == 2
+
+
+@pytest.fixture(scope="module")
+def scored(planted: Path) -> Path:
+    assert main(["score", "--workspace", str(planted)]) == 0
+    return planted
+
+
+def test_score_job_stores_the_health_columns(scored: Path) -> None:
+    ws = Workspace.open(scored)
+    run = runs.latest_run(ws, "score")
+    wide = results.read_scores(ws, run["run_id"]).set_index("id")
+    assert wide.loc["d0120", "is_split_leak"] == 1 and wide.loc["d0123", "is_dark"] == 1
+    assert {"outlier_score", "knn_outlier_score", "near_duplicate_group", "is_low_information"} <= set(wide.columns)
+    assert run["summary"]["health"]["leak_sources"] == {"d0120": "d0001", "d0121": "d0002"}
+
+
+def test_overview_shows_the_health_counts(scored: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    from tests.app.app_testkit import APP_TIMEOUT_S, MAIN_SCRIPT
+
+    monkeypatch.setenv("THRESHER_WORKSPACE", str(scored))
+    at = AppTest.from_file(MAIN_SCRIPT, default_timeout=APP_TIMEOUT_S).run()
+    assert not at.exception
+    text = " ".join(m.value for m in at.markdown)
+    assert "split leaks (val/test copies of train): **2**" in text and "exact duplicates: **2**" in text
+    assert "dark: **1**" in text
+
+
+def test_health_counts_without_a_health_run() -> None:
+    from app.components.overview import health_counts
+
+    old = pd.DataFrame({"run_id": ["r1"], "summary": [{"n_samples": 3}]})
+    assert health_counts(old) is None
+    new = pd.DataFrame({"run_id": ["r2", "r1"], "summary": [{"health": {"counts": {"is_dark": 4}}}, {}]})
+    run_id, counts = health_counts(new)
+    assert run_id == "r2" and counts["dark"] == 4 and counts["blurry"] == 0

@@ -1,0 +1,170 @@
+"""Dataset-health checks on constructed cases with known answers (backend.scoring.health)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from sklearn.datasets import load_digits
+
+from backend.scoring import health
+from backend.scoring.duplicates import data_threshold, near_duplicate_groups
+from backend.scoring.knn import knn_search
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+
+def test_robust_z_is_the_modified_z_score() -> None:
+    values = np.array([1.0, 2.0, 3.0, 4.0, 100.0, np.nan])
+    z = health.robust_z(values)
+    np.testing.assert_allclose(z[:5], (values[:5] - 3.0) / (1.4826 * 1.0))
+    assert np.isnan(z[5])
+    # MAD 0: the mean absolute deviation (0.25) x 1.2533 is the scale; all equal: all 0
+    assert health.robust_z(np.array([5.0, 5.0, 5.0, 6.0]))[3] == pytest.approx(1 / (1.253314 * 0.25))
+    assert health.robust_z(np.full(4, 2.0)).tolist() == [0, 0, 0, 0]
+    assert health.robust_z(np.array([5.0, 5.0, 5.0, 6.0]), min_scale=0.5)[3] == pytest.approx(2.0)
+
+
+def test_exact_groups_by_hash_and_missing_hashes_never_group() -> None:
+    groups = health.exact_duplicate_groups(["a", "b", "a", None, "", None, "c", "b", "a"])
+    assert groups.tolist() == [0, 1, 0, -1, -1, -1, -1, 1, 0]
+    numbers = health.group_numbers(groups)
+    assert numbers[[0, 1, 2, 7, 8]].tolist() == [0, 1, 0, 1, 0] and np.isnan(numbers[3])
+
+
+def test_leaks_from_train_exact_and_near_and_not_within_test() -> None:
+    """Digits; exact and perturbed copies of train samples planted in test are leaks with the
+    right source; copies of a test sample within test and copies among train are not."""
+    rng = np.random.default_rng(0)
+    x = load_digits().data[:600] / 16.0
+    splits = ["train"] * 400 + ["test"] * 200
+    hashes = [f"h{i}" for i in range(600)]
+    extra, extra_splits, extra_hashes, sources = [], [], [], []
+    for k, (src, near, split) in enumerate([(3, False, "test"), (4, True, "val"), (5, True, "test"),
+                                            (450, True, "test"), (451, False, "test"), (6, True, "train")]):
+        extra.append(np.clip(x[src] + (rng.normal(0, 0.02, 64) if near else 0), 0, 1))
+        extra_splits.append(split)
+        extra_hashes.append(f"n{k}" if near else hashes[src])
+        sources.append(src)
+    vectors = np.vstack([x, extra])
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    idx, sims = knn_search(unit, 10)
+    threshold = data_threshold(sims[:, 0])
+    near = near_duplicate_groups(idx, sims, threshold=threshold)
+    exact = health.exact_duplicate_groups(hashes + extra_hashes)
+    leak, source = health.split_leaks(splits + extra_splits, exact, near, idx, sims, threshold=threshold)
+    assert np.flatnonzero(leak).tolist() == [600, 601, 602]
+    assert source[600:603].tolist() == [3, 4, 5] and (source[~leak] == -1).all()
+    assert (near[[600, 601, 602, 603, 605]] >= 0).all()  # every perturbed copy is a near duplicate
+    # without a split nothing leaks
+    assert not health.split_leaks([""] * 300 + [None] * 306, exact, near, idx, sims, threshold=threshold)[0].any()
+
+
+def digits_with_noise(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    digits = load_digits()
+    x, y = digits.data[:800] / 16.0, digits.target[:800]
+    noise = rng.random((15, 64))
+    return np.vstack([x, noise]), np.concatenate([y, rng.integers(0, 10, 15)]), np.arange(800, 815)
+
+
+def test_noise_images_among_digits_are_outliers() -> None:
+    x, y, planted = digits_with_noise(0)
+    maha = health.mahalanobis_outlier_score(x, y, n_classes=10)
+    unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+    knn = health.knn_outlier_score(knn_search(unit, 10)[1])
+    for score in (maha, knn):
+        flagged = np.flatnonzero(health.flag_high(score))
+        assert set(planted) <= set(flagged.tolist())
+        assert len(set(flagged.tolist()) - set(planted.tolist())) <= 3  # precision >= 0.8
+
+
+def test_a_mislabeled_digit_is_not_an_outlier_but_far_from_its_own_class() -> None:
+    """The minimum over classes: a clean digit given a wrong label keeps a typical score."""
+    digits = load_digits()
+    x, y = digits.data[:800] / 16.0, digits.target[:800].copy()
+    before = health.mahalanobis_outlier_score(x, y, n_classes=10)
+    y[0] = (y[0] + 5) % 10
+    after = health.mahalanobis_outlier_score(x, y, n_classes=10)
+    assert not health.flag_high(after)[0]
+    assert after[0] == pytest.approx(before[0], rel=0.2)
+
+
+def test_mahalanobis_matches_a_slow_reference_with_identity_like_covariance() -> None:
+    rng = np.random.default_rng(1)
+    x = np.vstack([rng.normal(0, 1, (200, 3)), rng.normal(5, 1, (200, 3))])
+    y = np.repeat([0, 1], 200)
+    from sklearn.covariance import ledoit_wolf
+
+    means = np.array([x[y == k].mean(0) for k in range(2)])
+    precision = np.linalg.inv(ledoit_wolf(x - means[y], assume_centered=True)[0])
+    slow = [min(float((v - m) @ precision @ (v - m)) for m in means) for v in x]
+    np.testing.assert_allclose(health.mahalanobis_outlier_score(x, y, n_classes=2, block=37), slow, rtol=1e-8)
+
+
+def test_blockwise_shrunk_covariance_is_sklearns_ledoit_wolf() -> None:
+    """More dimensions than samples (where the shrinkage matters), float32 input, odd blocks."""
+    from sklearn.covariance import ledoit_wolf
+
+    rng = np.random.default_rng(2)
+    x = (rng.normal(size=(50, 80)) * rng.uniform(0.1, 3, 80) + 5).astype(np.float32)
+    y = rng.integers(0, 4, 50)
+    means = np.array([x[y == k].astype(np.float64).mean(0) for k in range(4)])
+    expected = ledoit_wolf(x.astype(np.float64) - means[y], assume_centered=True)[0]
+    np.testing.assert_allclose(health._shrunk_within_class_covariance(x, y, means, block=7), expected, atol=1e-6)
+
+
+def colour_digits(n: int = 120, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    grey = load_digits().images[:n] / 16.0
+    return [np.kron(g, np.ones((4, 4)))[:, :, None] * rng.uniform(0.5, 1.0, 3) for g in grey]
+
+
+def test_quality_flags_on_planted_images() -> None:
+    from scipy.ndimage import gaussian_filter
+
+    images = colour_digits()
+    planted = {"dark": 0, "bright": 1, "blurry": 2, "low_information": 3, "grayscale": 4, "odd_size": 5}
+    images[0] = images[0] * 0.25
+    images[1] = 0.65 + 0.35 * images[1]
+    images[2] = gaussian_filter(images[2], sigma=(1.5, 1.5, 0))
+    images[3] = np.ones_like(images[3]) * np.array([0.5, 0.4, 0.45])
+    images[4] = np.repeat((images[4] @ health.LUMA)[:, :, None], 3, axis=2)
+    images[5] = np.repeat(images[5], 3, axis=1)
+    flags = health.image_quality(np.vstack([health.pixel_stats(im) for im in images]))
+    for check, i in planted.items():
+        flagged = set(np.flatnonzero(flags[f"is_{check}"] == 1).tolist())
+        expected = {i, 3} if check == "blurry" else {i}  # a constant image has no edges: blurry too
+        assert flagged == expected, (check, flagged)
+        score = np.delete(flags[f"{check}_score"], 3) if check == "blurry" else flags[f"{check}_score"]
+        assert flags[f"{check}_score"][i] == np.nanmax(score), check  # the planted image is the worst on its score
+
+
+def test_quality_nan_without_an_image_and_grey_images_are_grayscale(tmp_path: Path) -> None:
+    stats = np.vstack([health.pixel_stats(np.full((10, 10), 0.5)), np.full(len(health.STAT_NAMES), np.nan)])
+    flags = health.image_quality(stats)
+    assert flags["is_grayscale"][0] == 1 and flags["is_low_information"][0] == 1
+    assert all(np.isnan(v[1]) for v in flags.values())
+    Image.fromarray(np.full((40, 30), 200, np.uint8), "L").save(tmp_path / "grey.png")
+    rng = np.random.default_rng(0)
+    Image.fromarray((rng.random((40, 30, 3)) * 255).astype(np.uint8), "RGB").save(tmp_path / "colour.png")
+    grey, colour = health.read_image(str(tmp_path / "grey.png")), health.read_image(str(tmp_path / "colour.png"))
+    assert grey[:2].tolist() == [30, 40] and grey[health.STAT_NAMES.index("colour_spread")] == 0
+    assert colour[health.STAT_NAMES.index("colour_spread")] > 0.5
+    with pytest.raises(OSError):
+        health.read_image(str(tmp_path / "missing.png"))
+
+
+def test_benchmark_precision_and_recall_on_planted_digits(tmp_path: Path) -> None:
+    """bench/health.py on one seed: the numbers the README reports hold."""
+    from bench.health import main
+
+    result = main(["--seeds", "1", "--out", str(tmp_path / "health.json")])["mean_over_seeds"]
+    for check in ("exact_duplicate", "near_duplicate", "split_leak", "dark", "bright", "blurry",
+                  "low_information", "odd_size", "grayscale"):
+        assert result[check]["precision"] >= 0.9 and result[check]["recall"] == 1.0, (check, result[check])
+    assert result["outlier recall on noise images (Mahalanobis)"]["recall"] == 1.0
+    assert (tmp_path / "health.json").exists()
