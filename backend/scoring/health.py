@@ -200,6 +200,9 @@ BRIGHT_P05 = 0.6
 LOW_INFORMATION_BITS = 1.0
 #: Images whose channels differ by under this much at 95 % of the pixels are grayscale.
 GRAYSCALE_SPREAD = 2.0 / 255.0
+#: ... and flagged only while grayscale images are fewer than this share of the images read: a grey
+#: image in a colour dataset is odd (cleanlab's check); in a grayscale dataset (the digits) none is.
+GRAYSCALE_MINORITY = 0.5
 #: Images are shrunk to this longest side before the pixel statistics, so that the blur measure
 #: compares images at one scale and a 4000 px photo costs what a 256 px one does.
 QUALITY_SIDE = 256
@@ -266,7 +269,8 @@ def image_quality(stats: np.ndarray) -> dict[str, np.ndarray]:
     - low_information: score ``1 - entropy / 8``, flagged under ``LOW_INFORMATION_BITS`` bits;
     - odd_size: score ``max(|z(log area)|, |z(log aspect)|)`` (robust z, scale at least
       ``SIZE_MIN_SCALE``), flagged above ``ROBUST_Z`` (cleanlab's odd_size and odd_aspect_ratio);
-    - grayscale: score ``1 - colour spread``, flagged when the spread is under ``GRAYSCALE_SPREAD``.
+    - grayscale: score ``1 - colour spread``, flagged when the spread is under ``GRAYSCALE_SPREAD``
+      and grayscale images are under ``GRAYSCALE_MINORITY`` of the images read.
     """
     stats = np.asarray(stats, dtype=np.float64).reshape(-1, len(STAT_NAMES))
     col = dict(zip(STAT_NAMES, stats.T, strict=True))
@@ -288,13 +292,20 @@ def image_quality(stats: np.ndarray) -> dict[str, np.ndarray]:
         "blurry": np.nan_to_num(robust_z(-sharp_log), nan=-np.inf) > ROBUST_Z,
         "low_information": col["entropy_bits"] < LOW_INFORMATION_BITS,
         "odd_size": scores["odd_size"] > ROBUST_Z,
-        "grayscale": col["colour_spread"] < GRAYSCALE_SPREAD,
+        "grayscale": _minority(col["colour_spread"] < GRAYSCALE_SPREAD, known, GRAYSCALE_MINORITY),
     }
     out: dict[str, np.ndarray] = {}
     for check in QUALITY_CHECKS:
         out[f"is_{check}"] = np.where(known, flags[check].astype(np.float64), np.nan)
         out[f"{check}_score"] = np.where(known, scores[check], np.nan)
     return out
+
+
+def _minority(flags: np.ndarray, known: np.ndarray, share: float) -> np.ndarray:
+    """``flags`` where the flagged are under ``share`` of the ``known`` samples, else all False."""
+    if not known.any() or flags[known].mean() >= share:
+        return np.zeros_like(flags, dtype=bool)
+    return flags
 
 
 def read_image(path: str, *, side: int = QUALITY_SIDE) -> np.ndarray:

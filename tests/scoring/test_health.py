@@ -144,10 +144,17 @@ def test_quality_flags_on_planted_images() -> None:
 
 
 def test_quality_nan_without_an_image_and_grey_images_are_grayscale(tmp_path: Path) -> None:
-    stats = np.vstack([health.pixel_stats(np.full((10, 10), 0.5)), np.full(len(health.STAT_NAMES), np.nan)])
+    rng = np.random.default_rng(1)
+    colour = [health.pixel_stats(rng.random((10, 10, 3))) for _ in range(2)]
+    stats = np.vstack([health.pixel_stats(np.full((10, 10), 0.5)), np.full(len(health.STAT_NAMES), np.nan),
+                       *colour])
     flags = health.image_quality(stats)
     assert flags["is_grayscale"][0] == 1 and flags["is_low_information"][0] == 1
+    assert flags["is_grayscale"][2:].tolist() == [0, 0]
     assert all(np.isnan(v[1]) for v in flags.values())
+    # a grayscale dataset (the digits): no image is odd for being grey
+    all_grey = health.image_quality(np.vstack([health.pixel_stats(rng.random((10, 10))) for _ in range(4)]))
+    assert not all_grey["is_grayscale"].any() and (all_grey["grayscale_score"] == 1).all()
     Image.fromarray(np.full((40, 30), 200, np.uint8), "L").save(tmp_path / "grey.png")
     rng = np.random.default_rng(0)
     Image.fromarray((rng.random((40, 30, 3)) * 255).astype(np.uint8), "RGB").save(tmp_path / "colour.png")
