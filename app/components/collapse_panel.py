@@ -173,15 +173,15 @@ def per_sample(samples: pd.DataFrame, source: str | None, *, root: str | None = 
         "id": head["id"], "label": head["label"], "split": head["split"],
         "own": head["nc_own_distance"], "nearest other": head["nc_other_distance"], "ratio": head["nc_distance_ratio"],
     })  # fmt: skip
-    event = st.dataframe(table, hide_index=True, key="collapse.samples", on_select="rerun",
-                         selection_mode="single-row", column_config={
+    columns = {
         "image": st.column_config.ImageColumn("image", width="small"),
         "own": st.column_config.NumberColumn(format="%.3f"),
         "nearest other": st.column_config.NumberColumn(format="%.3f"),
         "ratio": st.column_config.NumberColumn(format="%.2f"),
-    })  # fmt: skip
-    rows = [r for r in event.selection.rows if r < len(table)]
-    if root is not None and rows:
-        from app.components.sample_view import open_sample
+    }
+    if root is None:
+        st.dataframe(table, hide_index=True, column_config=columns)
+        return
+    from app.components.sample_view import clickable_table
 
-        open_sample(root, table["id"].iloc[rows[0]], score_run=score_run, source="sample")
+    clickable_table(root, table, key="collapse.samples", score_run=score_run, column_config=columns)

@@ -61,14 +61,20 @@ def exported_rows(frame: pd.DataFrame, *, with_dropped: bool) -> pd.DataFrame:
     return frame if with_dropped else frame[frame["decision"] != "dropped"].reset_index(drop=True)
 
 
-def preview(frame: pd.DataFrame, *, with_dropped: bool) -> None:
-    """Counts (rows written, relabeled, dropped) and the first rows, curated columns first."""
+def preview(frame: pd.DataFrame, *, with_dropped: bool, root: str | None = None) -> None:
+    """Counts (rows written, relabeled, dropped) and the first rows, curated columns first; with
+    ``root``, clicking a row opens that sample's view."""
     rows = exported_rows(frame, with_dropped=with_dropped)
     n_dropped = int((frame["decision"] == "dropped").sum())
     relabeled = int((rows["label"].astype(str) != rows["original_label"].astype(str)).sum())
     dropped = "0" if not n_dropped else f"{n_dropped:,} " + ("included" if with_dropped else "left out")
     metric_row([("Rows", f"{len(rows):,}"), ("Relabeled", f"{relabeled:,}"), ("Dropped", dropped)])
-    st.dataframe(rows.head(PREVIEW_ROWS), hide_index=True)
+    if root is None:
+        st.dataframe(rows.head(PREVIEW_ROWS), hide_index=True)
+    else:
+        from app.components.sample_view import clickable_table
+
+        clickable_table(root, rows.head(PREVIEW_ROWS).reset_index(drop=True), key="export.preview", score_run=None)
     if len(rows) > PREVIEW_ROWS:
         st.caption(f"First {PREVIEW_ROWS} of {len(rows):,} rows.")
 

@@ -54,7 +54,7 @@ def choose_pair(all_runs: pd.DataFrame) -> tuple[str, str] | None:
     return run_a, run_b
 
 
-def comparison(cmp: RunComparison) -> None:
+def comparison(cmp: RunComparison, root: str | None = None) -> None:
     """Settings that differ, then for score runs the flags, the scores and the collapse metrics."""
     show_all = st.toggle("Show every setting, not only those that differ", key=state.RUNS_ALL_SETTINGS)
     settings = cmp.settings if show_all else cmp.settings[~cmp.settings["same"]]
@@ -62,7 +62,7 @@ def comparison(cmp: RunComparison) -> None:
                 "durations are not counted)")
     st.dataframe(settings[["field", "a", "b"]] if not show_all else settings, hide_index=True)
     if cmp.flags is not None:
-        flags_panel(cmp)
+        flags_panel(cmp, root)
     if cmp.scores is not None:
         st.markdown(f"**Scores both runs stored**: Spearman rank correlation, and the share of run a's "
                     f"hardest {TOP_FRACTION:.0%} that is among run b's (what a keep-hard prune would keep; samples "
@@ -95,14 +95,20 @@ def agreement_cells(counts: dict, what: str, verb: str) -> list[tuple[str, str]]
             ("Jaccard", "n/a" if jaccard is None else f"{jaccard:.2f}")]  # fmt: skip
 
 
-def flags_panel(cmp: RunComparison) -> None:
+def flags_panel(cmp: RunComparison, root: str | None = None) -> None:
     f = cmp.flags
     st.markdown(f"**Label-issue flags** on the {f['samples_in_both']:,} samples both runs judged")
     same = f["same_suggestion_when_both_flag"]
     metric_row([*agreement_cells(f, "flagged", "Flagged"), ("Same suggestion", "n/a" if same is None else f"{same:.0%}")])
     if cmp.flag_changes is not None and len(cmp.flag_changes):
-        st.caption("Samples flagged by one run only, largest change of the label-issue score first.")
-        st.dataframe(cmp.flag_changes, hide_index=True)
+        st.caption("Samples flagged by one run only, largest change of the label-issue score first"
+                   + (" (click a row to open the sample)." if root else "."))
+        if root is None:
+            st.dataframe(cmp.flag_changes, hide_index=True)
+        else:
+            from app.components.sample_view import clickable_table
+
+            clickable_table(root, cmp.flag_changes, key="runs.flag_changes", score_run=cmp.run_b)
 
 
 def kept_panel(cmp: RunComparison) -> None:

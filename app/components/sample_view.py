@@ -116,3 +116,13 @@ def open_picker(root: str, ids: list[str], *, score_run: str | None, source: str
         chosen = st.selectbox("Sample", ids, key=f"{key}.pick")
         if st.button("Open sample view", key=f"{key}.open"):
             open_sample(root, chosen, score_run=score_run, source=source)
+
+
+def clickable_table(root: str, table: pd.DataFrame, *, key: str, score_run: str | None, source: str = "sample",
+                    **dataframe_options) -> None:
+    """``table`` (with an ``id`` column) where clicking a row opens that sample's view."""
+    event = st.dataframe(table, key=key, on_select="rerun", selection_mode="single-row", hide_index=True,
+                         **dataframe_options)
+    rows = [r for r in event.selection.rows if r < len(table)]
+    if rows:
+        open_sample(root, str(table["id"].iloc[rows[0]]), score_run=score_run, source=source)

@@ -26,7 +26,7 @@ if frame.empty:
         f"Nothing to export: the workspace has no samples yet. Run `thresher ingest --workspace {ws.root}`."
     )
     st.stop()
-export_panel.preview(frame, with_dropped=with_dropped)
+export_panel.preview(frame, with_dropped=with_dropped, root=root)
 export_panel.download(root, subset, fmt, with_dropped=with_dropped)
 export_panel.write_to_path(root, ws, subset, fmt, with_dropped=with_dropped)
 export_panel.scores_section(root, data.finished_runs(root, "score"))

@@ -26,7 +26,7 @@ if pair is not None:
     except StorageError as exc:
         st.error(str(exc))
     else:
-        runs_panel.comparison(comparison)
+        runs_panel.comparison(comparison, root)
 
 st.subheader("Delete a run")
 runs_panel.delete_form(root, all_runs)

@@ -215,3 +215,13 @@ def test_write_a_subset_with_soft_labels_for_distillation(app_on, writable_score
 
     click(at, "Write file", timeout=120)  # the file exists now: asked first, no probe trained
     assert "exists already" in at.warning[0].value
+
+
+def test_a_preview_row_opens_the_sample_view(app_on, app_workspace: Path) -> None:
+    at = export_page(app_on, app_workspace)
+    first = at.dataframe[0].value["id"].iloc[0]
+    at.session_state["export.preview"] = {"selection": {"rows": [0], "columns": []}}
+    at.run()
+    assert not at.exception, at.exception
+    texts = " ".join(m.value for m in at.markdown)
+    assert f"**{first}**" in texts and "Decision history" in texts
