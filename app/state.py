@@ -33,6 +33,7 @@ WORKSPACE_ERROR = "workspace.error"
 
 # Overview.
 OVERVIEW_STACK_BY_SPLIT = "overview.stack_by_split"
+OVERVIEW_GO_TO = "overview.go_to"  # a page a health button asked for (switched to on the next run)
 
 # Overview's Subsets section: the two compared, the rename and delete forms, the last action's notice.
 SUBSETS_COMPARE_A = "subsets.compare_a"

@@ -43,7 +43,7 @@ def choose_score_run(score_runs: pd.DataFrame, *, key: str = state.EXPLORE_SCORE
     the same text, and a select box tells its options apart by their text."""
     if score_runs.empty:
         return None
-    labels = {row["run_id"]: f"{score_run_label(row)} · {row['run_id'][-6:]}" for _, row in score_runs.iterrows()}
+    labels = {row["run_id"]: score_run_label(row) for _, row in score_runs.iterrows()}  # ends with the id's tail
     return st.selectbox("Score run", list(labels), format_func=labels.__getitem__, key=key)
 
 

@@ -7,6 +7,7 @@ import json
 import pandas as pd
 import streamlit as st
 
+from app import state
 from app.components.metric_row import metric_row
 from app.data import OverviewCounts
 from app.overview_data import IngestReportView
@@ -111,6 +112,18 @@ def health_summary(score_runs: pd.DataFrame) -> None:
         return
     run_id, counts = found
     st.markdown(" · ".join(f"{label}: **{n:,}**" for label, n in counts.items()))
-    st.caption(f"From score run `{run_id}`. Colour or filter by these columns (`is_split_leak`, "
-               "`outlier_score`, `is_blurry`, ...) in Explore or the scores export; review duplicate "
-               "groups on the Duplicates page.")
+    st.caption(f"From score run `{run_id}`. A button shows those samples coloured on the map; the scores "
+               "export has every column; duplicate groups are resolved on the Duplicates page.")
+    with st.container(horizontal=True):
+        for (name, label), n in zip(HEALTH_LABELS.items(), counts.values(), strict=True):
+            if n:
+                st.button(f"{label}: {n:,}", key=f"overview.health.{name}", on_click=_show_on_map,
+                          args=(run_id, name), help=f"Explore, coloured by {name}")
+        st.page_link("views/duplicates.py", label="Duplicates page", icon=":material/content_copy:")
+
+
+def _show_on_map(run_id: str, column: str) -> None:
+    """Open Explore coloured by ``column`` of ``run_id`` (a button's callback)."""
+    st.session_state[state.EXPLORE_SCORE_RUN] = run_id
+    st.session_state[state.EXPLORE_COLOR] = column
+    st.session_state[state.OVERVIEW_GO_TO] = "views/explore.py"

@@ -7,6 +7,9 @@ from app.components import charts, overview, subsets_panel
 from app.components.workspace import require_workspace
 
 root, ws = require_workspace()
+go_to = st.session_state.pop(state.OVERVIEW_GO_TO, None)
+if go_to:  # a health button asked for Explore coloured by its column
+    st.switch_page(go_to)
 st.title("Overview")
 st.caption(f"Workspace `{ws.root}`")
 counts = data.overview_counts(root)

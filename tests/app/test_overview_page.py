@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -162,3 +163,21 @@ def test_overview_shows_a_workers_new_run_on_the_next_rerun(
     project(ws, ProjectionSettings(method="pca", seed=3), embedding_key=EMBEDDING_KEY)
     at.run()
     assert metric_values(at)["Projection runs"] == "2"
+
+
+def test_a_health_count_opens_explore_coloured_by_it(app_on, writable_scored_workspace: Path) -> None:
+    from app import state
+    from backend.storage import Workspace, runs
+
+    ws = Workspace.open(writable_scored_workspace)
+    run_id = runs.latest_run(ws, "score")["run_id"]
+    summary = runs.get_run(ws, run_id)["summary"]
+    ws.table("runs").update(where=f"run_id = '{run_id}'", values={"summary_json": json.dumps(
+        {**summary, "health": {"counts": {"is_outlier": 2}}})})
+    at = app_on(writable_scored_workspace, "views/overview.py")
+    button = at.button(key="overview.health.is_outlier")
+    assert button.label == "outliers (Mahalanobis): 2"
+    button.click().run()
+    assert not at.exception, at.exception
+    assert at.session_state[state.EXPLORE_COLOR] == "is_outlier"
+    assert at.title[0].value == "Explore"
