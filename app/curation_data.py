@@ -25,70 +25,53 @@ Versions = data.Versions
 
 
 # --------------------------------------------------------------------------- reads
+@data.cached_reader("decisions", max_entries=8)
 def states(root: str) -> pd.DataFrame:
     """The current state of every decided sample (:func:`decisions.replay`)."""
-    return _cached_states(root, data.table_versions(root, ("decisions",)))
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def _cached_states(root: str, versions: Versions) -> pd.DataFrame:
     return decisions.decided_states(data.open_workspace(root))
 
 
+@data.cached_reader(data.label_issues, states, max_entries=8)
 def issues_with_decisions(root: str, run_id: str) -> pd.DataFrame:
     """Every scored sample of ``run_id`` (most suspicious first) with its decision, current label
     and tags (:func:`review_queue.with_decisions`)."""
-    versions = data.table_versions(root, ("label_issues", "samples", "decisions"))
-    return _cached_issues_with_decisions(root, run_id, versions)
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def _cached_issues_with_decisions(root: str, run_id: str, versions: Versions) -> pd.DataFrame:
     return review_queue.with_decisions(data.label_issues(root, run_id), states(root))
 
 
+@data.cached_reader("samples", "decisions", max_entries=4)
 def curated_samples(root: str) -> pd.DataFrame:
     """Every sample: id, path, split, label (current), original_label, decision, tags, dropped, pinned."""
-    versions = data.table_versions(root, ("samples", "decisions"))
-    return _cached_curated(root, versions)
-
-
-@st.cache_data(show_spinner=False, max_entries=4)
-def _cached_curated(root: str, versions: Versions) -> pd.DataFrame:
     return decisions.curated_samples(data.open_workspace(root))
 
 
+@data.cached_reader("decisions", max_entries=64)
 def history(root: str, sample_id: str) -> pd.DataFrame:
     """One sample's decisions, newest first, with ``undone``."""
-    return _cached_history(root, sample_id, data.table_versions(root, ("decisions",)))
-
-
-@st.cache_data(show_spinner=False, max_entries=64)
-def _cached_history(root: str, sample_id: str, versions: Versions) -> pd.DataFrame:
     return decisions.history(data.open_workspace(root), sample_id)
 
 
+@data.cached_reader("samples", max_entries=256)
 def sample_row(root: str, sample_id: str) -> dict | None:
     """The sample's stored row (id, path, label, split, width, height, content_hash, source)."""
-    return _cached_sample_row(root, sample_id, data.table_versions(root, ("samples",)))
-
-
-@st.cache_data(show_spinner=False, max_entries=256)
-def _cached_sample_row(root: str, sample_id: str, versions: Versions) -> dict | None:
     rows = data.open_workspace(root).read("samples", where=f"id = {sql_string(sample_id)}")
     return None if rows.empty else rows.iloc[0].to_dict()
 
 
+@data.cached_reader("samples", max_entries=8)
 def class_names(root: str) -> list[str]:
     """The classes a sample can be relabeled to."""
-    return _cached_classes(root, data.table_versions(root, ("samples",)))
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def _cached_classes(root: str, versions: Versions) -> list[str]:
     from app.components.palette import natural_order
 
     return natural_order(decisions.known_labels(data.open_workspace(root)))
+
+
+@data.cached_reader(data.sample_scores, max_entries=256)
+def suggested_probability(root: str, run_id: str, sample_id: str) -> float | None:
+    """The sample's ``suggested_probability`` in ``run_id`` (None when the run lacks it or did not
+    score the sample); cached per sample, so the queue does not copy the run's scores each rerun."""
+    scores = data.sample_scores(root, run_id)
+    mine = scores[scores["id"] == sample_id]
+    return mine["suggested_probability"].iloc[0] if "suggested_probability" in mine and len(mine) else None
 
 
 @st.cache_resource(show_spinner=False)
@@ -110,11 +93,12 @@ def score_run_embedding(root: str, run_id: str) -> str | None:
 # --------------------------------------------------------------------------- neighbours
 @dataclass(frozen=True)
 class EmbeddingIndex:
-    """One embedding's unit vectors with each row's sample id and given label (read-only)."""
+    """One embedding's unit vectors with each row's sample id, given label and path (read-only)."""
 
     ids: np.ndarray
     vectors: np.ndarray
     labels: np.ndarray
+    paths: np.ndarray
     row_of: dict[str, int]
 
 
@@ -127,8 +111,9 @@ def embedding_index(root: str, key: str) -> EmbeddingIndex:
 def _cached_index(root: str, key: str, versions: Versions) -> EmbeddingIndex:
     ws = data.open_workspace(root)
     ids, vectors, _ = ws.load_embeddings(key)
-    labels = ws.samples(columns=["id", "label"]).set_index("id")["label"].reindex(ids)
-    return EmbeddingIndex(ids, vectors, labels.to_numpy(dtype=object),
+    stored = ws.samples(columns=["id", "label", "path"]).set_index("id").reindex(ids)
+    return EmbeddingIndex(ids, vectors, stored["label"].to_numpy(dtype=object),
+                          stored["path"].to_numpy(dtype=object),
                           {sample_id: row for row, sample_id in enumerate(ids)})
 
 
@@ -145,12 +130,8 @@ def neighbours(root: str, key: str | None, sample_id: str, *, label: str | None 
         return pd.DataFrame(columns=columns)
     candidates = np.arange(len(index.ids)) if label is None else np.flatnonzero(index.labels == label)
     rows, similarity = review_queue.nearest(index.vectors, row, candidates, k)
-    found = pd.DataFrame({"id": index.ids[rows], "label": index.labels[rows], "similarity": similarity})
-    paths = data.open_workspace(root).read(
-        "samples", columns=["id", "path"],
-        where="id IN (" + ", ".join(sql_string(i) for i in found["id"]) + ")") if len(found) else None
-    found["path"] = found["id"].map(paths.set_index("id")["path"]) if paths is not None else None
-    return found[columns]
+    return pd.DataFrame({"id": index.ids[rows], "label": index.labels[rows], "path": index.paths[rows],
+                         "similarity": similarity}, columns=columns)
 
 
 # --------------------------------------------------------------------------- writes

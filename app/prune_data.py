@@ -8,28 +8,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pandas as pd
-import streamlit as st
 
 from app import jobs_data
-from app.data import (
-    Versions,
-    finished_runs,
-    open_workspace,
-    table_versions,
-)
+from app.data import cached_reader, finished_runs, open_workspace
 from backend.jobs import prune_job
 from backend.jobs.job_manager import Job
 from backend.storage import results, subsets
 
 
+@cached_reader("scores", "samples", max_entries=4)
 def prune_pool(root: str, score_run: str) -> pd.DataFrame:
     """id, label, split and every score of the samples ``score_run`` scored (what a prune
     chooses from)."""
-    return _cached_prune_pool(root, score_run, table_versions(root, ("scores", "samples")))
-
-
-@st.cache_data(show_spinner=False, max_entries=4)
-def _cached_prune_pool(root: str, score_run: str, versions: Versions) -> pd.DataFrame:
     ws = open_workspace(root)
     scored = results.read_scores(ws, score_run)
     return ws.samples(columns=["id", "label", "split"]).merge(scored, on="id")
@@ -110,14 +100,11 @@ def run_prune(
 
 def prune_outcome(root: str, done: PruneDone) -> pd.DataFrame:
     """The pool of a prune (its split only) with a ``kept`` column and every score."""
-    versions = table_versions(root, ("scores", "samples", "subsets"))
-    return _cached_prune_outcome(root, done.score_run, done.subset, done.split, versions)
+    return _prune_outcome(root, done.score_run, done.subset, done.split)
 
 
-@st.cache_data(show_spinner=False, max_entries=4)
-def _cached_prune_outcome(
-    root: str, score_run: str, subset: str, split: str | None, versions: Versions
-) -> pd.DataFrame:
+@cached_reader(prune_pool, "subsets", max_entries=4)
+def _prune_outcome(root: str, score_run: str, subset: str, split: str | None) -> pd.DataFrame:
     pool = prune_pool(root, score_run)
     if split:
         pool = pool[pool["split"] == split]

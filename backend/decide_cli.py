@@ -120,8 +120,6 @@ def cmd_decisions(args: argparse.Namespace) -> int:
     if args.out is None:
         print("no decisions yet" if frame.empty else frame.to_string(index=False, max_colwidth=40))
         return 0
-    if args.overwrite and args.out is None:
-        raise ValueError("--overwrite goes with --out FILE")
     out = write_atomic(lambda: to_bytes(frame, args.format), args.out, example=f"decisions.{args.format}",
                        overwrite=args.overwrite)
     print(f"wrote {len(frame)} rows to {Path(out).resolve()}")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app import curation_data, data, state
+from app import curation_data, state
 from app.components import decision_actions
 from app.components.markdown_text import md
 from app.components.metric_row import metric_row
@@ -51,9 +51,7 @@ def queue_view(root: str, run_id: str, chosen: IssueFilter) -> None:
                   kwargs={"source": "review"})
         return
     current = todo.iloc[0]
-    scores = data.sample_scores(root, run_id)
-    mine = scores[scores["id"] == current["id"]]
-    probability = mine["suggested_probability"].iloc[0] if "suggested_probability" in mine and len(mine) else None
+    probability = curation_data.suggested_probability(root, run_id, current["id"])
     target = decision_actions.Target(current["id"], str(current["current_label"]),
                                      None if pd.isna(current["suggested_label"]) else str(current["suggested_label"]),
                                      run_id)

@@ -63,6 +63,11 @@ def _too_large(pixels: int, size: tuple[int, int] | None = None) -> ImageProblem
                         f"{MAX_PIXELS:,}: downscale it (or cut it into tiles) and ingest again")
 
 
+def content_hash(data: bytes) -> str:
+    """The stored ``content_hash`` of a file's bytes: 32 hex chars of blake2b-128."""
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
 def _inspect(path: Path) -> ImageInfo:
     try:
         mode = path.stat().st_mode
@@ -95,7 +100,7 @@ def _inspect(path: Path) -> ImageInfo:
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageProblem(f"corrupt image: {exc}") from exc
     note = "animated image: only its first frame is used" if animated else ""
-    return ImageInfo(width, height, hashlib.blake2b(data, digest_size=16).hexdigest(), note)
+    return ImageInfo(width, height, content_hash(data), note)
 
 
 def inspect_image(path: str | os.PathLike) -> ImageInfo:

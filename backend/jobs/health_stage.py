@@ -10,14 +10,13 @@ Pillow cannot read). Each leak's train sample (a string id, which a score column
 in the run summary's ``health.leak_sources`` ({leaking id: train id}, the first
 ``MAX_LEAK_SOURCES``); it is also in the leak's duplicate group.
 
-Cost: every readable image is read once more (hashed and decoded at most 256 px): about 11 ms
-per 640 x 480 JPEG on this project's 2-core machine, i.e. hours at a million images; the
-vector checks take seconds (Mahalanobis: 7 s at 200k x 256).
+Cost: every readable image is read once more (decoded at most 256 px; hashed only when ingest
+stored no hash): about 11 ms per 640 x 480 JPEG on this project's 2-core machine, i.e. hours at
+a million images; the vector checks take seconds (Mahalanobis: 7 s at 200k x 256).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -59,9 +58,8 @@ def health_scores(ws: Workspace, data: Dataset, *,
     samples = ws.samples(columns=["id", "split", "path", "content_hash"]).set_index("id")
     rows = samples.reindex(data.ids)
     n = len(data.ids)
-    stats, hashes, unreadable = image_stats(rows["path"].tolist())
-    stored = rows["content_hash"].tolist()
-    exact = health.exact_duplicate_groups([h if isinstance(h, str) and h else hashes[i] for i, h in enumerate(stored)])
+    stats, hashes, unreadable = image_stats(rows["path"].tolist(), rows["content_hash"].tolist())
+    exact = health.exact_duplicate_groups(hashes)
     if neighbors is None and n > 1:
         neighbors = knn_search(data.unit, min(NEIGHBOURS, n - 1), seed=0)
     threshold = 1.0
@@ -98,19 +96,25 @@ def health_scores(ws: Workspace, data: Dataset, *,
     return columns, summary
 
 
-def image_stats(paths: list) -> tuple[np.ndarray, list[str | None], list[str]]:
-    """(N, len(STAT_NAMES)) pixel statistics, NaN rows for samples without a path; each file's
-    content hash (blake2b-128 of its bytes, as ingest stores it: samples ingested from an
-    embeddings file have none stored; None without a file); and the paths Pillow could not read,
-    each with why (logged: the job log says which file to fix)."""
+def image_stats(paths: list, stored_hashes: list | None = None
+                ) -> tuple[np.ndarray, list[str | None], list[str]]:
+    """(N, len(STAT_NAMES)) pixel statistics, NaN rows for samples without a path; each sample's
+    content hash (``stored_hashes[i]`` when ingest stored one, else the file's hash as ingest
+    computes it, :func:`backend.ingest.images.content_hash`: samples ingested from an embeddings
+    file have none stored; None without either); and the paths Pillow could not read, each with
+    why (logged: the job log says which file to fix)."""
+    from backend.ingest.images import content_hash  # imports Pillow: not on the app's import path
+
     stats = np.full((len(paths), len(health.STAT_NAMES)), np.nan)
-    hashes: list[str | None] = [None] * len(paths)
+    stored = stored_hashes if stored_hashes is not None else [None] * len(paths)
+    hashes: list[str | None] = [h if isinstance(h, str) and h else None for h in stored]
     todo = [i for i, p in enumerate(paths) if isinstance(p, str) and p]
     unreadable: list[str] = []
 
     def one(i: int) -> tuple[int, np.ndarray | None, str | None]:
         try:
-            hashes[i] = hashlib.blake2b(Path(paths[i]).read_bytes(), digest_size=16).hexdigest()
+            if hashes[i] is None:  # not stored at ingest: hash the file here
+                hashes[i] = content_hash(Path(paths[i]).read_bytes())
             return i, health.read_image(paths[i]), None
         except (OSError, ValueError) as exc:  # Pillow's UnidentifiedImageError is an OSError
             return i, None, f"{paths[i]}: {exc}"

@@ -48,7 +48,11 @@ def _query_model(ws: Workspace, key: str) -> dict:
 
 def text_search_refusal(ws: Workspace, key: str) -> str | None:
     """Why text queries cannot search ``key`` (one line), or ``None`` when they can."""
-    config = embed_config(ws, key)
+    return _text_refusal(ws, key, embed_config(ws, key))
+
+
+def _text_refusal(ws: Workspace, key: str, config: dict | None) -> str | None:
+    """:func:`text_search_refusal` given ``key``'s :func:`embed_config`."""
     model = (config or {}).get("model")
     if model and not str(model).startswith("pixels"):
         return None
@@ -108,10 +112,11 @@ def text_search(ws: Workspace, text: str, *, embedding_key: str | None = None, t
 
     key = embedding_key or default_embedding_key(ws)
     vector_index.embedding_table(ws, key)  # an unknown key is refused first, naming the stored ones
-    refusal = text_search_refusal(ws, key)
+    config = embed_config(ws, key)
+    refusal = _text_refusal(ws, key, config)
     if refusal:
         raise SearchError(refusal)
-    config = _query_model(ws, key)
+    assert config is not None  # no refusal: an embed run with a CLIP model made the key
     embedder = get_embedder(config["model"], config.get("pretrained"))
     query, _ = normalise_rows(embedder.encode_texts([text]))
     vector_index.ensure_index(ws, key)

@@ -262,7 +262,8 @@ def decide(
         state = replay(log).set_index("id")
         rows, unchanged, already = [], [], []
         now = utcnow()
-        seq = _next_seq(ws)
+        # read whole (many ids): the next seq follows from it; read filtered: ask the seq column
+        seq = _seq_after(log) if len(ids) > _FILTERED_READ_MAX else last_seq(ws) + 1
         for k, sample_id in enumerate(ids):
             decision_id = decision_ids[k] if decision_ids is not None else new_decision_id()
             if decision_id in logged:
@@ -301,9 +302,15 @@ def _logged_ids(ws: Workspace, decision_ids: Sequence[str]) -> set[str]:
     return set(ws.read("decisions", columns=["decision_id"], where=where)["decision_id"])
 
 
-def _next_seq(ws: Workspace) -> int:
+def last_seq(ws: Workspace) -> int:
+    """The ``seq`` of the log's last entry (0 for an empty log); reads the ``seq`` column only."""
     seqs = ws.dataset("decisions").to_table(columns=["seq"]).column("seq")
-    return 1 if len(seqs) == 0 else int(pa.compute.max(seqs).as_py()) + 1
+    return int(pa.compute.max(seqs).as_py()) if len(seqs) else 0
+
+
+def _seq_after(log: pd.DataFrame) -> int:
+    """The next ``seq`` after the whole log ``log`` (read under :data:`LOCK`), without reading it again."""
+    return 1 if log.empty else int(log["seq"].max()) + 1
 
 
 def _append(ws: Workspace, rows: list[dict]) -> pd.DataFrame:
@@ -351,7 +358,7 @@ def undo(
             if decision_id in undone:
                 raise StorageError(f"{decision_id} ({target['action']} of {target['sample_id']}) is already undone")
         undo_id = new_decision_id()
-        _append(ws, [{"seq": _next_seq(ws), "decision_id": undo_id, "sample_id": target["sample_id"],
+        _append(ws, [{"seq": _seq_after(log), "decision_id": undo_id, "sample_id": target["sample_id"],
                       "action": "undo", "old_value": target["action"], "new_value": target["decision_id"],
                       "reason": reason or "", "author": author, "time": utcnow(), "source": source,
                       "score_run": target["score_run"] if isinstance(target["score_run"], str) else None}])
@@ -403,9 +410,3 @@ def accept_suggestions(ws: Workspace, score_run: str, *, min_score: float = 0.0,
             result.entries) else part.entries
         result.unchanged += part.unchanged
     return result
-
-
-def log_counts(log: pd.DataFrame) -> dict[str, int]:
-    """Entries per action (undone ones included), for summaries."""
-    return {str(k): int(v) for k, v in log["action"].value_counts().items()} if len(log) else {}
-

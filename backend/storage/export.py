@@ -31,7 +31,6 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from backend.storage import decisions, provenance
@@ -127,7 +126,7 @@ def write_export(frame: pd.DataFrame, fmt: str, out: str | os.PathLike, record: 
     path = check_output(out, overwrite=overwrite, example=f"manifest.{fmt}")
     sidecar = check_output(provenance.sidecar_path(path, fmt), overwrite=overwrite)
     record = {**record, "file": str(path), "rows": len(frame)}
-    path = write_atomic(lambda: to_bytes(frame, fmt, record), path, example=f"manifest.{fmt}", overwrite=overwrite)
+    path = replace_atomically(path, to_bytes(frame, fmt, record))  # path checked above
     provenance.write(record, sidecar, overwrite=overwrite)
     log.info("wrote %d rows to %s (provenance: %s)", len(frame), path, sidecar)
     return Written(path, sidecar, len(frame), record)
@@ -212,19 +211,13 @@ def write_imagefolder(frame: pd.DataFrame, out: str | os.PathLike, record: dict[
 
 
 # --------------------------------------------------------------------------- the export
-def last_decision_seq(ws: Workspace) -> int:
-    """The ``seq`` of the log's last entry (0 for an empty log)."""
-    seqs = ws.dataset("decisions").to_table(columns=["seq"]).column("seq")
-    return int(pc.max(seqs).as_py()) if len(seqs) else 0
-
-
 def curated_export(ws: Workspace, fmt: str, *, subset: str | None = None, include_dropped: bool = False,
                    extra: pd.DataFrame | None = None, **record_extra: Any) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The rows of a curated manifest export and its provenance record (not yet naming a file).
 
     ``extra``: more columns by ``id`` (e.g. soft labels), joined to the rows it has; ``record_extra``:
     more fields for the record."""
-    last_seq = last_decision_seq(ws)  # read first: the rows hold at least the decisions up to it
+    last_seq = decisions.last_seq(ws)  # read first: the rows hold at least the decisions up to it
     scope = curated_scope(ws, subset)
     rows = manifest_rows(scope, include_dropped=include_dropped)
     if extra is not None:
