@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import os
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -10,6 +11,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 _UNSAFE_KEY_CHARS = re.compile(r"[^A-Za-z0-9_.-]+")
+DEFAULT_BATCH_SIZE = 64
+MAX_AUTO_WORKERS = 16
 
 
 class EmbedderError(RuntimeError):
@@ -92,6 +95,10 @@ class Embedder(abc.ABC):
             Decoding workers; 0 decodes in the calling process.
         """
 
+    def default_batch_size(self) -> int:
+        """Images per batch when none is asked for (an embedder on a GPU picks what fits)."""
+        return DEFAULT_BATCH_SIZE
+
     @abc.abstractmethod
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         """Embed ``texts`` into the image space: float32, shape (len(texts), dim), not normalised.
@@ -117,3 +124,10 @@ def check_batching(batch_size: int, num_workers: int) -> None:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     if num_workers < 0:
         raise ValueError(f"num_workers must be 0 or more, got {num_workers}")
+
+
+def default_num_workers() -> int:
+    """Decoding workers when none are asked for: the cores this process may use, less one for
+    the model's process, at least 1 and at most :data:`MAX_AUTO_WORKERS`."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min((cores or 1) - 1, MAX_AUTO_WORKERS))

@@ -17,8 +17,10 @@ really cannot be loaded does it declare the schemas of the operators that the im
 fake kernels for, through ``torch.library``. The operators stay without a CPU kernel: calling
 ``torchvision.ops.nms`` still fails (with torch's "could not run ... with arguments from the 'CPU'
 backend"), but nothing Thresher uses needs those detection ops; the image transforms are pure
-Python. When the extension loads normally the function does nothing. Images are decoded with
-PIL, never ``torchvision.io`` (which needs the same extension).
+Python. When the extension loads normally the function does nothing. On the CPU images are
+decoded with PIL, never ``torchvision.io`` (which needs the same extension); its CUDA JPEG decoder
+is used only with ``gpu_decode`` (:mod:`backend.embed.gpu_decode`), after a test decode shows it
+works.
 
 Nothing outside ``backend.embed`` needs to know about this module.
 """

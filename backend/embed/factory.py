@@ -18,6 +18,9 @@ def get_embedder(
     *,
     device: str | None = None,
     allow_download: bool | None = None,
+    precision: str = "auto",
+    channels_last: bool | None = None,
+    gpu_decode: bool = False,
 ) -> Embedder:
     """Build the embedder for ``model``.
 
@@ -34,6 +37,10 @@ def get_embedder(
     allow_download : bool or None
         Let open_clip download a tag's weights when they are not cached locally; None reads the
         environment variable ``THRESHER_ALLOW_DOWNLOADS`` (off unless 1/true/yes).
+    precision, channels_last, gpu_decode
+        For open_clip models, see :class:`backend.embed.openclip.OpenClipEmbedder`: autocast
+        dtype ("auto": bfloat16 on CUDA, float32 on the CPU), channels-last (None: on CUDA), JPEG
+        decoding on the GPU (falls back to the CPU, with a log line, without CUDA).
 
     Returns
     -------
@@ -59,7 +66,17 @@ def get_embedder(
             )
         if device not in (None, "", "auto", "cpu"):
             log.info("the pixels embedder runs on the CPU; ignoring device=%r", device)
+        if gpu_decode:
+            log.info("the pixels embedder decodes on the CPU; ignoring gpu_decode")
         return PixelsEmbedder(size)
     from backend.embed.openclip import OpenClipEmbedder
 
-    return OpenClipEmbedder(name, pretrained, device=device, allow_download=allow_download)
+    return OpenClipEmbedder(
+        name,
+        pretrained,
+        device=device,
+        allow_download=allow_download,
+        precision=precision,
+        channels_last=channels_last,
+        gpu_decode=gpu_decode,
+    )

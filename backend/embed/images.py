@@ -1,7 +1,8 @@
 """Decoding image files with PIL for the embedders, with a clear reason when a file is bad.
 
-``torchvision.io`` is not used: its decoders need torchvision's C extension, which may not load
-(see :mod:`backend.embed.compat`).
+``torchvision.io`` is not used here: its decoders need torchvision's C extension, which may not
+load (see :mod:`backend.embed.compat`); only the optional GPU decoding uses it
+(:mod:`backend.embed.gpu_decode`).
 """
 
 from __future__ import annotations

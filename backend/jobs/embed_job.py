@@ -1,7 +1,8 @@
 """The embed job: encode every sample that has no vector yet for a model, batch by batch.
 
 Resumable by construction: each batch is one Lance commit, and a rerun skips the ids already
-stored, so an interrupted run loses at most the batch in flight.
+stored, so an interrupted run loses at most the batches in flight (the one being stored and the one
+the embedder encodes ahead).
 """
 
 from __future__ import annotations
@@ -54,23 +55,35 @@ def embed(ws: Workspace, settings: EmbedSettings | None = None, *, show_progress
     stores each shard as it arrives (``backend.jobs.embed_worker``).
     """
     from backend.embed import get_embedder
+    from backend.embed.base import check_batching, default_num_workers
 
     settings = settings or EmbedSettings()
     runner = runner or LocalRunner()
     remote = runner.kind == "ray"
     # on Ray the workers encode; this copy only checks the model and weights load (on the CPU)
-    embedder = get_embedder(settings.model, settings.pretrained, device="cpu" if remote else settings.device)
+    embedder = get_embedder(settings.model, settings.pretrained, device="cpu" if remote else settings.device,
+                            gpu_decode=settings.gpu_decode and not remote)
     key = embedder.key
     samples = ws.samples(columns=["id", "path"])
     with_image = samples[samples["path"].notna() & (samples["path"] != "")]
     done = ws.embedded_ids(key)
     todo = with_image[~with_image["id"].isin(done)].reset_index(drop=True)
-    config = {"model": embedder.model, "pretrained": embedder.pretrained, "batch_size": settings.batch_size,
-              "num_workers": settings.num_workers, "device": "ray workers" if remote else embedder.device,
-              "dim": embedder.dim}
+    # None: picked per embedder (on Ray by each worker, for its own device and node)
+    batch_size = settings.batch_size
+    if batch_size is None and not remote:
+        batch_size = embedder.default_batch_size()
+    num_workers = settings.num_workers
+    if num_workers is None and not remote:
+        num_workers = default_num_workers()
+    check_batching(1 if batch_size is None else batch_size,  # before anything is written
+                   0 if num_workers is None else num_workers)
+    config = {"model": embedder.model, "pretrained": embedder.pretrained, "batch_size": batch_size,
+              "num_workers": num_workers, "device": "ray workers" if remote else embedder.device,
+              "dim": embedder.dim,
+              "gpu_decode": settings.gpu_decode if remote else getattr(embedder, "gpu_decode", False)}
     if remote:  # the workers load their own copies (from the resolved model and weights): free this one
-        worker_args = (embedder.model, embedder.pretrained, settings.device, settings.batch_size,
-                       settings.num_workers)
+        worker_args = (embedder.model, embedder.pretrained, settings.device, batch_size, num_workers,
+                       settings.gpu_decode)
         del embedder
     ids = todo["id"].to_numpy(dtype=object)
     paths = todo["path"].tolist()
@@ -81,7 +94,7 @@ def embed(ws: Workspace, settings: EmbedSettings | None = None, *, show_progress
             n_failed = _embed_on_workers(ws, runner, worker_args, key, ids, paths, bar,
                                          gpu=settings.device != "cpu")
         else:
-            n_failed = _embed_here(ws, embedder, settings, ids, paths, bar)
+            n_failed = _embed_here(ws, embedder, batch_size, num_workers, ids, paths, bar)
         if bar is not None:
             bar.close()
         ws.compact(f"embeddings__{key}")
@@ -96,15 +109,18 @@ def embed(ws: Workspace, settings: EmbedSettings | None = None, *, show_progress
     return EmbedResult(run.run_id, key, n_embedded, len(done), n_failed, seconds)
 
 
-def _embed_here(ws: Workspace, embedder, settings: EmbedSettings, ids: np.ndarray, paths: list[str], bar) -> int:
-    """Encode in this process, storing every batch; returns the number of failed files."""
+def _embed_here(ws: Workspace, embedder, batch_size: int, num_workers: int, ids: np.ndarray, paths: list[str],
+                bar) -> int:
+    """Encode in this process, storing every batch; returns the number of failed files.
+
+    ``embedder.iter_batches`` is the fast path that ``bench/embed_throughput.py`` measures: decoding in
+    worker processes (or on the GPU), pinned memory, one batch in flight ahead."""
     n_failed = 0
     with warnings.catch_warnings():
         # DataLoader workers only decode images with PIL; they never touch the Lance handles
         # that lance/lancedb warn about when a process that imported them forks.
         warnings.filterwarnings("ignore", message=".*fork.*")
-        for batch in embedder.iter_batches(paths, batch_size=settings.batch_size,
-                                           num_workers=settings.num_workers):
+        for batch in embedder.iter_batches(paths, batch_size=batch_size, num_workers=num_workers):
             for position, reason in batch.failed:
                 log.warning("could not embed %s: %s", paths[position], reason)
             n_failed += len(batch.failed)

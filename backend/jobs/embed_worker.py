@@ -33,13 +33,15 @@ class EmbeddedShard:
 class EmbedWorker:
     """Holds one embedder; :meth:`embed` encodes one shard of paths."""
 
-    def __init__(self, model: str, pretrained: str | None, device: str | None, batch_size: int,
-                 num_workers: int):
+    def __init__(self, model: str, pretrained: str | None, device: str | None, batch_size: int | None,
+                 num_workers: int | None, gpu_decode: bool = False):
         from backend.embed import get_embedder
+        from backend.embed.base import default_num_workers
 
-        self.embedder = get_embedder(model, pretrained, device=device)
-        self.batch_size = batch_size
-        self.num_workers = num_workers
+        self.embedder = get_embedder(model, pretrained, device=device, gpu_decode=gpu_decode)
+        # None: what fits this worker's device (the largest batch that fits its GPU)
+        self.batch_size = self.embedder.default_batch_size() if batch_size is None else batch_size
+        self.num_workers = default_num_workers() if num_workers is None else num_workers
 
     def embed(self, start: int, paths: Sequence[str]) -> EmbeddedShard:
         from backend.jobs.embed_job import normalise_rows
