@@ -46,6 +46,19 @@ def _method_names() -> list[str]:
     return sorted(METHODS)
 
 
+def _count_or_auto(text: str) -> int | None:
+    """A whole number >= 0 from the command line, or None for "auto"."""
+    if text.strip().lower() == "auto":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number or 'auto', got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="thresher",
@@ -79,11 +92,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="read files outside the source's folder: a manifest's ../ or absolute paths elsewhere, "
                    "symlinks out of an image folder, an embeddings file's paths elsewhere (refused by default, "
                    "each one named in the report)")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="processes that decode, hash and measure the image files of a folder or manifest "
+                   "(default: the CPU cores; 1: one process, the least memory; the result is the same)")
 
     p = sub.add_parser("embed", help="compute L2-normalised embeddings for every image (resumable)",
                        description="Encode every sample's image with an open_clip model or the 'pixels' embedder "
                        "and store the vectors per model. A rerun skips what is stored, so an interrupted run "
-                       "loses at most one batch. Uses CUDA with autocast when available.")
+                       "loses at most the batches in flight. Uses CUDA (bfloat16 autocast, channels-last) when available; "
+                       "decodes in worker processes while the model runs.")
     _workspace_arg(p)
     p.add_argument("--model", default=EmbedSettings.model,
                    help="'pixels' / 'pixels-<size>' (resized pixel vectors, offline) or an open_clip model name "
@@ -91,10 +108,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pretrained", default=None,
                    help="open_clip weights: a tag (e.g. openai; must be cached locally), a local checkpoint path, "
                    "or 'none' for random weights")
-    p.add_argument("--batch-size", type=int, default=EmbedSettings.batch_size)
-    p.add_argument("--num-workers", type=int, default=EmbedSettings.num_workers,
-                   help="DataLoader worker processes that decode images (default %(default)s)")
+    p.add_argument("--batch-size", type=_count_or_auto, default=None, metavar="N|auto",
+                   help="images per batch (default auto: 64 on the CPU, on CUDA the largest power of two "
+                   "up to 1024 whose forward pass fits in GPU memory)")
+    p.add_argument("--num-workers", type=_count_or_auto, default=None, metavar="N|auto",
+                   help="DataLoader worker processes that decode images while the model runs; 0 decodes in "
+                   "this process (default auto: the CPU cores less one, at most 16)")
     p.add_argument("--device", default=None, help="cuda / cpu (default: cuda when available)")
+    p.add_argument("--gpu-decode", action="store_true",
+                   help="decode JPEG files on the GPU (torchvision.io's nvJPEG decoder); without CUDA the log "
+                   "says so and decoding stays on the CPU")
     _runner_args(p, "shards of images are encoded by workers that each hold the model (one per GPU)")
 
     p = sub.add_parser("project", help="map an embedding to 2-D with UMAP (stored as a run)",
@@ -106,7 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-neighbors", type=int, default=ProjectionSettings.n_neighbors)
     p.add_argument("--min-dist", type=float, default=ProjectionSettings.min_dist)
     p.add_argument("--seed", type=int, default=ProjectionSettings.seed)
-    p.add_argument("--fit-sample", type=int, default=ProjectionSettings.fit_sample)
+    p.add_argument("--fit-sample", type=int, default=ProjectionSettings.fit_sample, metavar="N",
+                   help="above N points, fit UMAP on a seeded sample of N and transform the rest in batches "
+                   "(default %(default)s; a larger N is a better map and a slower fit)")
 
     p = sub.add_parser("app", help="start the web app on a workspace",
                        description="Start the Streamlit app. It listens on 127.0.0.1 (this machine only) unless "

@@ -45,7 +45,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         print(f"ingested {result.n_ingested} samples ({result.n_new} new, {result.n_updated} already in the "
               f"workspace: vectors added, their stored fields kept) into {ws.root}")
     else:
-        result = ingest(ws, args.source, allow_outside_root=outside)
+        result = ingest(ws, args.source, allow_outside_root=outside, workers=getattr(args, "workers", None))
         print(f"ingested {result.n_ingested} samples ({result.n_new} new, {result.n_updated} updated) into {ws.root}")
     if result.embedding_key:
         print(f"stored their embeddings as {result.embedding_key!r}")
@@ -76,7 +76,8 @@ def _ingest_model_outputs(args: argparse.Namespace) -> int:
 
 def _embed_settings(args: argparse.Namespace) -> EmbedSettings:
     return EmbedSettings(model=args.model, pretrained=args.pretrained, batch_size=args.batch_size,
-                         num_workers=args.num_workers, device=args.device)
+                         num_workers=args.num_workers, device=args.device,
+                         gpu_decode=getattr(args, "gpu_decode", False))
 
 
 def cmd_embed(args: argparse.Namespace) -> int:

@@ -1,7 +1,9 @@
 """Scale check: what a user runs on 1,000,000 x 512 precomputed embeddings, on CPU, no N x N matrix.
 
-Run: ``nice -n 10 .venv/bin/python bench/scale.py [--n 1000000] [--out PATH]``; ``--n 50000`` is
-the quick size. Writes ``bench/results/scale.json``. Not part of the unit tests.
+Run: ``nice -n 10 .venv/bin/python bench/scale.py [--n 1000000] [--out PATH] [--stages ingest,score]``;
+``--n 50000`` is the quick size. Writes ``bench/results/scale.json``; a run of other stages than
+``ingest,score`` writes ``bench/results/scale_<stages>.json`` (e.g. ``scale_ingest.json``), so
+that the full run's numbers stay beside it. Not part of the unit tests.
 
 Protocol
 --------
@@ -18,7 +20,8 @@ Protocol
    epochs x N x C (3.2 GB of float32 at 8 epochs, 1M rows, 100 classes), so C is the knob that
    matters most for memory after N.
 2. ``ingest``: ``thresher ingest --embeddings FILE.parquet`` (``backend.jobs.ingest_job.ingest``)
-   in a fresh process.
+   in a fresh process, measured as the score job is (below): wall time and peak RSS of each of
+   its stages (read the file, store embeddings, store samples) and of the whole job.
 3. ``score``: ``thresher score`` (``backend.jobs.score_job.score``) with its default scorers, in a
    fresh process: probes, label-noise verdict, every default pruning score, neural-collapse
    metrics, results written to the workspace's Lance tables. The job marks its stages in its log
@@ -32,6 +35,9 @@ Protocol
    ``--evaluate`` then prunes half the samples with the recommended default (``thresher prune
    --ratio 0.5``) and runs ``thresher evaluate`` on that subset, in a fresh process
    (``prune_and_evaluate``). ``--resume`` reuses what an interrupted run left in ``--workdir``.
+   ``project`` (in ``--stages``): ``thresher project`` (UMAP with the job's default
+   ``fit_sample``: fit on a seeded sample, transform the rest in batches) in a fresh process,
+   measured the same way.
 4. ``evaluate`` (not timed as part of the job): precision / recall / F1 of the stored verdict and
    of each detector against the injected noise; kNN quality: the job's neighbour search
    (``knn_search`` with the same arguments, so the same IVF index) for 1,000 random rows against
@@ -62,6 +68,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 CHUNK_ROWS = 100_000
+DEFAULT_OUT = ROOT / "bench" / "results" / "scale.json"
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -264,6 +271,14 @@ def worker(args: argparse.Namespace) -> None:
                  "scorers": result.scorers, "job_seconds": round(result.seconds, 1)}  # fmt: skip
         if monitor.tree:  # Ray's processes are this one's children: the job's memory is the tree's
             extra["peak_tree_pss_mb"] = round(monitor.tree_peak)
+    elif args.worker == "project":
+        from backend.config import ProjectionSettings
+        from backend.jobs.project_job import project
+
+        settings = ProjectionSettings()
+        result = project(Workspace.open(args.workspace), settings)
+        extra = {"run_id": result.run_id, "n_points": result.n_points, "method": settings.method,
+                 "fit_sample": settings.fit_sample, "job_seconds": round(result.seconds, 1)}
     else:  # evaluate
         from backend.jobs.evaluate_job import COMPARISONS
         from backend.jobs.evaluate_job import evaluate as evaluate_subset
@@ -409,14 +424,17 @@ def main(argv: list[str] | None = None) -> dict | None:
     parser.add_argument("--resume", action="store_true",
                         help="reuse what an interrupted run with the same arguments left in --workdir "
                              "(the Parquet file, the workspace and each finished job's record)")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "scale.json")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--runners", nargs="+", choices=("local", "ray"), default=["local"],
                         help="score the same workspace with each runner, each in a fresh process "
                              "(ray: thresher score --ray on this machine)")
     parser.add_argument("--evaluate", action="store_true",
                         help="then prune half the samples with the recommended default and run "
                              "thresher evaluate on that subset, in a fresh process")
-    parser.add_argument("--worker", choices=("ingest", "score", "evaluate"), help=argparse.SUPPRESS)
+    parser.add_argument("--stages", default="ingest,score", type=lambda text: [t.strip() for t in text.split(",") if t.strip()],
+                        help="comma-separated steps to run after generating the data, of ingest, score, project "
+                             "(default %(default)s; score and project need ingest, here or in a --resume run)")
+    parser.add_argument("--worker", choices=("ingest", "score", "project", "evaluate"), help=argparse.SUPPRESS)
     parser.add_argument("--runner", choices=("local", "ray"), default="local", help=argparse.SUPPRESS)
     parser.add_argument("--workspace", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--parquet", type=Path, help=argparse.SUPPRESS)
@@ -436,11 +454,33 @@ def main(argv: list[str] | None = None) -> dict | None:
     truth = synthetic_truth(args) if resuming else write_parquet(parquet, args)
     generate_seconds = time.perf_counter() - started
     print(f"== generate: {generate_seconds:.1f} s, {parquet.stat().st_size / 2**20:.0f} MB", file=sys.stderr)
-    ingest_record = run_worker("ingest", args, workspace, parquet)
-    score_records = {runner: run_worker("score", args, workspace, parquet, runner) for runner in args.runners}
-    score_record = score_records[args.runners[0]]
-    evaluation = evaluate(workspace, score_record["run_id"], truth, args)
-    evaluate_record = run_worker("evaluate", args, workspace, parquet) if args.evaluate else None
+    unknown = sorted(set(args.stages) - {"ingest", "score", "project"})
+    if unknown:
+        raise SystemExit(f"--stages: unknown {', '.join(unknown)}; choose from ingest, score, project")
+    if "ingest" not in args.stages and not (resuming and workspace.exists()):
+        raise SystemExit("--stages without ingest needs the workspace of an earlier run: add --resume (and --keep then)")
+    ingest_record = run_worker("ingest", args, workspace, parquet) if "ingest" in args.stages else None
+    project_record = run_worker("project", args, workspace, parquet) if "project" in args.stages else None
+    headline: dict = {}
+    if ingest_record:
+        headline |= {"ingest_job_seconds": ingest_record["seconds"],
+                     "ingest_job_peak_rss_mb": ingest_record["peak_rss_mb"],
+                     "ingest_stages_peak_rss_mb": {k: v["peak_rss_mb"] for k, v in ingest_record["stages"].items()}}
+    if project_record:
+        headline |= {"project_job_seconds": project_record["seconds"],
+                     "project_job_peak_rss_mb": project_record["peak_rss_mb"]}
+    evaluation: dict = {}
+    score_records: dict = {}
+    evaluate_record = None
+    if "score" in args.stages:
+        score_records = {runner: run_worker("score", args, workspace, parquet, runner) for runner in args.runners}
+        score_record = score_records[args.runners[0]]
+        evaluation = evaluate(workspace, score_record["run_id"], truth, args)
+        evaluate_record = run_worker("evaluate", args, workspace, parquet) if args.evaluate else None
+        headline |= {"score_job_seconds": score_record["seconds"], "score_job_peak_rss_mb": score_record["peak_rss_mb"],
+                     "verdict_f1": evaluation["metrics"]["verdict"]["f1"]}
+        if ingest_record:
+            headline["total_seconds_ingest_plus_score"] = round(ingest_record["seconds"] + score_record["seconds"], 1)
     if "local" in score_records and "ray" in score_records:
         on_ray = score_records["ray"]
         evaluation["ray_vs_local"] = {
@@ -454,6 +494,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     result = {
         "benchmark": "scale",
         "protocol": __doc__,
+        "stages": args.stages,
         "n": args.n,
         "dim": args.dim,
         "classes": args.classes,
@@ -461,19 +502,13 @@ def main(argv: list[str] | None = None) -> dict | None:
         "label_noise": args.noise,
         "spread": args.spread,
         "seed": args.seed,
-        "headline": {
-            "score_job_seconds": score_record["seconds"],
-            "score_job_peak_rss_mb": score_record["peak_rss_mb"],
-            "ingest_job_seconds": ingest_record["seconds"],
-            "ingest_job_peak_rss_mb": ingest_record["peak_rss_mb"],
-            "total_seconds_ingest_plus_score": round(ingest_record["seconds"] + score_record["seconds"], 1),
-            "verdict_f1": evaluation["metrics"]["verdict"]["f1"],
-        },
+        "headline": headline,
         **evaluation,
         "generate": {"seconds": round(generate_seconds, 1), "parquet_mb": round(parquet.stat().st_size / 2**20),
                      "resumed": resuming},
-        "ingest": ingest_record,
-        "score": score_record,
+        **({"ingest": ingest_record} if ingest_record else {}),
+        **({"score": score_records[args.runners[0]]} if score_records else {}),
+        **({"project": project_record} if project_record else {}),
         **({"score_on_ray": score_records["ray"]} if "ray" in score_records and args.runners[0] != "ray" else {}),
         **({"prune_and_evaluate": evaluate_record} if evaluate_record else {}),
         "embeddings_mb": round(args.n * args.dim * 4 / 2**20),
@@ -487,11 +522,13 @@ def main(argv: list[str] | None = None) -> dict | None:
                     "times are upper bounds",
         },
     }
+    if args.out == DEFAULT_OUT and args.stages != ["ingest", "score"]:
+        args.out = DEFAULT_OUT.with_name(f"scale_{'_'.join(args.stages)}.json")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps({"n": args.n, **result["headline"], "metrics": evaluation["metrics"],
+    print(json.dumps({"n": args.n, **result["headline"], "metrics": evaluation.get("metrics"),
                       "ray_vs_local": evaluation.get("ray_vs_local"),
-                      "knn": evaluation["knn_quality_vs_exact"]}, indent=2))  # fmt: skip
+                      "knn": evaluation.get("knn_quality_vs_exact")}, indent=2))  # fmt: skip
     if not args.keep:
         shutil.rmtree(run_dir, ignore_errors=True)
     return result

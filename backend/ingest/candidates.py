@@ -6,8 +6,11 @@ import errno
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from backend.ingest.images import ImageInfo, ImageProblem, inspect_images
 from backend.ingest.report import IngestReport
+from backend.pixel_stats import PIXEL_STAT_NAMES
 
 SPLIT_SYNONYMS = {"train": "train", "training": "train", "val": "val", "valid": "val",
                   "validation": "val", "dev": "val", "test": "test", "testing": "test"}
@@ -49,11 +52,14 @@ class Candidate:
     row: int | None = None  # manifest row, for the report
 
 
-def check_images(candidates: list[Candidate], *, source: str, report: IngestReport,
-                 ingested_at) -> list[dict]:
-    """Decode each candidate's image; bad files go to the report, good ones become sample rows."""
-    infos = inspect_images([c.path for c in candidates])
+def check_images(candidates: list[Candidate], *, source: str, report: IngestReport, ingested_at,
+                 workers: int | None = None) -> tuple[list[dict], np.ndarray]:
+    """Decode each candidate's image (in ``workers`` processes, :func:`inspect_images`); bad files
+    go to the report, good ones become sample rows. Returns (rows, their pixel statistics
+    (len(rows), len(PIXEL_STAT_NAMES)) float64, row for row)."""
+    infos = inspect_images([c.path for c in candidates], workers=workers)
     rows = []
+    stats = []
     for cand, info in zip(candidates, infos, strict=True):
         if isinstance(info, ImageProblem):
             report.add(source, str(info), row=cand.row, path=cand.path or "")
@@ -62,7 +68,8 @@ def check_images(candidates: list[Candidate], *, source: str, report: IngestRepo
         if info.note:
             report.add(source, info.note, row=cand.row, path=cand.path or "", action="kept")
         rows.append(_row(cand, source, ingested_at, info.width, info.height, info.content_hash))
-    return rows
+        stats.append(info.stats)
+    return rows, np.array(stats, dtype=np.float64).reshape(len(rows), len(PIXEL_STAT_NAMES))
 
 
 def _row(cand: Candidate, source: str, ingested_at, width, height, content_hash) -> dict:

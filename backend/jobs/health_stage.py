@@ -10,9 +10,11 @@ Pillow cannot read). Each leak's train sample (a string id, which a score column
 in the run summary's ``health.leak_sources`` ({leaking id: train id}, the first
 ``MAX_LEAK_SOURCES``); it is also in the leak's duplicate group.
 
-Cost: every readable image is read once more (decoded at most 256 px; hashed only when ingest
-stored no hash): about 11 ms per 640 x 480 JPEG on this project's 2-core machine, i.e. hours at
-a million images; the vector checks take seconds (Mahalanobis: 7 s at 200k x 256).
+Image statistics come from the ``image_stats`` table that ingest fills in the pass that decodes
+each file (:mod:`backend.pixel_stats`), so an image folder or manifest is not decoded again here.
+A sample without a row for its current file (imported from an embeddings file, a workspace
+ingested before the table existed) has its image read here instead, with the same function and
+so the same numbers, and hashed when ingest stored no hash.
 """
 
 from __future__ import annotations
@@ -25,10 +27,12 @@ from pathlib import Path
 import numpy as np
 
 from backend.jobs.dataset import Dataset
+from backend.pixel_stats import read_image
 from backend.scoring import health
 from backend.scoring.duplicates import data_threshold, near_duplicate_groups
 from backend.scoring.knn import knn_search
 from backend.storage import results
+from backend.storage.image_stats import read_image_stats
 from backend.storage.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -55,10 +59,11 @@ def health_scores(ws: Workspace, data: Dataset, *,
                   neighbors: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[dict[str, np.ndarray], dict]:
     """({column: (N,) values in ``data.ids`` order}, summary). ``neighbors``: the score job's
     shared (indices, similarities) search when it made one, else one search here."""
-    samples = ws.samples(columns=["id", "split", "path", "content_hash"]).set_index("id")
+    samples = ws.samples(columns=["id", "split", "path", "content_hash", "width", "height"]).set_index("id")
     rows = samples.reindex(data.ids)
     n = len(data.ids)
-    stats, hashes, unreadable = image_stats(rows["path"].tolist(), rows["content_hash"].tolist())
+    stored = stored_image_stats(ws, data.ids, rows)
+    stats, hashes, unreadable = image_stats(rows["path"].tolist(), rows["content_hash"].tolist(), stored=stored)
     exact = health.exact_duplicate_groups(hashes)
     if neighbors is None and n > 1:
         neighbors = knn_search(data.unit, min(NEIGHBOURS, n - 1), seed=0)
@@ -89,33 +94,46 @@ def health_scores(ws: Workspace, data: Dataset, *,
     summary = {
         "near_duplicate_threshold": round(float(threshold), 6),
         "counts": {name: int(np.nansum(columns[name])) for name in FLAG_COLUMNS},
-        "n_images_read": int(np.isfinite(stats[:, 0]).sum()),
+        "n_images_read": int(np.isfinite(stats[:, 0]).sum()),  # with statistics, from ingest or read here
+        "n_image_stats_from_ingest": int(np.isfinite(stored[:, 0]).sum()),
         "unreadable_images": unreadable[:20],
         "leak_sources": {str(data.ids[i]): str(data.ids[source[i]]) for i in leaks[:MAX_LEAK_SOURCES]},
     }
     return columns, summary
 
 
-def image_stats(paths: list, stored_hashes: list | None = None
+def stored_image_stats(ws: Workspace, ids, rows) -> np.ndarray:
+    """(N, len(STAT_NAMES)) statistics ingest stored for the current file of each of ``ids``
+    (``rows``: their samples rows, with width, height and content_hash), NaN rows where none is."""
+    pixel, found = read_image_stats(ws, list(ids), rows["content_hash"].tolist())
+    size = rows[["width", "height"]].to_numpy(dtype=np.float64, na_value=np.nan)
+    stats = np.hstack([size, pixel])
+    stats[~found] = np.nan
+    return stats
+
+
+def image_stats(paths: list, stored_hashes: list | None = None, *, stored: np.ndarray | None = None
                 ) -> tuple[np.ndarray, list[str | None], list[str]]:
-    """(N, len(STAT_NAMES)) pixel statistics, NaN rows for samples without a path; each sample's
+    """(N, len(STAT_NAMES)) pixel statistics: ``stored`` rows (from ingest) where they are not
+    NaN, else read from the file; NaN rows for samples without either; each sample's
     content hash (``stored_hashes[i]`` when ingest stored one, else the file's hash as ingest
     computes it, :func:`backend.ingest.images.content_hash`: samples ingested from an embeddings
     file have none stored; None without either); and the paths Pillow could not read, each with
     why (logged: the job log says which file to fix)."""
     from backend.ingest.images import content_hash  # imports Pillow: not on the app's import path
 
-    stats = np.full((len(paths), len(health.STAT_NAMES)), np.nan)
-    stored = stored_hashes if stored_hashes is not None else [None] * len(paths)
-    hashes: list[str | None] = [h if isinstance(h, str) and h else None for h in stored]
-    todo = [i for i, p in enumerate(paths) if isinstance(p, str) and p]
+    stats = np.full((len(paths), len(health.STAT_NAMES)), np.nan) if stored is None else np.array(stored, np.float64)
+    known_hashes = stored_hashes if stored_hashes is not None else [None] * len(paths)
+    hashes: list[str | None] = [h if isinstance(h, str) and h else None for h in known_hashes]
+    measured = np.isfinite(stats[:, 0])  # a stored row: its width is known
+    todo = [i for i, p in enumerate(paths) if isinstance(p, str) and p and not measured[i]]
     unreadable: list[str] = []
 
     def one(i: int) -> tuple[int, np.ndarray | None, str | None]:
         try:
             if hashes[i] is None:  # not stored at ingest: hash the file here
                 hashes[i] = content_hash(Path(paths[i]).read_bytes())
-            return i, health.read_image(paths[i]), None
+            return i, read_image(paths[i]), None
         except (OSError, ValueError) as exc:  # Pillow's UnidentifiedImageError is an OSError
             return i, None, f"{paths[i]}: {exc}"
 

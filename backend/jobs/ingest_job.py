@@ -21,6 +21,7 @@ from backend.ingest.stored import STORED_COLUMNS, class_notes, report_replaced, 
 from backend.jobs.embed_job import normalise_rows
 from backend.jobs.tracking import recorded_run, stage
 from backend.storage import decisions, model_outputs, schemas
+from backend.storage.image_stats import write_image_stats
 from backend.storage.workspace import Workspace, utcnow
 
 log = logging.getLogger(__name__)
@@ -59,13 +60,16 @@ def detect_kind(source: str | Path) -> str:
 
 
 def ingest(ws: Workspace, source: str | Path, *, embeddings: bool = False,
-           embedding_key: str | None = None, allow_outside_root: bool = False) -> IngestResult:
+           embedding_key: str | None = None, allow_outside_root: bool = False,
+           workers: int | None = None) -> IngestResult:
     """Ingest ``source`` into ``ws``. With ``embeddings=True`` the source is a Parquet/NPZ file of
     precomputed vectors, stored under ``embedding_key`` (default: ``imported-<file stem>``).
 
     Files outside the source's folder (a manifest's ``../`` or absolute paths elsewhere, symlinks
     out of an image folder) are refused unless ``allow_outside_root``. What happens to samples
-    already in the workspace: :mod:`backend.ingest.stored`."""
+    already in the workspace: :mod:`backend.ingest.stored`. ``workers``: processes that decode,
+    hash and measure the image files (default: the CPU cores; 1: this process only; the same
+    result either way)."""
     kind = "embeddings" if embeddings else detect_kind(source)
     source_text = DEMO_SOURCE if kind == "demo" else str(Path(source).expanduser().resolve())
     config = {"source": source_text, "kind": kind, "allow_outside_root": allow_outside_root}
@@ -78,7 +82,7 @@ def ingest(ws: Workspace, source: str | Path, *, embeddings: bool = False,
         else:
             key = None
             n_rows, n_new, n_updated = _ingest_images(ws, source, source_text, kind, report, run.run_id,
-                                                      allow_outside_root=allow_outside_root)
+                                                      allow_outside_root=allow_outside_root, workers=workers)
         _note_classes(ws, source_text, report)
         report_path = _write_report(ws, run.run_id, report)
         run.summary = {"n_ingested": n_rows, "n_new": n_new, "n_updated": n_updated,
@@ -88,15 +92,20 @@ def ingest(ws: Workspace, source: str | Path, *, embeddings: bool = False,
 
 
 def _ingest_images(ws: Workspace, source: str | Path, source_text: str, kind: str, report: IngestReport,
-                   run_id: str, *, allow_outside_root: bool) -> tuple[int, int, int]:
-    """Read, check and upsert the samples of an image source; returns (rows, new, updated)."""
-    if kind == "demo":
-        candidates = read_image_folder(write_digits(ws.images_dir / "digits"), report)
-    elif kind == "folder":
-        candidates = read_image_folder(source, report, allow_outside_root=allow_outside_root)
-    else:
-        candidates = read_manifest(source, report, allow_outside_root=allow_outside_root)
-    rows = check_images(candidates, source=source_text, report=report, ingested_at=utcnow())
+                   run_id: str, *, allow_outside_root: bool, workers: int | None) -> tuple[int, int, int]:
+    """Read, check and upsert the samples of an image source, then their pixel statistics
+    (``image_stats``; a crash between the two commits leaves samples whose statistics the health
+    stage computes from the file itself); returns (rows, new, updated)."""
+    with stage(log, "find images"):
+        if kind == "demo":
+            candidates = read_image_folder(write_digits(ws.images_dir / "digits"), report)
+        elif kind == "folder":
+            candidates = read_image_folder(source, report, allow_outside_root=allow_outside_root)
+        else:
+            candidates = read_manifest(source, report, allow_outside_root=allow_outside_root)
+    with stage(log, "read images"):
+        rows, stats = check_images(candidates, source=source_text, report=report, ingested_at=utcnow(),
+                                   workers=workers)
     _refuse_empty(ws, len(rows), source_text, report, run_id)
     n_rows = len(rows)
     with stage(log, "store samples"):
@@ -111,6 +120,8 @@ def _ingest_images(ws: Workspace, source: str | Path, source_text: str, kind: st
             report_replaced(report, source_text, incoming, stored, states, manifest_rows)
         incoming = stored = None
         n_new, n_updated = ws.upsert_samples(table)
+    with stage(log, "store image stats"):
+        write_image_stats(ws, table.column("id").to_pylist(), table.column("content_hash").to_pylist(), stats)
     return n_rows, n_new, n_updated
 
 

@@ -22,6 +22,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+# The statistics the checks read, computed from pixels in one place (at ingest, or by the health
+# stage for samples ingest did not decode); LUMA and pixel_stats are re-exported beside the checks.
+from backend.pixel_stats import LUMA, STAT_NAMES, pixel_stats  # noqa: F401
+
 #: The modified z-score above which a dataset-relative score is flagged (Iglewicz & Hoaglin 1993).
 ROBUST_Z = 3.5
 #: Splits that are trained on; every other non-empty split is evaluated on and can leak.
@@ -203,58 +207,9 @@ GRAYSCALE_SPREAD = 2.0 / 255.0
 #: ... and flagged only while grayscale images are fewer than this share of the images read: a grey
 #: image in a colour dataset is odd (cleanlab's check); in a grayscale dataset (the digits) none is.
 GRAYSCALE_MINORITY = 0.5
-#: Images are shrunk to this longest side before the pixel statistics, so that the blur measure
-#: compares images at one scale and a 4000 px photo costs what a 256 px one does.
-QUALITY_SIDE = 256
 #: Size deviations under a factor 1.2 are never odd, however uniform the dataset's sizes are.
 SIZE_MIN_SCALE = float(np.log(1.2))
-LUMA = np.array([0.299, 0.587, 0.114])
 QUALITY_CHECKS = ("dark", "bright", "blurry", "low_information", "odd_size", "grayscale")
-STAT_NAMES = ("width", "height", "p99_luminance", "p05_luminance", "sharpness", "entropy_bits", "colour_spread")
-
-
-def pixel_stats(image: np.ndarray, *, width: int | None = None, height: int | None = None) -> np.ndarray:
-    """Statistics of one image (H, W) or (H, W, C), values in [0, 1], as an array in the order
-    of ``STAT_NAMES``. ``width`` / ``height``: the original size when ``image`` was shrunk.
-
-    - luminance percentiles (dark, bright);
-    - sharpness: variance of the 4-neighbour Laplacian over the variance of the grey image
-      (Pech-Pacheco et al. 2000, "Diatom autofocusing in brightfield microscopy"), on the image
-      resampled to a square of its shorter side (a stretched copy is not blurrier); dividing by
-      the grey variance keeps a darkened, low-contrast but sharp image from reading as blurry;
-    - Shannon entropy of the 256-bin grey histogram in bits (low information);
-    - colour spread: the 95th percentile over pixels of max minus min channel (0 for grayscale;
-      a percentile, not the mean, so that a colour object on a black background counts).
-    """
-    img = np.asarray(image, dtype=np.float64)
-    if img.ndim == 3 and img.shape[2] == 1:
-        img = img[:, :, 0]
-    if img.ndim == 3:
-        channels = [img[:, :, c] for c in range(min(img.shape[2], 3))]  # per channel: fast, unlike axis=2
-        grey = LUMA[0] * channels[0] + LUMA[1] * channels[1] + LUMA[2] * channels[2] if len(channels) == 3 \
-            else sum(channels) / len(channels)
-        spread_px = np.maximum.reduce(channels) - np.minimum.reduce(channels)
-        spread = float(np.partition(spread_px.ravel(), int(0.95 * (spread_px.size - 1)))[int(0.95 * (spread_px.size - 1))])
-    else:
-        grey, spread = img, 0.0
-    h, w = grey.shape
-    if h >= 3 and w >= 3:
-        square = grey
-        if h != w:  # a stretched image is not blurrier than its square original: compare square
-            from scipy.ndimage import zoom
-
-            side = min(h, w)
-            square = zoom(grey, (side / h, side / w), order=1)
-        lap = square[:-2, 1:-1] + square[2:, 1:-1] + square[1:-1, :-2] + square[1:-1, 2:] - 4 * square[1:-1, 1:-1]
-        sharpness = float(lap.var() / (square.var() + 1e-6))
-    else:
-        sharpness = np.nan
-    hist = np.bincount(np.clip((grey * 255).round().astype(np.int64), 0, 255).ravel(), minlength=256)
-    p = hist[hist > 0] / hist.sum()
-    entropy = float(-(p * np.log2(p)).sum())
-    cumulative = np.cumsum(hist) / hist.sum()  # luminance percentiles to 1/255, from the histogram
-    p05, p99 = np.searchsorted(cumulative, [0.05, 0.99]) / 255.0
-    return np.array([width or w, height or h, p99, p05, sharpness, entropy, spread], dtype=np.float64)
 
 
 def image_quality(stats: np.ndarray) -> dict[str, np.ndarray]:
@@ -306,22 +261,3 @@ def _minority(flags: np.ndarray, known: np.ndarray, share: float) -> np.ndarray:
     if not known.any() or flags[known].mean() >= share:
         return np.zeros_like(flags, dtype=bool)
     return flags
-
-
-def read_image(path: str, *, side: int = QUALITY_SIDE) -> np.ndarray:
-    """:func:`pixel_stats` of the image file at ``path`` (shrunk to ``side``, original size
-    kept); OSError / ValueError when Pillow cannot read it."""
-    from PIL import Image
-
-    with Image.open(path) as img:
-        width, height = img.size
-        img.draft("RGB", (side, side))  # JPEG: decode at a reduced scale, much faster
-        img.thumbnail((side, side))
-        grey_modes = {"1", "L", "LA", "I", "I;16", "F"}
-        if img.mode == "F":
-            pixels = np.asarray(img, dtype=np.float64)
-        elif img.mode in grey_modes:
-            pixels = np.asarray(img.convert("F"), dtype=np.float64) / (65535.0 if img.mode.startswith("I") else 255.0)
-        else:
-            pixels = np.asarray(img.convert("RGB"), dtype=np.float64) / 255.0
-    return pixel_stats(np.clip(pixels, 0.0, 1.0), width=width, height=height)

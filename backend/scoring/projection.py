@@ -9,6 +9,9 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 METHODS = ("umap", "pca")
+#: Rows placed by one ``transform`` call: bounds the memory of the neighbour search and of the
+#: graph UMAP builds for them (a few hundred MB at 50k), whatever N is.
+TRANSFORM_BATCH = 50_000
 
 
 def project_2d(
@@ -29,8 +32,14 @@ def project_2d(
     Algorithm (UMAP above ``fit_sample`` points)
     --------------------------------------------
     1. Draw a seeded random sample of ``fit_sample`` rows and fit UMAP on it.
-    2. Place every remaining row with ``transform`` (nearest neighbours in the fitted graph,
-       then a few optimisation epochs): linear in N, where fitting is super-linear.
+    2. Place every remaining row with ``transform`` (its nearest neighbours among the fitted
+       rows, then a few optimisation epochs with the fitted rows fixed), ``TRANSFORM_BATCH``
+       rows at a time: linear in N, where fitting is super-linear. The fitted rows keep their
+       fit coordinates. Seeded (``random_state``, ``transform_seed``): the same input gives the
+       same map (umap-learn then optimises single-threaded).
+
+    Choice of the default ``fit_sample`` (``ProjectionSettings``): ``bench/umap_scale.py``
+    compares fit-on-sample with the full fit at 50,000 points (trustworthiness, 2-D kNN labels).
     """
     x = np.asarray(embeddings, dtype=np.float32)
     if x.ndim != 2 or x.shape[0] == 0:
@@ -55,7 +64,11 @@ def project_2d(
         metric=metric,
         random_state=seed,
         transform_seed=seed,
+        n_jobs=1,  # what a seed implies in umap-learn (said here, so it does not warn)
     )
+    if fit_sample < n_neighbors + 1:
+        raise ValueError(f"fit_sample {fit_sample} is too small: UMAP needs more points than n_neighbors "
+                         f"({n_neighbors}); use a few thousand or more")
     if n <= fit_sample:
         return reducer.fit_transform(x).astype(np.float32)
     rng = np.random.default_rng(seed)
@@ -64,9 +77,10 @@ def project_2d(
     out = np.empty((n, 2), dtype=np.float32)
     out[fit_idx] = reducer.fit_transform(x[fit_idx])
     log.info("UMAP fitted on %d of %d points; transforming the other %d", fit_sample, n, rest.size)
-    for start in range(0, rest.size, 50_000):
-        chunk = rest[start : start + 50_000]
+    for start in range(0, rest.size, TRANSFORM_BATCH):
+        chunk = rest[start : start + TRANSFORM_BATCH]
         out[chunk] = reducer.transform(x[chunk])
+        log.info("UMAP placed %d of %d points", fit_sample + start + chunk.size, n)
     return out
 
 

@@ -205,10 +205,32 @@ CLASSIFIERS = TableSpec(
     key=("name",),
 )
 
+#: Pixel statistics of each image sample, computed by ingest in the pass that decodes and hashes
+#: the file (``backend.pixel_stats``), read by the score job's image-quality checks instead of
+#: decoding every file again. A row holds for the file whose ``content_hash`` it carries: a row
+#: whose hash is not the sample's (a workspace ingested before this table, a sample from an
+#: embeddings file, a file changed since) is ignored and the image is read instead. NaN: a
+#: statistic that cannot be computed (an image of 1 or 2 pixels a side has no sharpness).
+IMAGE_STATS = TableSpec(
+    "image_stats",
+    pa.schema(
+        [
+            pa.field("id", pa.string(), nullable=False),
+            pa.field("content_hash", pa.string()),  # the file the statistics were computed from
+            pa.field("p99_luminance", pa.float64()),  # BT.601 luma in [0, 1], 99th percentile
+            pa.field("p05_luminance", pa.float64()),  # ... 5th percentile
+            pa.field("sharpness", pa.float64()),  # Laplacian variance / grey variance
+            pa.field("entropy_bits", pa.float64()),  # of the 256-bin grey histogram, [0, 8]
+            pa.field("colour_spread", pa.float64()),  # 95th percentile of max - min channel, [0, 1]
+        ]
+    ),
+    key=("id",),
+)
+
 FIXED_TABLES: dict[str, TableSpec] = {
     spec.name: spec
     for spec in (SAMPLES, RUNS, PROJECTIONS, SUBSETS, ACTIVITY, DECISIONS, SCORES, LABEL_ISSUES, COLLAPSE,
-                 IMPORTED_LOGITS, CLASSIFIERS)
+                 IMPORTED_LOGITS, CLASSIFIERS, IMAGE_STATS)
 }
 
 EMBEDDING_PREFIX = "embeddings__"

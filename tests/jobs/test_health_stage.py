@@ -111,3 +111,44 @@ def test_health_counts_without_a_health_run() -> None:
     new = pd.DataFrame({"run_id": ["r2", "r1"], "summary": [{"health": {"counts": {"is_dark": 4}}}, {}]})
     run_id, counts = health_counts(new)
     assert run_id == "r2" and counts["dark"] == 4 and counts["blurry"] == 0
+
+
+def test_image_checks_read_what_ingest_stored_and_fall_back_to_the_files(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An image folder's statistics come from ingest (no file decoded again); without the table
+    (a workspace ingested before it) the files are read: the same columns, bit for bit."""
+    import shutil
+
+    from backend.jobs import health_stage
+
+    digits = load_digits()
+    rng = np.random.default_rng(0)
+    for i in range(40):
+        img = np.kron(digits.images[i] / 16.0, np.ones((4, 4)))[:, :, None] * rng.uniform(0.5, 1, 3)
+        if i == 7:
+            img = img * 0.2  # planted: dark
+        path = tmp_path / "images" / str(digits.target[i]) / f"d{i:02d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray((img * 255).round().astype(np.uint8), "RGB").save(path)
+    ws_root = tmp_path / "ws"
+    assert main(["ingest", "--workspace", str(ws_root), str(tmp_path / "images"), "--workers", "1"]) == 0
+    assert main(["embed", "--workspace", str(ws_root), "--model", "pixels-8"]) == 0
+    ws = Workspace.open(ws_root)
+    data = load_dataset(ws, "pixels-8")
+    quality = [c for c in (*health_stage.FLAG_COLUMNS, *health_stage.SCORE_COLUMNS)
+               if c.removeprefix("is_").removesuffix("_score") in health_stage.health.QUALITY_CHECKS]
+
+    def no_decoding(path: str) -> np.ndarray:
+        raise AssertionError(f"{path} decoded again: ingest stored its statistics")
+
+    monkeypatch.setattr(health_stage, "read_image", no_decoding)
+    stored, summary = health_scores(ws, data)
+    assert summary["n_image_stats_from_ingest"] == summary["n_images_read"] == 40
+    monkeypatch.undo()
+    shutil.rmtree(ws.lance_dir / "image_stats.lance")
+    read, summary = health_scores(ws, data)
+    assert summary["n_image_stats_from_ingest"] == 0 and summary["n_images_read"] == 40
+    for column in quality:
+        np.testing.assert_array_equal(stored[column], read[column], err_msg=column)
+    paths = ws.samples(columns=["id", "path"]).set_index("id").loc[data.ids, "path"]
+    assert [Path(p).name for p in paths[stored["is_dark"] == 1]] == ["d07.png"]

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 from sklearn.datasets import load_digits
 
+from backend.pixel_stats import read_image
 from backend.scoring import health
 from backend.scoring.duplicates import data_threshold, near_duplicate_groups
 from backend.scoring.knn import knn_search
@@ -158,11 +159,11 @@ def test_quality_nan_without_an_image_and_grey_images_are_grayscale(tmp_path: Pa
     Image.fromarray(np.full((40, 30), 200, np.uint8), "L").save(tmp_path / "grey.png")
     rng = np.random.default_rng(0)
     Image.fromarray((rng.random((40, 30, 3)) * 255).astype(np.uint8), "RGB").save(tmp_path / "colour.png")
-    grey, colour = health.read_image(str(tmp_path / "grey.png")), health.read_image(str(tmp_path / "colour.png"))
+    grey, colour = read_image(str(tmp_path / "grey.png")), read_image(str(tmp_path / "colour.png"))
     assert grey[:2].tolist() == [30, 40] and grey[health.STAT_NAMES.index("colour_spread")] == 0
     assert colour[health.STAT_NAMES.index("colour_spread")] > 0.5
     with pytest.raises(OSError):
-        health.read_image(str(tmp_path / "missing.png"))
+        read_image(str(tmp_path / "missing.png"))
 
 
 def test_benchmark_precision_and_recall_on_planted_digits(tmp_path: Path) -> None:
