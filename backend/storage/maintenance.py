@@ -27,7 +27,7 @@ import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from backend.storage import runs
+from backend.storage import runs, scalar_index
 from backend.storage.errors import ConflictError
 from backend.storage.locks import workspace_lock
 from backend.storage.workspace import Workspace
@@ -94,14 +94,19 @@ def after_commit(ws: Workspace, name: str) -> TableUpkeep | None:
     return upkeep
 
 
-def maintain(ws: Workspace, *, retain_versions: int = RETAIN_VERSIONS) -> list[TableUpkeep]:
-    """:func:`compact_table` on every table of ``ws``, the curation tables under their locks.
+def maintain(ws: Workspace, *, retain_versions: int = RETAIN_VERSIONS,
+             index_min_rows: int | None = None) -> list[TableUpkeep]:
+    """:func:`compact_table` on every table of ``ws``, the curation tables under their locks; the
+    zone maps of the long per-run tables brought up to date before and after (:func:`scalar_index.refresh`,
+    built when the table holds ``index_min_rows`` rows, default :data:`scalar_index.MIN_ROWS`).
     Refused (``ConflictError`` naming the runs) while a run is live: its job writes tables that
     take no lock."""
     live = runs.live_runs(ws)
     if live:
         raise ConflictError(f"{len(live)} run(s) still running ({', '.join(live)}); run maintain when they "
                             "finish (the subsets and decisions tables are compacted as they are written)")
+    for name in scalar_index.ZONE_MAP_COLUMNS:  # Lance merges only fragments of the same index coverage
+        scalar_index.refresh(ws, name, min_rows=index_min_rows)
     done = []
     for name in ws.table_names():
         if name in LOCK_OF:
@@ -109,4 +114,6 @@ def maintain(ws: Workspace, *, retain_versions: int = RETAIN_VERSIONS) -> list[T
                 done.append(compact_table(ws, name, retain_versions=retain_versions))
         else:
             done.append(compact_table(ws, name, retain_versions=retain_versions))
+    for name in scalar_index.ZONE_MAP_COLUMNS:  # and the rows compaction rewrote
+        scalar_index.refresh(ws, name, min_rows=index_min_rows)
     return done

@@ -14,15 +14,19 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from backend.storage import schemas
+from backend.storage import scalar_index, schemas
 from backend.storage.runs import require_done
 from backend.storage.workspace import Workspace, sql_string
 
 
-def write_scores(ws: Workspace, run_id: str, ids: Sequence[str], scores: Mapping[str, np.ndarray]) -> None:
+def write_scores(ws: Workspace, run_id: str, ids: Sequence[str], scores: Mapping[str, np.ndarray], *,
+                 index_min_rows: int | None = None) -> None:
     """One commit with every score of one run; each array has one value per id.
 
-    Rows are grouped by score name, ids in the given order within each. The constant and
+    Rows are grouped by score name, ids in the given order within each: that grouping is what
+    lets the table's zone maps (:mod:`backend.storage.scalar_index`, built once the table holds
+    ``index_min_rows`` rows, default :data:`~backend.storage.scalar_index.MIN_ROWS`) skip every
+    other run and score when one (run, score) is read. The constant and
     repeated columns are built with Arrow ``take`` from one small array instead of Python lists
     of N strings per score (1M samples x 20 scores: ~40M Python strings before).
     """
@@ -48,6 +52,7 @@ def write_scores(ws: Workspace, run_id: str, ids: Sequence[str], scores: Mapping
         schema=schemas.SCORES.schema,
     )
     ws.table("scores").add(table)
+    scalar_index.refresh_after_write(ws, "scores", min_rows=index_min_rows)
 
 
 def read_scores(ws: Workspace, run_id: str) -> pd.DataFrame:
@@ -61,11 +66,21 @@ def read_scores(ws: Workspace, run_id: str) -> pd.DataFrame:
     return wide.reset_index()
 
 
-def write_label_issues(ws: Workspace, run_id: str, frame: pd.DataFrame) -> None:
-    """``frame`` has id, label_issue_score, is_label_issue, suggested_label, detectors."""
+def read_score(ws: Workspace, run_id: str, name: str) -> pa.Table:
+    """id, value of score ``name`` of one finished run (no rows when the run lacks that score): one
+    (run, score) slice, read through the zone maps where the table has them."""
+    require_done(ws, run_id)
+    where = f"run_id = {sql_string(run_id)} AND name = {sql_string(name)}"
+    return ws.dataset("scores").to_table(columns=["id", "value"], filter=where)
+
+
+def write_label_issues(ws: Workspace, run_id: str, frame: pd.DataFrame, *, index_min_rows: int | None = None) -> None:
+    """``frame`` has id, label_issue_score, is_label_issue, suggested_label, detectors. The table's
+    run_id zone map is built or updated as for :func:`write_scores`."""
     table = pa.Table.from_pandas(frame.assign(run_id=run_id)[schemas.LABEL_ISSUES.columns],
                                  schema=schemas.LABEL_ISSUES.schema, preserve_index=False)
     ws.table("label_issues").add(table)
+    scalar_index.refresh_after_write(ws, "label_issues", min_rows=index_min_rows)
 
 
 def read_label_issues(ws: Workspace, run_id: str) -> pd.DataFrame:
