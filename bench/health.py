@@ -144,7 +144,19 @@ def blur(image: np.ndarray, sigma: float) -> np.ndarray:
 
 
 def image_checks(seed: int) -> dict[str, dict]:
-    """Colour 32 x 32 digits with planted quality problems; the truth per check."""
+    """Precision and recall of each image-quality flag on :func:`planted_images`."""
+    images, truth, kinds = planted_images(seed)
+    stats = np.vstack([health.pixel_stats(img) for img in images])
+    flags = health.image_quality(stats)
+    wrong = {check: dict(zip(*np.unique(kinds[(flags[f"is_{check}"] == 1) & ~truth[check]], return_counts=True),
+                             strict=True)) for check in health.QUALITY_CHECKS}
+    print("false positives by planted kind:", {c: w for c, w in wrong.items() if w}, file=sys.stderr)
+    return {check: precision_recall(flags[f"is_{check}"] == 1, truth[check]) for check in health.QUALITY_CHECKS}
+
+
+def planted_images(seed: int) -> tuple[list[np.ndarray], dict[str, np.ndarray], np.ndarray]:
+    """Colour 32 x 32 digits (H, W, 3) floats in [0, 1] with planted quality problems: the images,
+    the truth per check ({check: (N,) bool}) and each image's planted kind ("clean" or a check)."""
     from sklearn.datasets import load_digits
 
     rng = np.random.default_rng(seed)
@@ -172,15 +184,10 @@ def image_checks(seed: int) -> dict[str, dict]:
                 img = np.repeat(img, 3, axis=1)
             images[i] = img
             truth[check][i] = True
-    stats = np.vstack([health.pixel_stats(img) for img in images])
-    flags = health.image_quality(stats)
     kinds = np.full(len(images), "clean", dtype=object)
     for check, members in zip(checks, planted, strict=True):
         kinds[members] = check
-    wrong = {check: dict(zip(*np.unique(kinds[(flags[f"is_{check}"] == 1) & ~truth[check]], return_counts=True),
-                             strict=True)) for check in health.QUALITY_CHECKS}
-    print("false positives by planted kind:", {c: w for c, w in wrong.items() if w}, file=sys.stderr)
-    return {check: precision_recall(flags[f"is_{check}"] == 1, truth[check]) for check in health.QUALITY_CHECKS}
+    return images, truth, kinds
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -1,5 +1,11 @@
 """Duplicate groups of a workspace for review: exact copies (same content hash) and near
-duplicates (embedding cosine at least a threshold, :mod:`backend.scoring.duplicates`)."""
+duplicates (embedding cosine at least a threshold, :mod:`backend.scoring.duplicates`).
+
+The near-duplicate pass is every sample's top neighbours (:func:`backend.scoring.knn.knn_search`:
+exact up to 100k rows, its IVF index above, batched over all queries), thresholded and grouped
+as a sparse graph; no N x N matrix. Above 100k rows this finds the same pairs as an exact
+search (``bench/results/near_duplicates_scale.json``); the LanceDB index answers one query at a
+time, which is what the Search page needs but far slower for all N samples."""
 
 from __future__ import annotations
 

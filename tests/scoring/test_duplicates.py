@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from backend.scoring.duplicates import data_threshold, near_duplicate_groups
 from backend.scoring.knn import knn_search
@@ -48,3 +49,85 @@ def test_groups_are_components_numbered_by_their_smallest_member() -> None:
 def test_data_threshold_scales_with_the_spread_of_neighbours() -> None:
     assert data_threshold(np.array([0.9, 0.9, 0.8])) == 1 - 0.1 * 0.1
     assert data_threshold(np.array([])) == 1.0
+
+
+def reference_groups(neighbors: np.ndarray, similarities: np.ndarray, threshold: float) -> list[int]:
+    """Slow, obviously correct: flood fill over the undirected edges at or above the threshold."""
+    n = len(neighbors)
+    adjacent: list[set[int]] = [set() for _ in range(n)]
+    for a in range(n):
+        for b, s in zip(neighbors[a], similarities[a], strict=True):
+            if s >= threshold and a != b:
+                adjacent[a].add(int(b))
+                adjacent[int(b)].add(a)
+    group = [-1] * n
+    for start in range(n):
+        if group[start] != -1 or not adjacent[start]:
+            continue
+        seen, todo = {start}, [start]
+        while todo:
+            for b in adjacent[todo.pop()] - seen:
+                seen.add(b)
+                todo.append(b)
+        for member in seen:
+            group[member] = min(seen)
+    return group
+
+
+def test_sparse_grouping_matches_a_flood_fill_reference() -> None:
+    rng = np.random.default_rng(7)
+    for n, k in ((1, 1), (30, 3), (200, 5)):
+        neighbors = rng.integers(0, n, (n, k))
+        similarities = rng.uniform(0.0, 1.0, (n, k))
+        for threshold in (0.5, 0.9, 0.99):
+            got = near_duplicate_groups(neighbors, similarities, threshold=threshold).tolist()
+            assert got == reference_groups(neighbors, similarities, threshold)
+
+
+def test_empty_input_and_bad_indices() -> None:
+    assert near_duplicate_groups(np.empty((0, 3), int), np.empty((0, 3)), threshold=0.9).tolist() == []
+    with pytest.raises(ValueError, match=r"neighbour indices must lie in \[0, 2\)"):
+        near_duplicate_groups(np.array([[1], [2]]), np.array([[0.99], [0.99]]), threshold=0.9)
+    with pytest.raises(ValueError, match="must both be"):
+        near_duplicate_groups(np.zeros((3, 2), int), np.zeros((3, 3)), threshold=0.9)
+
+
+def clustered_with_copies(seed: int, n: int = 6000, dim: int = 32) -> tuple[np.ndarray, list[set[int]]]:
+    """Clustered rows (60 modes, like real embeddings) plus perturbed copies of 40 of them: 30
+    pairs and 10 triples; the truth is the planted groups."""
+    rng = np.random.default_rng(seed)
+    centres = unit(rng.normal(size=(60, dim)))
+    base = unit(centres[rng.integers(0, 60, n)] + rng.normal(0, 0.15, (n, dim)))
+    sources = rng.choice(n, 40, replace=False)
+    copies, truth = [], []
+    for j, src in enumerate(sources):
+        group = {int(src)}
+        for _ in range(1 if j < 30 else 2):
+            copies.append(base[src] + rng.normal(0, 0.005, dim))
+            group.add(n + len(copies) - 1)
+        truth.append(group)
+    return unit(np.vstack([base, np.asarray(copies)])).astype(np.float32), truth
+
+
+def test_planted_copies_are_found_through_the_ivf_search_as_through_the_exact_one() -> None:
+    """The path the health stage takes above 100k rows (``knn_search`` switches to IVF), forced
+    here on 6k rows: the same groups as the exact search, and exactly the planted ones."""
+    vectors, truth = clustered_with_copies(0)
+    by_method = {}
+    for method in ("exact", "ann"):
+        neighbors, sims = knn_search(vectors, 10, method=method, seed=0)
+        by_method[method] = near_duplicate_groups(neighbors, sims, threshold=data_threshold(sims[:, 0]))
+    assert sorted(map(sorted, found_groups(by_method["ann"]))) == sorted(map(sorted, truth))
+    np.testing.assert_array_equal(by_method["ann"], by_method["exact"])
+
+
+def test_a_group_larger_than_k_is_still_one_group() -> None:
+    """25 copies of one row with k = 5 neighbours each: no row sees all the others, the
+    components still join them."""
+    rng = np.random.default_rng(3)
+    base = unit(rng.normal(size=(300, 16)))
+    copies = unit(base[7] + rng.normal(0, 0.002, (25, 16)))
+    vectors = np.vstack([base, copies])
+    neighbors, sims = knn_search(vectors, 5)
+    groups = near_duplicate_groups(neighbors, sims, threshold=data_threshold(sims[:, 0]))
+    assert found_groups(groups) == [{7, *range(300, 325)}]
