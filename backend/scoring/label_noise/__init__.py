@@ -1,7 +1,8 @@
 """Label-noise detection: confident learning, kNN label voting (SimiFeat), AUM, and one verdict.
 
 Pure detectors over arrays live in ``confident_learning``, ``knn_vote`` and ``aum``; ``verdict``
-combines their signals; ``pipeline`` trains the probes and runs everything end to end.
+combines their signals with the flag budget of ``noise_count``; ``pipeline`` trains the probes
+and runs everything end to end. ``noise_families`` draws the benchmark's seeded label noise.
 """
 
 from backend.scoring.label_noise.aum import (
@@ -30,6 +31,16 @@ from backend.scoring.label_noise.knn_vote import (
     knn_vote,
     neighbor_label_distribution,
 )
+from backend.scoring.label_noise.noise_count import (
+    IssueCount,
+    consensus_count,
+    estimate_issue_count,
+)
+from backend.scoring.label_noise.noise_families import (
+    NoisyLabels,
+    inject_family_noise,
+    look_alike_pairs,
+)
 from backend.scoring.label_noise.verdict import (
     DETECTORS,
     CombinedFlags,
@@ -44,8 +55,10 @@ __all__ = [
     "FILTERS",
     "AumResult",
     "CombinedFlags",
+    "IssueCount",
     "KnnVote",
     "LabelIssueVerdict",
+    "NoisyLabels",
     "agreement_bitmask",
     "aum_from_logits",
     "aum_threshold",
@@ -53,13 +66,17 @@ __all__ = [
     "calibrate_confident_joint",
     "combine_signals",
     "compute_confident_joint",
+    "consensus_count",
     "confident_thresholds",
     "detector_names",
+    "estimate_issue_count",
     "estimate_joint",
     "estimate_noise_matrices",
     "find_label_issues",
+    "inject_family_noise",
     "knn_rank",
     "knn_vote",
+    "look_alike_pairs",
     "margins_from_logits",
     "neighbor_label_distribution",
     "normalized_margin",

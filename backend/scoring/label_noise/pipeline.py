@@ -51,6 +51,9 @@ class VerdictConfig:
     detector (two extra probe trainings on all rows, storing (E, N, C + 1) logits);
     ``aum_weight``: its share of the ranking (0 = reported only). ``cl_filter_by``: rule of the
     confident-learning detector. ``seed``: AUM threshold sets and training seeds.
+    ``count_agreement``: the flag-budget rule of
+    :func:`backend.scoring.label_noise.noise_count.estimate_issue_count` (0 = confident
+    learning's count always), in both rounds.
     """
 
     probe: ProbeConfig = field(default_factory=ProbeConfig)
@@ -62,6 +65,7 @@ class VerdictConfig:
     aum_weight: float = 0.0
     cl_filter_by: str = "prune_by_noise_rate"
     seed: int = 0
+    count_agreement: float = 0.8
 
 
 def label_issue_verdict(
@@ -96,7 +100,8 @@ def label_issue_verdict(
     ---------
     1. Out-of-fold probe probabilities P; cosine kNN and the neighbour label distribution K.
     2. Detectors: confident learning on P, kNN plurality vote on K, AUM (optional).
-    3. Combine P and K, flag the top CL-estimated count by margin (``combine_signals``).
+    3. Combine P and K, flag the top estimated count by margin (``combine_signals``; the count
+       from :mod:`backend.scoring.label_noise.noise_count`).
     4. ``refine``: P' from probes trained without the flagged rows, K' with the flagged
        neighbours relabelled to their suggestions; combine again; that is the verdict.
     """
@@ -143,6 +148,7 @@ def label_issue_verdict(
         probe_weight=cfg.probe_weight,
         extra_scores=aum_score,
         extra_weight=cfg.aum_weight if aum_score is not None else 0.0,
+        count_agreement=cfg.count_agreement,
     )
     if cfg.refine:
         log.info("label noise: cleaning round without %d flagged rows", combined.n_issues)
@@ -160,6 +166,7 @@ def label_issue_verdict(
             probe_weight=cfg.probe_weight,
             extra_scores=aum_score,
             extra_weight=cfg.aum_weight if aum_score is not None else 0.0,
+            count_agreement=cfg.count_agreement,
         )
     return LabelIssueVerdict(
         label_issue_score=combined.label_issue_score,

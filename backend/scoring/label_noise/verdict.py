@@ -17,9 +17,11 @@ asymmetric noise, four noise seeds; see ``bench/results/label_noise.json``):
 2. **Ranking, not argmax.** Score = 1 - normalised margin of Q at the given label (in [0, 1],
    higher = more likely wrong). Flag the top ``n`` scores, where ``n`` is confident learning's
    estimate of the number of wrong labels (off-diagonal mass of the calibrated confident joint
-   of Q, times N), never a sample whose given label strictly wins under Q. On digits the
-   estimate is within a few samples of the truth, and ranking by margin beats "argmax differs"
-   (whose false positives are the clean samples the model gets wrong).
+   of Q, times N), never a sample whose given label strictly wins under Q. Where that count is
+   below 0.8 times the number of samples both P and K reject (class-dependent noise pulls its
+   thresholds down), that consensus count is the budget instead (``noise_count``). Ranking by
+   margin beats "argmax differs" (whose false positives are the clean samples the model gets
+   wrong).
 3. **One cleaning round** (``refine=True``). Retrain the probes with the flagged rows left out
    of every training fold (predictions still for every row, each from a probe that did not see
    it), recompute K with the flagged neighbours' labels replaced by their suggested labels, and
@@ -41,10 +43,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from backend.scoring.class_columns import best_other
-from backend.scoring.label_noise.confident_learning import (
-    normalized_margin,
-    num_label_issues,
-)
+from backend.scoring.label_noise.confident_learning import normalized_margin
+from backend.scoring.label_noise.noise_count import DEFAULT_AGREEMENT, estimate_issue_count
 from backend.scoring.ranks import rank_quantile
 
 log = logging.getLogger(__name__)
@@ -120,6 +120,7 @@ def combine_signals(
     extra_scores: np.ndarray | None = None,
     extra_weight: float = 0.0,
     n_issues: int | None = None,
+    count_agreement: float = DEFAULT_AGREEMENT,
 ) -> CombinedFlags:
     """Steps 1-2 of the module docstring on given signals; pure.
 
@@ -134,7 +135,9 @@ def combine_signals(
         Optional (N,) score, higher = more likely wrong (e.g. minus AUM), mixed in by rank with
         weight ``extra_weight`` in [0, 1] (changes the ranking only, not the flag budget).
     n_issues
-        Flag budget; default: confident learning's estimate on the combined posterior.
+        Flag budget; default: :func:`backend.scoring.label_noise.noise_count.estimate_issue_count`
+        (confident learning's count on the combined posterior, or the count of samples both
+        signals reject where confident learning's is below ``count_agreement`` times that).
     """
     if pred_probs is None and knn_distribution is None:
         raise ValueError("combine_signals needs pred_probs, knn_distribution or both")
@@ -153,7 +156,11 @@ def combine_signals(
     ranking = score
     if extra_scores is not None and extra_weight > 0:
         ranking = (1 - extra_weight) * rank_quantile(score) + extra_weight * rank_quantile(extra_scores)
-    budget = num_label_issues(given, posterior) if n_issues is None else int(n_issues)
+    if n_issues is None:
+        budget = estimate_issue_count(given, posterior, pred_probs=pred_probs, knn_distribution=knn_distribution,
+                                      agreement=count_agreement).n_issues
+    else:
+        budget = int(n_issues)
     order = np.argsort(-ranking, kind="stable")
     flags = np.zeros(given.size, bool)
     flags[order[: max(budget, 0)]] = True
