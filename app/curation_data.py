@@ -17,7 +17,7 @@ import streamlit as st
 from app import data
 from backend.jobs import review_queue
 from backend.jobs.score_catalog import ScoreMeaning, score_meanings
-from backend.storage import decisions
+from backend.storage import decisions, runs
 from backend.storage.schemas import embedding_table_name
 from backend.storage.workspace import sql_string
 
@@ -36,6 +36,42 @@ def issues_with_decisions(root: str, run_id: str) -> pd.DataFrame:
     """Every scored sample of ``run_id`` (most suspicious first) with its decision, current label
     and tags (:func:`review_queue.with_decisions`)."""
     return review_queue.with_decisions(data.label_issues(root, run_id), states(root))
+
+
+#: The verdict columns of :func:`app.data.label_issues`, in its order, plus the suggestion's probability.
+_FLAGGED_SQL = (
+    "SELECT s.id, s.label, s.split, s.path, l.label_issue_score, l.is_label_issue, l.suggested_label, "
+    "l.detectors, p.value AS suggested_probability "
+    "FROM label_issues l JOIN samples s USING (id) "
+    "LEFT JOIN (SELECT id, value FROM scores WHERE run_id = $run AND name = 'suggested_probability') p USING (id) "
+    "WHERE l.run_id = $run AND l.is_label_issue "
+    "ORDER BY l.label_issue_score DESC NULLS LAST, s.id"
+)
+
+
+@data.cached_reader("label_issues", "scores", "samples", max_entries=8)
+def flagged_issues(root: str, run_id: str) -> pd.DataFrame:
+    """The rows of :func:`app.data.label_issues` the run flagged (most suspicious first), with
+    ``suggested_probability``: selected and joined in DuckDB, so the review queue never copies
+    the unflagged majority of a large run (a tenth of the rows at 10 % noise)."""
+    runs.require_done(data.open_workspace(root), run_id)
+    return data.run_query(root, lambda q: q.sql(_FLAGGED_SQL, {"run": run_id}))
+
+
+@data.cached_reader(flagged_issues, states, max_entries=8)
+def flagged_with_decisions(root: str, run_id: str) -> pd.DataFrame:
+    """:func:`flagged_issues` with each sample's decision, current label and tags."""
+    return review_queue.with_decisions(flagged_issues(root, run_id), states(root))
+
+
+@data.cached_reader("label_issues", "samples", max_entries=8)
+def issue_choices(root: str, run_id: str) -> pd.DataFrame:
+    """The distinct (label, detectors) pairs of a run's verdicts: what the Review filters offer
+    (``review_panel.choose_filter`` reads only these two columns' distinct values)."""
+    runs.require_done(data.open_workspace(root), run_id)
+    return data.run_query(root, lambda q: q.sql(
+        "SELECT DISTINCT s.label, l.detectors FROM label_issues l JOIN samples s USING (id) "
+        "WHERE l.run_id = ? ORDER BY 1, 2", [run_id]))
 
 
 @data.cached_reader("samples", "decisions", max_entries=4)
@@ -63,15 +99,6 @@ def class_names(root: str) -> list[str]:
     from app.components.palette import natural_order
 
     return natural_order(decisions.known_labels(data.open_workspace(root)))
-
-
-@data.cached_reader(data.sample_scores, max_entries=256)
-def suggested_probability(root: str, run_id: str, sample_id: str) -> float | None:
-    """The sample's ``suggested_probability`` in ``run_id`` (None when the run lacks it or did not
-    score the sample); cached per sample, so the queue does not copy the run's scores each rerun."""
-    scores = data.sample_scores(root, run_id)
-    mine = scores[scores["id"] == sample_id]
-    return mine["suggested_probability"].iloc[0] if "suggested_probability" in mine and len(mine) else None
 
 
 @st.cache_resource(show_spinner=False)

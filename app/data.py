@@ -72,6 +72,12 @@ def _query(root: str, query: Callable[[QueryEngine], pd.DataFrame]) -> pd.DataFr
         return query(shared.engine)
 
 
+def run_query(root: str, query: Callable[[QueryEngine], pd.DataFrame]) -> pd.DataFrame:
+    """``query`` on the workspace's shared DuckDB engine (under its lock), for the readers of
+    ``app/*_data.py``: they count, aggregate and page in SQL instead of copying whole tables."""
+    return _query(root, query)
+
+
 def table_versions(root: str, names: tuple[str, ...]) -> Versions:
     """The latest committed Lance version of each table (0 while it does not exist)."""
     ws = open_workspace(root)
@@ -79,12 +85,16 @@ def table_versions(root: str, names: tuple[str, ...]) -> Versions:
 
 
 # --------------------------------------------------------------------------- cached readers
-def cached_reader(*reads: str | Callable[..., Any], max_entries: int) -> Callable[[Reader], Reader]:
+def cached_reader(*reads: str | Callable[..., Any], max_entries: int,
+                  shared: bool = False) -> Callable[[Reader], Reader]:
     """Cache ``read(root, *args)`` under the versions of the tables it declares it reads.
 
     ``reads``: table names, :data:`EMBEDDINGS`, or other cached readers (their tables, for a
     reader that calls them). The decorated function keeps ``read``'s signature; its ``reads``
     attribute is the declaration and :func:`tables_read` expands it for one workspace.
+    ``shared``: keep one object for every caller (``st.cache_resource``) instead of a copy per
+    call (``st.cache_data`` unpickles each hit), for large read-only results such as Explore's
+    arrays at a million points; the reader must return something no caller changes.
     """
 
     def decorate(read: Reader) -> Reader:
@@ -94,7 +104,8 @@ def cached_reader(*reads: str | Callable[..., Any], max_entries: int) -> Callabl
         # st.cache_data tells functions apart by module, qualified name and source: the source
         # of ``cached`` is the same for every reader, so each gets its own name.
         cached.__module__, cached.__qualname__ = read.__module__, f"{read.__qualname__}.<cached>"
-        cached_read = st.cache_data(show_spinner=False, max_entries=max_entries)(cached)
+        cache = st.cache_resource if shared else st.cache_data
+        cached_read = cache(show_spinner=False, max_entries=max_entries)(cached)
 
         @functools.wraps(read)
         def public(root: str, *args: Any, **kwargs: Any) -> Any:

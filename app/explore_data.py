@@ -4,15 +4,17 @@ tag) and the rows of a selection's gallery. Cached under the table versions they
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app import curation_data, data
+from app import curation_data, data, map_data
 from app.components.scatter import TAG_PREFIX, TAGGED
+from backend.jobs.health_stage import FLAG_COLUMNS
 
 Versions = data.Versions
 #: What the ``decision`` colouring calls a sample without a decision.
-NO_DECISION = "none"
+NO_DECISION = map_data.NO_DECISION
 
 
 def tag_names(root: str) -> list[str]:
@@ -23,7 +25,13 @@ def tag_names(root: str) -> list[str]:
 
 def map_points(root: str, run_id: str, score_run: str | None, color_by: str) -> pd.DataFrame:
     """:func:`data.colored_points`, where ``color_by`` may also be ``decision`` (none / kept /
-    relabeled / dropped / unsure) or ``tag:<name>`` (tagged / not tagged)."""
+    relabeled / dropped / unsure), ``tag:<name>`` (tagged / not tagged) or a health flag
+    (flagged / not flagged / (none), from its stored 0/1)."""
+    if color_by in FLAG_COLUMNS:
+        points = data.colored_points(root, run_id, score_run, color_by)
+        values = points[color_by].astype(float)
+        named = np.where(values.isna(), map_data.NO_VALUE, np.where(values > 0, map_data.FLAGGED, map_data.NOT_FLAGGED))
+        return points.assign(**{color_by: named})
     if color_by != "decision" and not color_by.startswith(TAG_PREFIX):
         return data.colored_points(root, run_id, score_run, color_by)
     versions = data.table_versions(root, ("projections", "samples", "decisions"))
@@ -58,3 +66,16 @@ def gallery_rows(root: str, ids: list[str], score_run: str | None) -> pd.DataFra
 def score_columns(rows: pd.DataFrame) -> list[str]:
     """The numeric columns of :func:`gallery_rows` a gallery can sort by."""
     return [c for c in rows.columns if pd.api.types.is_numeric_dtype(rows[c]) and rows[c].notna().any()]
+
+
+def label_and_split_names(root: str, run_id: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The labels and splits of a projection's points, in natural order (the filters' options)."""
+    points = map_data.map_points(root, run_id)
+    return points.labels, points.splits
+
+
+def score_bounds(root: str, run_id: str, score_run: str | None, score: str) -> tuple[float, float] | None:
+    """The smallest and largest finite value of ``score`` on the map; ``None`` without any."""
+    coloring = map_data.map_coloring(root, run_id, score_run, score)
+    finite = coloring.values[np.isfinite(coloring.values)] if coloring.numeric else np.zeros(0)
+    return (float(finite.min()), float(finite.max())) if finite.size else None

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 import pandas as pd
 
 from app import jobs_data
-from app.data import cached_reader, finished_runs, open_workspace
+from app.data import cached_reader, finished_runs, open_workspace, run_query
 from backend.jobs import prune_job
 from backend.jobs.job_manager import Job
-from backend.storage import results, subsets
+from backend.storage import results, runs, subsets
 
 
 @cached_reader("scores", "samples", max_entries=4)
@@ -23,6 +23,41 @@ def prune_pool(root: str, score_run: str) -> pd.DataFrame:
     ws = open_workspace(root)
     scored = results.read_scores(ws, score_run)
     return ws.samples(columns=["id", "label", "split"]).merge(scored, on="id")
+
+
+@dataclass(frozen=True)
+class PoolSummary:
+    """What the Prune page's settings need of a pool (:func:`prune_pool`), counted in DuckDB so the
+    page never copies the pool's rows: samples per split (``None``: no split) and the scores with
+    a value for every sample of the pool (``stored``: every score name the run stored)."""
+
+    n_by_split: dict[str | None, int]
+    scores: tuple[str, ...]
+    stored: tuple[str, ...] = ()
+
+    @property
+    def n(self) -> int:
+        return sum(self.n_by_split.values())
+
+    def count(self, split: str | None) -> int:
+        """Samples of the pool in ``split`` (all of them with ``None``)."""
+        return self.n if split is None else self.n_by_split.get(split, 0)
+
+
+@cached_reader("scores", "samples", max_entries=8)
+def pool_summary(root: str, score_run: str) -> PoolSummary:
+    """:class:`PoolSummary` of ``score_run``'s pool (what :func:`prune_pool` would hold)."""
+    runs.require_done(open_workspace(root), score_run)
+    splits = run_query(root, lambda q: q.sql(
+        "SELECT split, count(*) AS n FROM samples WHERE id IN (SELECT id FROM scores WHERE run_id = ?) "
+        "GROUP BY split", [score_run]))
+    n_by_split = {None if pd.isna(s) else str(s): int(n) for s, n in zip(splits["split"], splits["n"], strict=True)}
+    counted = run_query(root, lambda q: q.sql(
+        "SELECT name, count(*) FILTER (WHERE value IS NOT NULL AND NOT isnan(value)) AS n FROM scores "
+        "WHERE run_id = ? AND id IN (SELECT id FROM samples) GROUP BY name ORDER BY name", [score_run]))
+    total = sum(n_by_split.values())
+    full = tuple(str(name) for name, n in zip(counted["name"], counted["n"], strict=True) if int(n) == total)
+    return PoolSummary(n_by_split, full, tuple(str(name) for name in counted["name"]))
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,14 @@ EXPLORE_SELECTION_BASIS = "explore.selection_basis"  # the figure it was made on
 EXPLORE_CLICKED = "explore.clicked"
 EXPLORE_GALLERY = "explore.gallery"  # + ".sort" / ".descending" / ".page"
 EXPLORE_ACTIONS = "explore.actions"
+# Explore above the point budget (app/components/density_view.py): the density chart, its box or
+# lasso kept as shapes (map_data.MapArea) and the figure it was made on, the zoomed region
+# (map_density.Extent), and the filters' widgets.
+EXPLORE_DENSITY_MAP = "explore.density_map"
+EXPLORE_AREA = "explore.area"
+EXPLORE_AREA_BASIS = "explore.area_basis"
+EXPLORE_ZOOM = "explore.zoom"
+EXPLORE_FILTER = "explore.filter"  # + ".labels" / ".splits" / ".decisions" / ".tags" / ".flags" / ".score" / ".range"
 
 # Search: the query's mode, embedding, size and inputs, the last image/text results, the gallery,
 # the actions and the save form. SEARCH_LIKE_ID is what the sample view's "Find similar" fills in.

@@ -3,12 +3,15 @@ what colours the points (label, split, decision, a tag, or the score run's verdi
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pandas as pd
 import streamlit as st
 
 from app import state
 from app.components.scatter import COLOR_CHOICES, TAG_PREFIX
 from app.components.score_runs import run_label as score_run_label
+from app.map_data import NO_DECISION, MapFilter
 from backend.jobs.health_stage import FLAG_COLUMNS, SCORE_COLUMNS
 
 #: Colourings from the decisions log.
@@ -69,3 +72,35 @@ def color_name(choice: str) -> str:
 
 def choose_color(choices: list[str] | tuple[str, ...] = COLOR_CHOICES) -> str:
     return st.selectbox("Colour by", choices, format_func=color_name, key=state.EXPLORE_COLOR)
+
+
+#: The decisions a filter can ask for (``none``: samples without a decision).
+DECISION_FILTERS = (NO_DECISION, "kept", "relabeled", "unsure", "dropped")
+FILTER = state.EXPLORE_FILTER
+
+
+def choose_filters(labels: tuple[str, ...], splits: tuple[str, ...], tags: list[str], choices: list[str],
+                   score_bounds: Callable[[str], tuple[float, float] | None]) -> MapFilter:
+    """The map's filters, in an expander: labels, splits, decisions, tags, flags (the verdict
+    and the health checks among ``choices``) and one score's range (``score_bounds``: its
+    smallest and largest value, ``None`` without any)."""
+    flags = [c for c in choices if c == "label_issue" or c in FLAG_COLUMNS]
+    scores = [c for c in choices if c not in (*COLOR_CHOICES, *DECISION_COLORS, *flags, "suggested_label")
+              and not c.startswith(TAG_PREFIX)]
+    with st.expander("Filters", expanded=False):
+        left, middle, right = st.columns(3)
+        chosen_labels = left.multiselect("Labels", labels, key=f"{FILTER}.labels")
+        chosen_splits = middle.multiselect("Splits", splits, key=f"{FILTER}.splits")
+        decided = right.multiselect("Decisions", DECISION_FILTERS, key=f"{FILTER}.decisions")
+        left, middle, right = st.columns(3)
+        tagged = left.multiselect("Tags (any of)", tags, key=f"{FILTER}.tags")
+        flagged = middle.multiselect("Flagged by (any of)", flags, format_func=color_name, key=f"{FILTER}.flags")
+        score = right.selectbox("Score range", [None, *scores], format_func=lambda c: "(none)" if c is None else c,
+                                key=f"{FILTER}.score")
+        score_range = None
+        bounds = score_bounds(score) if score is not None else None
+        if bounds is not None and bounds[1] > bounds[0]:
+            low, high = st.slider(f"{score} between", bounds[0], bounds[1], bounds, key=f"{FILTER}.range.{score}")
+            score_range = (float(low), float(high))
+    return MapFilter(labels=tuple(chosen_labels), splits=tuple(chosen_splits), decisions=tuple(decided),
+                     tags=tuple(tagged), flags=tuple(flagged), score=score, score_range=score_range)

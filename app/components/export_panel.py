@@ -8,7 +8,7 @@ import streamlit as st
 
 from app import data, export_data, state
 from app.components.metric_row import metric_row
-from backend.storage import StorageError, Workspace, export_paths, provenance
+from backend.storage import StorageError, Workspace, export, export_paths, provenance
 from backend.storage.export import FILE_FORMATS, FORMATS
 from backend.storage.export_paths import OutputExistsError
 
@@ -61,22 +61,21 @@ def exported_rows(frame: pd.DataFrame, *, with_dropped: bool) -> pd.DataFrame:
     return frame if with_dropped else frame[frame["decision"] != "dropped"].reset_index(drop=True)
 
 
-def preview(frame: pd.DataFrame, *, with_dropped: bool, root: str | None = None) -> None:
-    """Counts (rows written, relabeled, dropped) and the first rows, curated columns first; with
-    ``root``, clicking a row opens that sample's view."""
-    rows = exported_rows(frame, with_dropped=with_dropped)
-    n_dropped = int((frame["decision"] == "dropped").sum())
-    relabeled = int((rows["label"].astype(str) != rows["original_label"].astype(str)).sum())
-    dropped = "0" if not n_dropped else f"{n_dropped:,} " + ("included" if with_dropped else "left out")
-    metric_row([("Rows", f"{len(rows):,}"), ("Relabeled", f"{relabeled:,}"), ("Dropped", dropped)])
+def preview(shown: export.ManifestPreview, *, with_dropped: bool, root: str | None = None) -> None:
+    """Counts (rows written, relabeled, dropped) and the first rows, curated columns first
+    (``shown``: :func:`app.export_data.manifest_preview`); with ``root``, clicking a row opens that
+    sample's view."""
+    dropped = "0" if not shown.dropped else f"{shown.dropped:,} " + ("included" if with_dropped else "left out")
+    metric_row([("Rows", f"{shown.rows:,}"), ("Relabeled", f"{shown.relabeled:,}"), ("Dropped", dropped)])
+    head = shown.head.head(PREVIEW_ROWS).reset_index(drop=True)
     if root is None:
-        st.dataframe(rows.head(PREVIEW_ROWS), hide_index=True)
+        st.dataframe(head, hide_index=True)
     else:
         from app.components.sample_view import clickable_table
 
-        clickable_table(root, rows.head(PREVIEW_ROWS).reset_index(drop=True), key="export.preview", score_run=None)
-    if len(rows) > PREVIEW_ROWS:
-        st.caption(f"First {PREVIEW_ROWS} of {len(rows):,} rows.")
+        clickable_table(root, head, key="export.preview", score_run=None)
+    if shown.rows > PREVIEW_ROWS:
+        st.caption(f"First {PREVIEW_ROWS} of {shown.rows:,} rows.")
 
 
 def download(root: str, subset: str | None, fmt: str, *, with_dropped: bool) -> None:
@@ -85,7 +84,7 @@ def download(root: str, subset: str | None, fmt: str, *, with_dropped: bool) -> 
         return
     st.download_button(
         f"Download {fmt.upper()}",
-        data=data.export_bytes(root, subset, fmt, with_dropped),
+        data=export_data.manifest_download(root, subset, fmt, with_dropped),
         file_name=f"{file_stem(subset)}.{fmt}",
         mime=MIME_TYPES[fmt],
         on_click="ignore",
@@ -167,13 +166,13 @@ def scores_section(root: str, score_runs: pd.DataFrame) -> None:
         "Score run", score_runs["run_id"].tolist(), key=state.EXPORT_SCORE_RUN, help="Newest first."
     )
     fmt = format_column.radio("Scores format", FORMATS, horizontal=True, key=state.EXPORT_SCORE_FORMAT)
-    table = export_data.scores_table(root, run_id)
-    st.caption(f"{len(table):,} rows × {table.shape[1]} columns: the verdict (label_issue_score, is_label_issue, "
+    n_rows, n_columns = export_data.scores_shape(root, run_id)
+    st.caption(f"{n_rows:,} rows × {n_columns} columns: the verdict (label_issue_score, is_label_issue, "
                "suggested_label, detectors), each pruning score as <name>_score and each label-noise detector's "
                "as <detector>_issue_score. Same as `thresher export --what scores`.")
     st.download_button(
         f"Download scores {fmt.upper()}",
-        data=export_data.scores_bytes(root, run_id, fmt),
+        data=export_data.deferred(export_data.scores_bytes, root, run_id, fmt),
         file_name=f"scores-{run_id}.{fmt}",
         mime=MIME_TYPES[fmt],
         on_click="ignore",

@@ -61,14 +61,14 @@ def score_columns(frame: pd.DataFrame) -> list[str]:
     ]
 
 
-def _choose_score(method: str, pool: pd.DataFrame) -> str:
+def _choose_score(method: str, pool: prune_data.PoolSummary) -> str:
     """The score ``method`` runs on: one select box per method, defaulting to its own score."""
     default = prune_job.default_score(method)
     if default is None:
         st.caption("This method uses no score.")
         return method
     known = set(prune_job.score_names())
-    available = [s for s in score_columns(pool) if s in known] or [default]
+    available = [s for s in pool.scores if s in known] or [default]
     index = available.index(default) if default in available else 0
     score = st.selectbox("Score", available, index=index, key=f"{state.PRUNE_SCORE}.{method}")
     if default not in available:
@@ -97,8 +97,9 @@ def _parameters(method: str) -> tuple[tuple[str, str], ...]:
     return tuple(changed)
 
 
-def controls(pool: pd.DataFrame) -> PruneRequest:
-    """Every setting of the prune; the caption under the ratio says how many samples stay."""
+def controls(pool: prune_data.PoolSummary) -> PruneRequest:
+    """Every setting of the prune (``pool``: :func:`prune_data.pool_summary`, counts only); the
+    caption under the ratio says how many samples stay."""
     ratio_column, method_column, score_column = st.columns([2, 2, 1])
     ratio = ratio_column.slider(
         "Fraction REMOVED",
@@ -137,7 +138,7 @@ def controls(pool: pd.DataFrame) -> PruneRequest:
         )
         per_class = f"min:{int(minimum)}"
     seed = seed_column.number_input("Seed", min_value=0, value=0, step=1, key=state.PRUNE_SEED)
-    splits = natural_order(pool["split"].fillna("").unique())
+    splits = natural_order([s or "" for s in pool.n_by_split])
     split = split_column.selectbox(
         "Split", [ALL_SPLITS, *[s for s in splits if s]], key=state.PRUNE_SPLIT
     )
@@ -154,11 +155,11 @@ def controls(pool: pd.DataFrame) -> PruneRequest:
     dedup = first_column.checkbox(
         "Remove near-duplicates first",
         key=state.PRUNE_DEDUP,
-        disabled="semdedup" not in pool.columns,
+        disabled="semdedup" not in pool.stored,
         help="Drop SemDeDup near-duplicates (Abbas et al. 2023) before pruning; needs the "
         "semdedup score.",
     )
-    n_pool = int((pool["split"] == split).sum()) if split else len(pool)
+    n_pool = pool.count(split)
     kept = n_kept(n_pool, ratio)
     keeps.markdown(f"Keeps **{kept:,}** of {n_pool:,} samples (removes {n_pool - kept:,}).")
 

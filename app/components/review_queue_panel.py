@@ -21,8 +21,9 @@ BULK_MAX = 500
 
 
 def flagged_in_scope(root: str, run_id: str, chosen: IssueFilter) -> pd.DataFrame:
-    """The flagged samples the filters let through, with their decisions."""
-    issues = curation_data.issues_with_decisions(root, run_id)
+    """The flagged samples the filters let through, with their decisions (read from the flagged
+    rows only: :func:`curation_data.flagged_with_decisions`)."""
+    issues = curation_data.flagged_with_decisions(root, run_id)
     return apply_filter(issues, IssueFilter(chosen.threshold, False, chosen.classes, chosen.detectors,
                                             chosen.max_score))
 
@@ -51,7 +52,7 @@ def queue_view(root: str, run_id: str, chosen: IssueFilter) -> None:
                   kwargs={"source": "review"})
         return
     current = todo.iloc[0]
-    probability = curation_data.suggested_probability(root, run_id, current["id"])
+    probability = current.get("suggested_probability")
     target = decision_actions.Target(current["id"], str(current["current_label"]),
                                      None if pd.isna(current["suggested_label"]) else str(current["suggested_label"]),
                                      run_id)

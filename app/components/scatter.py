@@ -23,10 +23,11 @@ import plotly.graph_objects as go
 
 from app.components.palette import category_colors, natural_order
 from app.components.plot_text import escape, escape_column, template_text, unescape
+from backend.jobs.health_stage import FLAG_COLUMNS
 
 COLOR_CHOICES = ("label", "split")
 #: Colourings that are categories; any other (numeric) column gets a continuous colour scale.
-CATEGORICAL = ("label", "split", "label_issue", "suggested_label", "decision")
+CATEGORICAL = ("label", "split", "label_issue", "suggested_label", "decision", *FLAG_COLUMNS)
 #: A colouring by one tag: column ``tag:<name>``, values :data:`TAGGED` / "not tagged".
 TAG_PREFIX = "tag:"
 TAGGED = "tagged"
@@ -56,13 +57,26 @@ def _customdata(points: pd.DataFrame) -> np.ndarray:
 
 
 def _family(color_by: str) -> str:
-    """The key of :data:`FIXED_COLORS` / :data:`ON_TOP` for ``color_by`` (every tag shares one)."""
+    """The key of :data:`FIXED_COLORS` / :data:`ON_TOP` for ``color_by`` (every tag shares one;
+    a health flag is drawn as the label-issue verdict is)."""
+    if color_by in FLAG_COLUMNS:
+        return "label_issue"
     return TAG_PREFIX if color_by.startswith(TAG_PREFIX) else color_by
+
+
+def fixed_colors(color_by: str) -> dict[str, str]:
+    """The colours :data:`FIXED_COLORS` fixes for ``color_by``'s categories (none for most)."""
+    return FIXED_COLORS.get(_family(color_by), {})
+
+
+def on_top_categories(color_by: str) -> tuple[str, ...]:
+    """The categories drawn over the others for ``color_by``, the last on top (:data:`ON_TOP`)."""
+    return ON_TOP.get(_family(color_by), ())
 
 
 def draw_order(categories: Sequence[str], color_by: str) -> list[str]:
     """``categories`` in the order their traces are drawn: those of :data:`ON_TOP` last."""
-    on_top = [c for c in ON_TOP.get(_family(color_by), ()) if c in categories]
+    on_top = [c for c in on_top_categories(color_by) if c in categories]
     return [c for c in categories if c not in on_top] + on_top
 
 
@@ -96,7 +110,7 @@ def projection_figure(
     groups = points[color_by].fillna("(none)").astype(str)
     categories = natural_order(groups.unique())
     if len(categories) <= MAX_LEGEND_CATEGORIES:
-        colors = {**category_colors(categories), **FIXED_COLORS.get(_family(color_by), {})}
+        colors = {**category_colors(categories), **fixed_colors(color_by)}
         legend_rank = {category: rank for rank, category in enumerate(categories)}
         for category in draw_order(categories, color_by):
             part = points[groups == category]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from collections.abc import Callable
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -89,26 +90,35 @@ def open_clicked(root: str, *, score_run: str | None) -> None:
 
 
 def selection_panel(root: str, points: pd.DataFrame, ids: list[str], *, run_id: str | None,
-                    score_run: str | None = None) -> None:
+                    score_run: str | None = None, gallery: pd.DataFrame | None = None,
+                    on_clear: Callable[[], None] | None = None) -> None:
     """Count and per-label summary of ``ids``, the decision actions, the save-as-subset form and
-    the paged gallery (sortable by any score of ``score_run``)."""
+    the paged gallery (sortable by any score of ``score_run``). ``gallery``: its rows when the
+    caller has them (the density map reads them for a selection of any size,
+    ``map_data.selection_rows``); ``on_clear``: what "Clear selection" also clears."""
     if not ids:
         st.caption("Click a point to open it. To select samples, pick Box Select or Lasso Select in the "
                    "map's modebar and drag.")
         return
-    chosen = points[points["id"].isin(ids)]
+    chosen = points if gallery is not None else points[points["id"].isin(ids)]  # the caller's rows: the selection
     by_label = chosen["label"].fillna("(none)").astype(str).value_counts()
     st.subheader(f"{len(chosen)} selected")
     st.caption(" · ".join(f"{md(label)}: {n}" for label, n in by_label.items()))
     chosen_ids = chosen["id"].tolist()
-    st.button("Clear selection", key="explore.clear", on_click=clear_selection)
+    st.button("Clear selection", key="explore.clear", on_click=_clear_all, args=(on_clear,))
     bulk_actions(root, chosen_ids, source="explore", score_run=score_run, key=state.EXPLORE_ACTIONS)
     save_form(root, chosen_ids, run_id=run_id)
-    rows = explore_data.gallery_rows(root, chosen_ids, score_run)
+    rows = explore_data.gallery_rows(root, chosen_ids, score_run) if gallery is None else gallery
     sort_columns = explore_data.score_columns(rows)
     default = "label_issue_score" if "label_issue_score" in sort_columns else None
     paged_gallery(root, rows, key=state.EXPLORE_GALLERY, sort_columns=sort_columns, default_sort=default,
                   score_run=score_run, source="explore")
+
+
+def _clear_all(also: Callable[[], None] | None) -> None:
+    clear_selection()
+    if also is not None:
+        also()
 
 
 def save_form(root: str, ids: list[str], *, run_id: str | None) -> None:

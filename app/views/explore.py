@@ -1,11 +1,12 @@
 """Explore: the 2-D map of an embedding, coloured by label, split, decision, a tag or a score run's
-verdict and scores. A click opens a sample; a box or lasso selection can be decided on, saved as
-a subset and browsed page by page."""
+verdict and scores, narrowed by filters. A click opens a sample; a box or lasso selection can be
+decided on, saved as a subset and browsed page by page. Above a point budget the map is a density
+image drawn on the server (``app/components/density_view.py``)."""
 
 import streamlit as st
 
 from app import data, explore_data
-from app.components import explore_controls, scatter, selection
+from app.components import density_view, explore_controls
 from app.components.workspace import require_workspace
 
 root, ws = require_workspace()
@@ -26,9 +27,8 @@ with score_column:
 with color_column:
     choices = explore_controls.color_choices(score_runs, score_run, explore_data.tag_names(root))
     color_by = explore_controls.choose_color(choices)
-points = explore_data.map_points(root, run_id, score_run, color_by)
-basis = selection.figure_basis(points, color_by)
-highlight = selection.to_highlight(points, basis)
-selection.show_map(scatter.projection_figure(points, color_by=color_by, selected=highlight), basis)
-selection.open_clicked(root, score_run=score_run)
-selection.selection_panel(root, points, selection.kept_selection(points), run_id=run_id, score_run=score_run)
+filters = explore_controls.choose_filters(
+    *explore_data.label_and_split_names(root, run_id), explore_data.tag_names(root), choices,
+    lambda score: explore_data.score_bounds(root, run_id, score_run, score),
+)
+density_view.show_explore_map(root, run_id, score_run, color_by, filters)

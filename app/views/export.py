@@ -3,7 +3,7 @@ folder, with its provenance), and a score run's scores."""
 
 import streamlit as st
 
-from app import data
+from app import data, export_data
 from app.components import export_panel
 from app.components.workspace import require_workspace
 from backend.storage import NotFoundError
@@ -17,16 +17,16 @@ with format_column:
     fmt = export_panel.choose_format()
 with_dropped = export_panel.include_dropped()
 try:
-    frame = data.manifest(root, subset)
+    shown = export_data.manifest_preview(root, subset, with_dropped, export_panel.PREVIEW_ROWS)
 except NotFoundError as exc:
     st.error(f"{exc}. Pick another subset.")
     st.stop()
-if frame.empty:
+if shown.head.empty and not shown.dropped:
     st.info(
         f"Nothing to export: the workspace has no samples yet. Run `thresher ingest --workspace {ws.root}`."
     )
     st.stop()
-export_panel.preview(frame, with_dropped=with_dropped, root=root)
+export_panel.preview(shown, with_dropped=with_dropped, root=root)
 export_panel.download(root, subset, fmt, with_dropped=with_dropped)
 export_panel.write_to_path(root, ws, subset, fmt, with_dropped=with_dropped)
 export_panel.scores_section(root, data.finished_runs(root, "score"))

@@ -11,14 +11,14 @@ from app.components.workspace import require_workspace
 root, ws = require_workspace()
 st.title("Review label issues")
 run_id = require_score_run(root, ws.root, key=state.REVIEW_RUN)
-issues = data.label_issues(root, run_id)
-chosen = review_panel.choose_filter(issues)
+chosen = review_panel.choose_filter(curation_data.issue_choices(root, run_id))
 view = st.segmented_control("View", ["Queue", "Table"], default="Queue", key=state.REVIEW_VIEW,
                             label_visibility="collapsed")
 if view != "Table":
     review_queue_panel.queue_view(root, run_id, chosen)
     review_queue_panel.bulk_accept(root, run_id, chosen)
     st.stop()
+issues = data.label_issues(root, run_id)  # every scored sample: the table view's charts and summary
 shown = review_panel.apply_filter(curation_data.issues_with_decisions(root, run_id), chosen)
 review_panel.summary(issues, shown)
 review_panel.charts(issues, shown)

@@ -83,6 +83,67 @@ def manifest_frame(ws: Workspace, *, subset: str | None = None, include_dropped:
     return manifest_rows(curated_scope(ws, subset), include_dropped=include_dropped)
 
 
+@dataclass(frozen=True)
+class ManifestPreview:
+    """What the Export page shows before anything is written, counted without building the
+    manifest: ``rows`` the export would write, ``relabeled`` of them, ``dropped`` in scope (left
+    out or included), and ``head``, the first rows by id (:data:`MANIFEST_COLUMNS`)."""
+
+    rows: int
+    relabeled: int
+    dropped: int
+    head: pd.DataFrame
+
+
+def _states_table(states: pd.DataFrame) -> pa.Table:
+    state = states[["id", "current_label", "decision", "tags"]]
+    return pa.Table.from_pandas(state, schema=pa.schema([(c, pa.string()) for c in state.columns]),
+                                preserve_index=False)
+
+
+#: The curated columns in :data:`MANIFEST_COLUMNS` order, from ``samples s`` and ``states d``.
+_MANIFEST_SELECT = ("SELECT s.id, s.path, coalesce(d.current_label, s.label) AS label, s.label AS original_label, "
+                    "s.split, d.decision, coalesce(d.tags, '') AS tags, s.width, s.height, s.content_hash")
+#: Rows of a streamed export per batch.
+STREAM_ROWS = 100_000
+
+
+def _curated_connection(ws: Workspace, subset: str | None, states: pa.Table):
+    """A DuckDB connection with ``samples``, ``states`` and (for a subset) ``scope`` registered,
+    and the FROM clause of the curated rows in scope."""
+    import duckdb
+
+    con = duckdb.connect(":memory:")
+    con.register("samples", ws.dataset("samples"))
+    con.register("states", states)
+    scope = ""
+    if subset is not None:
+        con.register("scope", pa.table({"id": pa.array(sorted(set(subset_ids(ws, subset))), pa.string())}))
+        scope = "JOIN scope USING (id)"
+    return con, f"FROM samples s {scope} LEFT JOIN states d USING (id)"
+
+
+def manifest_preview(ws: Workspace, *, subset: str | None = None, include_dropped: bool = False,
+                     limit: int = 20) -> ManifestPreview:
+    """:class:`ManifestPreview` of :func:`manifest_frame`'s rows: counted and paged in DuckDB over
+    the samples table (the decisions' state and a subset's ids joined in), so the page reads
+    ``limit`` rows, not the dataset. Same rows, order and values as :func:`manifest_frame`."""
+    con, source = _curated_connection(ws, subset, _states_table(decisions.decided_states(ws)))
+    try:
+        rows = source + ("" if include_dropped else " WHERE d.decision IS DISTINCT FROM 'dropped'")
+        counted = con.execute(
+            f"SELECT count(*), count(*) FILTER (WHERE d.decision = 'dropped'), count(*) FILTER (WHERE "
+            f"coalesce(d.current_label, s.label) IS DISTINCT FROM s.label) {rows}").fetchall()[0]
+        n_dropped = int(counted[1]) if include_dropped else int(con.execute(
+            f"SELECT count(*) {source} WHERE d.decision = 'dropped'").fetchall()[0][0])
+        head = con.sql(f"{_MANIFEST_SELECT} {rows} ORDER BY s.id LIMIT ?",
+                       params=[int(limit)]).to_arrow_table().to_pandas()
+    finally:
+        con.close()
+    head["decision"] = head["decision"].astype(object).where(head["decision"].notna(), None)
+    return ManifestPreview(int(counted[0]), int(counted[2]), n_dropped, head[MANIFEST_COLUMNS])
+
+
 # --------------------------------------------------------------------------- tables
 def to_bytes(frame: pd.DataFrame, fmt: str, record: dict[str, Any] | None = None) -> bytes:
     """Serialise ``frame`` in ``fmt``; Parquet carries ``record`` (the provenance) in its schema
@@ -130,6 +191,99 @@ def write_export(frame: pd.DataFrame, fmt: str, out: str | os.PathLike, record: 
     provenance.write(record, sidecar, overwrite=overwrite)
     log.info("wrote %d rows to %s (provenance: %s)", len(frame), path, sidecar)
     return Written(path, sidecar, len(frame), record)
+
+
+def _replace_streamed(path: Path, write: Callable[[Any], None]) -> Path:
+    """:func:`~backend.storage.export_paths.replace_atomically` for a file written piece by piece:
+    ``write(handle)`` fills a new temporary file beside ``path``, which is then renamed onto it."""
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o666)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _write_batches(batches, fmt: str, handle, record: dict[str, Any], float_columns: set[str]) -> None:
+    """Write pandas ``batches`` of the manifest to ``handle`` as :func:`to_bytes` writes the whole
+    frame: the same text for CSV and JSONL, the same schema and values for Parquet (a row group per
+    batch). ``float_columns``: integer columns with a null somewhere in the export, which pandas
+    holds as floats in the whole frame, so every batch writes them as floats too."""
+    writer = None
+    first = True
+    try:
+        for frame in batches:
+            for column in float_columns:
+                frame[column] = frame[column].astype("float64")
+            if fmt == "csv":
+                handle.write(frame.to_csv(index=False, header=first).encode())
+            elif fmt == "jsonl":
+                if len(frame):
+                    handle.write(frame.to_json(orient="records", lines=True, date_format="iso").encode())
+            else:
+                table = pa.Table.from_pandas(frame, preserve_index=False)
+                if writer is None:
+                    fields = [pa.field(f.name, pa.string()) if pa.types.is_null(f.type) else f for f in table.schema]
+                    metadata = dict(table.schema.metadata or {})
+                    metadata[provenance.PARQUET_KEY] = provenance.to_json(record).encode()
+                    writer = pq.ParquetWriter(handle, pa.schema(fields, metadata=metadata))
+                writer.write_table(table.cast(writer.schema))
+            first = False
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+def _stream_manifest(ws: Workspace, fmt: str, out: str | os.PathLike, *, subset: str | None,
+                     include_dropped: bool, overwrite: bool, record_extra: dict[str, Any]) -> Written:
+    """:func:`export_manifest` of a table format without building the manifest: DuckDB sorts the
+    curated rows by id and hands them over :data:`STREAM_ROWS` at a time, each batch written as it
+    comes. The provenance record counts the decided samples in scope (the only ones its
+    decision counts see), so it is the record :func:`curated_export` makes."""
+    path = check_output(out, overwrite=overwrite, example=f"manifest.{fmt}")
+    sidecar = check_output(provenance.sidecar_path(path, fmt), overwrite=overwrite)
+    last_seq = decisions.last_seq(ws)  # read first: the rows hold at least the decisions up to it
+    states = decisions.decided_states(ws)
+    con, source = _curated_connection(ws, subset, _states_table(states))
+    try:
+        decided_ids = pa.table({"id": pa.array(states["id"].astype(str).tolist(), pa.string())})
+        con.register("decided", decided_ids)
+        scope = con.sql(f"SELECT s.id, s.label AS original_label {source} WHERE s.id IN (SELECT id FROM decided)"
+                        ).to_arrow_table().to_pandas().merge(states, on="id", how="left")
+        scope["label"] = scope["current_label"].where(scope["current_label"].notna(), scope["original_label"])
+        scope["decision"] = scope["decision"].astype(object).where(scope["decision"].notna(), None)
+        scope["tags"] = scope["tags"].fillna("")
+        scope["dropped"], scope["pinned"] = scope["decision"].eq("dropped"), scope["decision"].eq("kept")
+        scope["n_decisions"] = scope["n_decisions"].fillna(0).astype(int)
+        rows = source + ("" if include_dropped else " WHERE d.decision IS DISTINCT FROM 'dropped'")
+        n_rows = int(con.sql(f"SELECT count(*) {rows}").fetchall()[0][0])
+        nulls = con.sql(f"SELECT count(*) - count(s.width), count(*) - count(s.height) {rows}").fetchall()[0]
+        float_columns = {name for name, n in zip(("width", "height"), nulls, strict=True) if n}
+        record = provenance.build(ws, what="manifest", fmt=fmt, out=None, rows=n_rows, subset=subset, scope=scope,
+                                  include_dropped=include_dropped, last_seq=last_seq, **record_extra)
+        record = {**record, "file": str(path), "rows": n_rows}
+        reader = con.sql(f"{_MANIFEST_SELECT} {rows} ORDER BY s.id").to_arrow_reader(STREAM_ROWS)
+
+        def batches():
+            for batch in reader:
+                frame = batch.to_pandas()
+                frame["decision"] = frame["decision"].astype(object).where(frame["decision"].notna(), None)
+                # the dtypes curated_samples gives them (the label as Python objects, the tags as the
+                # decisions' state holds them), so that Parquet gets the same column types
+                frame["label"], frame["tags"] = frame["label"].astype(object), frame["tags"].astype(states["tags"].dtype)
+                yield frame
+
+        path = _replace_streamed(path, lambda handle: _write_batches(batches(), fmt, handle, record, float_columns))
+    finally:
+        con.close()
+    provenance.write(record, sidecar, overwrite=overwrite)
+    log.info("wrote %d rows to %s in batches of %d (provenance: %s)", n_rows, path, STREAM_ROWS, sidecar)
+    return Written(path, sidecar, n_rows, record)
 
 
 # --------------------------------------------------------------------------- image folder
@@ -238,6 +392,9 @@ def export_manifest(ws: Workspace, fmt: str, out: str | os.PathLike, *, subset: 
         raise StorageError(f"unknown export format {fmt!r}; choose one of {', '.join(FILE_FORMATS)}")
     if copy and fmt != "imagefolder":
         raise StorageError("--copy goes with --format imagefolder (it copies the image files instead of linking them)")
+    if fmt in FORMATS and extra is None:
+        return _stream_manifest(ws, fmt, out, subset=subset, include_dropped=include_dropped, overwrite=overwrite,
+                                record_extra=record_extra)
     rows, record = curated_export(ws, fmt, subset=subset, include_dropped=include_dropped, extra=extra,
                                   **record_extra)
     if fmt == "imagefolder":

@@ -30,13 +30,29 @@ NC_SAMPLE_SCORES = ("nc_own_distance", "nc_other_distance", "nc_distance_ratio")
 
 def collapse_samples(ws: Workspace, run_id: str) -> pd.DataFrame:
     """id, label, split, path and the :data:`NC_SAMPLE_SCORES` of a score run, largest own /
-    nearest-other ratio first; empty when the run stored none (runs made before them)."""
-    wide = results.read_scores(ws, run_id)
-    if not set(NC_SAMPLE_SCORES) <= set(wide.columns):
-        return pd.DataFrame(columns=["id", "label", "split", "path", *NC_SAMPLE_SCORES])
-    frame = ws.samples(columns=["id", "label", "split", "path"]).merge(wide[["id", *NC_SAMPLE_SCORES]], on="id")
-    frame = frame.sort_values(["nc_distance_ratio", "id"], ascending=[False, True], kind="stable")
-    return frame.reset_index(drop=True)
+    nearest-other ratio first; empty when the run stored none (runs made before them). Only
+    those three scores are read and pivoted, in DuckDB (a run stores a dozen more per sample)."""
+    import duckdb
+
+    runs.require_done(ws, run_id)
+    columns = ", ".join(f"max(value) FILTER (WHERE name = '{name}') AS {name}" for name in NC_SAMPLE_SCORES)
+    con = duckdb.connect(":memory:")
+    try:
+        con.register("samples", ws.dataset("samples"))
+        con.register("scores", ws.dataset("scores"))
+        stored = {row[0] for row in con.sql(
+            "SELECT DISTINCT name FROM scores WHERE run_id = $run AND name IN ('" + "', '".join(NC_SAMPLE_SCORES)
+            + "')", params={"run": run_id}).fetchall()}
+        if stored != set(NC_SAMPLE_SCORES):
+            return pd.DataFrame(columns=["id", "label", "split", "path", *NC_SAMPLE_SCORES])
+        frame = con.sql(
+            f"SELECT s.id, s.label, s.split, s.path, {', '.join(NC_SAMPLE_SCORES)} FROM samples s JOIN "
+            f"(SELECT id, {columns} FROM scores WHERE run_id = $run GROUP BY id) USING (id) "
+            "ORDER BY (nc_distance_ratio IS NULL OR isnan(nc_distance_ratio)), nc_distance_ratio DESC, s.id",
+            params={"run": run_id}).to_arrow_table().to_pandas()
+    finally:
+        con.close()
+    return frame
 
 
 #: The label-noise detectors' stored scores (``backend.scoring.label_noise.verdict.DETECTORS`` +
@@ -85,6 +101,24 @@ def scores_frame(ws: Workspace, run_id: str) -> pd.DataFrame:
     wide = wide.rename(columns=score_columns(stored, runs.get_run(ws, run_id)["config"].get("scorers")))
     frame = samples.merge(verdict, on="id", how="inner").merge(wide, on="id", how="left")
     return frame.sort_values("id", kind="stable").reset_index(drop=True)
+
+
+def scores_shape(ws: Workspace, run_id: str) -> tuple[int, int]:
+    """(rows, columns) of :func:`scores_frame`, counted in DuckDB without building it."""
+    import duckdb
+
+    runs.require_done(ws, run_id)
+    con = duckdb.connect(":memory:")
+    try:
+        con.register("samples", ws.dataset("samples"))
+        con.register("label_issues", ws.dataset("label_issues"))
+        con.register("scores", ws.dataset("scores"))
+        n_rows = con.sql("SELECT count(*) FROM label_issues JOIN samples USING (id) WHERE run_id = ?",
+                         params=[run_id]).fetchall()[0][0]
+        n_scores = con.sql("SELECT count(DISTINCT name) FROM scores WHERE run_id = ?", params=[run_id]).fetchall()[0][0]
+    finally:
+        con.close()
+    return int(n_rows), 7 + int(n_scores)
 
 
 def scores_export(ws: Workspace, run_id: str, fmt: str, *, subset: str | None = None
