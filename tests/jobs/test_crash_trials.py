@@ -118,11 +118,16 @@ def crash_ws(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
     return Workspace.open(base / "ws")
 
 
-def _run(ctx, target: Callable, args: tuple, *, kill_after: float | None, timeout: float = 120) -> tuple[bool, int]:
-    """Start ``target(*args)`` in a forked child; SIGKILL it after ``kill_after`` seconds. Returns
-    (killed while running, exit code)."""
+def _run(ctx, target: Callable, args: tuple, *, kill_after: float | None, timeout: float = 120,
+         started: Callable[[], bool] | None = None) -> tuple[bool, int]:
+    """Start ``target(*args)`` in a forked child; SIGKILL it after ``kill_after`` seconds, counted
+    from when ``started()`` first holds (polled; so a loaded machine's slow start-up does not
+    use up the window). Returns (killed while running, exit code)."""
     child = ctx.Process(target=target, args=args)
     child.start()
+    deadline = time.monotonic() + timeout
+    while started is not None and child.is_alive() and not started() and time.monotonic() < deadline:
+        time.sleep(0.01)
     child.join(timeout if kill_after is None else kill_after)
     killed = child.is_alive()
     if killed:
@@ -267,7 +272,8 @@ def test_kill_decisions_being_written(forkserver, crash_ws: Workspace, tmp_path:
     acked: list[str] = []
     for trial in range(TRIALS):
         out = tmp_path / f"{via}{trial}"
-        killed, _ = _run(forkserver, loop, (root, str(out), trial, samples), kill_after=rng.uniform(0.3, 1.5))
+        killed, _ = _run(forkserver, loop, (root, str(out), trial, samples), kill_after=rng.uniform(0.0, 1.2),
+                         started=lambda out=out: bool(acks(out)))  # the clock starts at the first commit
         tally = _count(f"decisions ({via})", killed)
         acked += acks(out)
         ws = check_workspace(crash_ws.root)
