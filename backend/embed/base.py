@@ -77,7 +77,7 @@ class Embedder(abc.ABC):
 
     @abc.abstractmethod
     def iter_batches(
-        self, paths: Sequence[str], *, batch_size: int = 64, num_workers: int = 0
+        self, paths: Sequence[str], *, batch_size: int = DEFAULT_BATCH_SIZE, num_workers: int = 0
     ) -> Iterator[EmbeddedBatch]:
         """Encode the image files ``paths`` batch by batch, in order.
 

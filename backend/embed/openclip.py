@@ -38,7 +38,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TEXT_BATCH_SIZE = 256
-CPU_BATCH_SIZE = DEFAULT_BATCH_SIZE
 _PREPROCESS_KEYS = {
     "mean": "image_mean",
     "std": "image_std",
@@ -173,10 +172,10 @@ class OpenClipEmbedder(Embedder):
         return True
 
     def default_batch_size(self) -> int:
-        """Images per batch: :data:`CPU_BATCH_SIZE` on the CPU; on CUDA the largest power of two
+        """Images per batch: the base class's default on the CPU; on CUDA the largest power of two
         up to :data:`MAX_CUDA_BATCH_SIZE` whose forward pass fits in memory (halving on OOM)."""
         if not self._on_cuda:
-            return CPU_BATCH_SIZE
+            return super().default_batch_size()
 
         def try_batch(n: int) -> None:
             self.encode_pixels(self._torch.zeros(n, 3, *self.image_size, device=self.device),
@@ -187,7 +186,7 @@ class OpenClipEmbedder(Embedder):
                                      on_oom=self._torch.cuda.empty_cache)
 
     def iter_batches(
-        self, paths: Sequence[str], *, batch_size: int = 64, num_workers: int = 0
+        self, paths: Sequence[str], *, batch_size: int = DEFAULT_BATCH_SIZE, num_workers: int = 0
     ) -> Iterator[EmbeddedBatch]:
         """Encode ``paths`` in order; ``num_workers`` DataLoader processes decode and preprocess.
 

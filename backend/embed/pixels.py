@@ -14,7 +14,13 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from PIL import Image
 
-from backend.embed.base import EmbeddedBatch, Embedder, EmbedderError, check_batching
+from backend.embed.base import (
+    DEFAULT_BATCH_SIZE,
+    EmbeddedBatch,
+    Embedder,
+    EmbedderError,
+    check_batching,
+)
 from backend.embed.images import ImageDecodeError, load_rgb
 
 log = logging.getLogger(__name__)
@@ -73,7 +79,7 @@ class PixelsEmbedder(Embedder):
         self.device = "cpu"
 
     def iter_batches(
-        self, paths: Sequence[str], *, batch_size: int = 64, num_workers: int = 0
+        self, paths: Sequence[str], *, batch_size: int = DEFAULT_BATCH_SIZE, num_workers: int = 0
     ) -> Iterator[EmbeddedBatch]:
         """Encode ``paths`` in batches; ``num_workers`` > 0 decodes in that many threads.
 

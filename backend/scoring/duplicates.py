@@ -45,7 +45,7 @@ def near_duplicate_groups(neighbors: np.ndarray, similarities: np.ndarray, *, th
         raise ValueError(f"neighbour indices must lie in [0, {n}); got {targets.min()}..{targets.max()}")
     graph = coo_matrix((np.ones(rows.size, np.int32), (rows, targets)), shape=(n, n))
     _, component = connected_components(graph, directed=False)
-    first = np.full(component.max() + 1 if n else 0, n, dtype=np.int64)
+    first = np.full(component.max() + 1, n, dtype=np.int64)
     np.minimum.at(first, component, np.arange(n, dtype=np.int64))
     sizes = np.bincount(component)
     return np.where(sizes[component] > 1, first[component], -1)

@@ -26,9 +26,8 @@ def write_scores(ws: Workspace, run_id: str, ids: Sequence[str], scores: Mapping
     Rows are grouped by score name, ids in the given order within each: that grouping is what
     lets the table's zone maps (:mod:`backend.storage.scalar_index`, built once the table holds
     ``index_min_rows`` rows, default :data:`~backend.storage.scalar_index.MIN_ROWS`) skip every
-    other run and score when one (run, score) is read. The constant and
-    repeated columns are built with Arrow ``take`` from one small array instead of Python lists
-    of N strings per score (1M samples x 20 scores: ~40M Python strings before).
+    other run and score when one (run, score) is read. The constant and repeated columns are
+    built with Arrow ``take`` from one small array, not as Python lists of N strings per score.
     """
     n = len(ids)
     names = list(scores)

@@ -2,19 +2,12 @@
 are read without scanning the whole table.
 
 Why. ``scores`` is long (run_id, id, name, value): one row per sample and score, ~21 rows per
-sample, so 21M rows at 1M samples. Reading one (run_id, name) slice, which Explore does to colour
-the map by a score, scanned all 21M rows: 1.1 to 1.6 s on the 2-core machine. ``label_issues`` is
-read per run the same way (one row per sample and run).
+sample, so 21M rows at 1M samples, and Explore reads one (run_id, name) slice of it to colour
+the map by a score. ``label_issues`` is read per run the same way (one row per sample and run).
 
-Which index. Measured on the 1M-sample workspace's table (2-core machine shared with other
-work, so absolute times vary; ``bench/results/scores_read.json``), one (run_id, name) slice of
-1M rows, median of 5 reads, on 21M rows (one score run) / 42M rows (two runs):
-
-- no index: 1.1 to 1.6 s / 2.0 to 2.5 s (every fragment scanned);
-- ``ZONEMAP`` on run_id and name: 0.07 s / 0.08 to 0.13 s; built in 1.1 s / 4.7 s; 19 kB;
-- ``BITMAP``: 0.04 s / 0.11 s, but 22 s / 64 s to build;
-- ``BTREE``: 17 s / 52 s to build and no faster than no index for a slice this large.
-
+Which index. ``ZONEMAP`` on the filtered columns: it prunes a slice read about as well as
+``BITMAP``, builds an order of magnitude faster and is a few kB; ``BTREE`` is slow to build and
+no faster for a slice this large (``bench/results/scores_read.json`` has the measurements).
 A zone map keeps min/max per zone of 8,192 rows; it is inexact, so Lance re-checks the filter in
 the zones it keeps and the answer is always exact. It prunes only where equal values sit
 together, and they do here: :func:`backend.storage.results.write_scores` writes one run in one
@@ -25,9 +18,8 @@ too: still exact, slower), and compaction rewrites fragments so the index no lon
 :func:`refresh` adds what the index misses. The writers call it after each commit and
 ``thresher maintain`` before compacting (Lance merges only fragments that the index covers
 alike) and after. Explore's colouring reads through DuckDB, whose scan of the Lance dataset
-pushes the filter down and so uses the index too (``queries.aligned_score``: 2.0 to 3.9 s
-before, 0.36 to 0.49 s after, most of it the join on the map's 1M ids). Below :data:`MIN_ROWS` rows a full scan is already fast
-(under ~0.1 s) and no index is built.
+pushes the filter down and so uses the index too (``queries.aligned_score``). Below
+:data:`MIN_ROWS` rows a full scan is already fast and no index is built.
 """
 
 from __future__ import annotations
@@ -45,6 +37,7 @@ MIN_ROWS = 1_000_000
 
 
 def index_name(column: str) -> str:
+    """The name of the zone map on ``column``."""
     return f"{column}_zonemap"
 
 

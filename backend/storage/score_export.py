@@ -8,7 +8,7 @@ import os
 
 import pandas as pd
 
-from backend.storage import provenance, results, runs
+from backend.storage import provenance, results, runs, schemas
 from backend.storage.errors import StorageError
 from backend.storage.export import Written, to_bytes, write_atomic, write_export
 from backend.storage.export_paths import check_output
@@ -91,10 +91,16 @@ def score_columns(stored: list[str], pruning_scores: list[str] | None) -> dict[s
     return columns
 
 
+#: :func:`scores_frame`'s leading columns: the samples' ...
+SAMPLE_COLUMNS = ("id", "label", "split")
+#: ... then the verdict's (``label_issues`` less its keys), then the scores.
+VERDICT_COLUMNS = tuple(c for c in schemas.LABEL_ISSUES.columns if c not in ("run_id", "id"))
+
+
 def scores_frame(ws: Workspace, run_id: str) -> pd.DataFrame:
     """id, label, split, label_issue_score, is_label_issue, suggested_label, detectors, then one
     column per stored score named by :func:`score_columns`."""
-    samples = ws.samples(columns=["id", "label", "split"])
+    samples = ws.samples(columns=list(SAMPLE_COLUMNS))
     verdict = results.read_label_issues(ws, run_id)
     wide = results.read_scores(ws, run_id)
     stored = [c for c in wide.columns if c != "id"]
@@ -118,7 +124,7 @@ def scores_shape(ws: Workspace, run_id: str) -> tuple[int, int]:
         n_scores = con.sql("SELECT count(DISTINCT name) FROM scores WHERE run_id = ?", params=[run_id]).fetchall()[0][0]
     finally:
         con.close()
-    return int(n_rows), 7 + int(n_scores)
+    return int(n_rows), len(SAMPLE_COLUMNS) + len(VERDICT_COLUMNS) + int(n_scores)
 
 
 def scores_export(ws: Workspace, run_id: str, fmt: str, *, subset: str | None = None

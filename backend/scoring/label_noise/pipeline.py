@@ -21,6 +21,7 @@ from backend.scoring.label_noise.aum import (
 )
 from backend.scoring.label_noise.confident_learning import find_label_issues, normalized_margin
 from backend.scoring.label_noise.knn_vote import knn_vote, neighbor_label_distribution
+from backend.scoring.label_noise.noise_count import DEFAULT_AGREEMENT
 from backend.scoring.label_noise.verdict import (
     DETECTORS,
     LabelIssueVerdict,
@@ -65,7 +66,7 @@ class VerdictConfig:
     aum_weight: float = 0.0
     cl_filter_by: str = "prune_by_noise_rate"
     seed: int = 0
-    count_agreement: float = 0.8
+    count_agreement: float = DEFAULT_AGREEMENT
 
 
 def label_issue_verdict(
