@@ -101,7 +101,9 @@ def flags_panel(cmp: RunComparison, root: str | None = None) -> None:
     same = f["same_suggestion_when_both_flag"]
     metric_row([*agreement_cells(f, "flagged", "Flagged"), ("Same suggestion", "n/a" if same is None else f"{same:.0%}")])
     if cmp.flag_changes is not None and len(cmp.flag_changes):
-        st.caption("Samples flagged by one run only, largest change of the label-issue score first"
+        total = cmp.flag_changes_total if cmp.flag_changes_total is not None else len(cmp.flag_changes)
+        shown = "" if total == len(cmp.flag_changes) else f" (the first {len(cmp.flag_changes):,} of {total:,})"
+        st.caption(f"Samples flagged by one run only{shown}, largest change of the label-issue score first"
                    + (" (click a row to open the sample)." if root else "."))
         if root is None:
             st.dataframe(cmp.flag_changes, hide_index=True)

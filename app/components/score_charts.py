@@ -99,27 +99,49 @@ def kept_by_class(outcome: pd.DataFrame) -> go.Figure:
     return fig
 
 
+def binned(values: np.ndarray, *, bins: int, value_range: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """(edges, counts) of the finite ``values`` on ``bins`` equal bins over ``value_range``
+    (``np.histogram``: each bin half-open but the last, which holds its upper edge). A chart sends
+    these ``bins`` counts to the browser, not one value per sample (1M floats at a million)."""
+    finite = np.asarray(values, dtype=np.float64)
+    finite = finite[np.isfinite(finite)]
+    counts, edges = np.histogram(finite, bins=bins, range=value_range)
+    return edges, counts
+
+
+def _bin_bars(fig: go.Figure, edges: np.ndarray, counts: np.ndarray, **trace: object) -> None:
+    """One bar per bin, spanning it, with its range and count on hover."""
+    fig.add_bar(
+        x=(edges[:-1] + edges[1:]) / 2,
+        y=counts,
+        width=np.diff(edges),
+        customdata=np.column_stack([edges[:-1], edges[1:]]),
+        hovertemplate="%{customdata[0]:.4g} to %{customdata[1]:.4g}: %{y} samples<extra></extra>",
+        **trace,
+    )
+
+
+def _value_range(finite: np.ndarray) -> tuple[float, float]:
+    if not finite.size:
+        return 0.0, 1.0
+    low, high = float(finite.min()), float(finite.max())
+    return (low, high) if high > low else (low - 0.5, low + 0.5)
+
+
 def kept_vs_removed_histogram(outcome: pd.DataFrame, score: str, *, bins: int = 40) -> go.Figure:
-    """Overlaid histograms of ``score`` for kept and removed samples, on shared bins."""
-    values = outcome[score].astype(float)
-    finite = values[np.isfinite(values)]
-    low, high = (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 1.0)
-    size = (high - low) / bins if high > low else 1.0
+    """Overlaid histograms of ``score`` for kept and removed samples, on shared bins counted here
+    (:func:`binned`), not in the browser."""
+    values = outcome[score].to_numpy(dtype=np.float64)
+    kept = outcome["kept"].to_numpy(dtype=bool)
+    value_range = _value_range(values[np.isfinite(values)])
     fig = go.Figure()
-    for name, mask, color in (
-        ("kept", outcome["kept"], KEPT_COLOR),
-        ("removed", ~outcome["kept"], REMOVED_COLOR),
-    ):
-        fig.add_histogram(
-            x=values[mask.to_numpy()].to_numpy(),
-            name=name,
-            marker_color=color,
-            opacity=0.6,
-            xbins=dict(start=low, end=high + size, size=size),
-        )
+    for name, mask, color in (("kept", kept, KEPT_COLOR), ("removed", ~kept, REMOVED_COLOR)):
+        edges, counts = binned(values[mask], bins=bins, value_range=value_range)
+        _bin_bars(fig, edges, counts, name=name, marker_color=color, opacity=0.6)
     fig.update_layout(
         title=f"{escape(score)}: kept vs removed",
         barmode="overlay",
+        bargap=0,
         xaxis_title=escape(score),
         yaxis_title="samples",
         height=360,
@@ -171,15 +193,19 @@ def per_class_bars(values: pd.Series, metric: str) -> go.Figure:
     return fig
 
 
-def ratio_histogram(ratio: pd.Series, *, bins: int = 60) -> go.Figure:
+def ratio_histogram(ratio: pd.Series | np.ndarray, *, bins: int = 60) -> go.Figure:
     """Histogram of the own / nearest-other class-mean distance ratio, a line at 1 (beyond it the
-    nearest class mean is another class's); the top 1 % is folded into the last bin."""
-    values = ratio.to_numpy(dtype=float)
+    nearest class mean is another class's); the top 1 % is folded into the last bin. The bins are
+    counted here (:func:`binned`): the browser gets ``bins`` bars, not one value per sample."""
+    values = np.asarray(ratio, dtype=np.float64)
     values = values[np.isfinite(values)]
     top = float(np.quantile(values, 0.99)) if values.size else 1.0
-    fig = go.Figure(go.Histogram(x=np.minimum(values, top), nbinsx=bins, name="samples"))
+    folded = np.minimum(values, top)
+    edges, counts = binned(folded, bins=bins, value_range=_value_range(folded))
+    fig = go.Figure()
+    _bin_bars(fig, edges, counts, name="samples")
     fig.add_vline(x=1.0, line_dash="dash", annotation_text="nearer another class", annotation_position="top right")
-    fig.update_layout(xaxis_title="own / nearest other class-mean distance", yaxis_title="samples",
+    fig.update_layout(xaxis_title="own / nearest other class-mean distance", yaxis_title="samples", bargap=0,
                       height=320, margin=MARGIN, showlegend=False)
     return fig
 

@@ -232,3 +232,77 @@ def test_identical_runs_with_heavily_tied_scores_compare_as_identical(two_runs) 
 
 def _scores_of(wide: pd.DataFrame) -> tuple[list[str], dict[str, np.ndarray]]:
     return wide["id"].tolist(), {name: wide[name].to_numpy() for name in wide.columns if name != "id"}
+
+
+def _pandas_flags(ws: Workspace, run_a: str, run_b: str) -> tuple[dict, pd.DataFrame]:
+    """The comparison of flags as it was before it moved to DuckDB: both runs' whole verdicts
+    merged in pandas (the reference the paged DuckDB version must equal)."""
+    from backend.storage import subsets
+
+    cols = ["id", "is_label_issue", "suggested_label", "label_issue_score"]
+    va, vb = (results.read_label_issues(ws, r)[cols] for r in (run_a, run_b))
+    both = va.merge(vb, on="id", suffixes=("_a", "_b"))
+    fa, fb = both["is_label_issue_a"].astype(bool), both["is_label_issue_b"].astype(bool)
+    agree = both[fa & fb]
+    flags = {"samples_in_both": len(both), **subsets.agreement(fa.to_numpy(), fb.to_numpy(), "flagged"),
+             "same_suggestion_when_both_flag": (float((agree["suggested_label_a"] == agree["suggested_label_b"]).mean())
+                                                if len(agree) else None)}  # fmt: skip
+    changed = both[fa != fb].merge(ws.samples(columns=["id", "label"]), on="id", how="left")
+    changed = changed[["id", "label", "is_label_issue_a", "suggested_label_a", "label_issue_score_a",
+                       "is_label_issue_b", "suggested_label_b", "label_issue_score_b"]]  # fmt: skip
+    order = (changed["label_issue_score_a"] - changed["label_issue_score_b"]).abs()
+    changed = changed.assign(_order=order.to_numpy()).sort_values(["_order", "id"], ascending=[False, True])
+    return flags, changed.drop(columns="_order").reset_index(drop=True)
+
+
+def test_stored_comparison_equals_the_pandas_reference(two_runs) -> None:
+    """Two runs that scored different samples, in different orders, over two commits, with NaN,
+    inf and ties, and verdicts with missing suggestions, a NaN score and tied changes: the
+    comparison read slice by slice (scores) and counted in DuckDB (flags, a page of the changes)
+    equals the old pandas computation over both runs' whole frames."""
+    from backend.jobs.run_compare import compare_flags, compare_stored_scores
+
+    root, _, _ = two_runs
+    ws = Workspace.open(root)
+    ids = sorted(ws.samples(columns=["id"])["id"])
+    rng = np.random.default_rng(11)
+    made, owns, bad = [], [], set()
+    try:
+        for name in ("c", "d"):
+            run_id = runs.start_run(ws, "score", {}, seed=0)
+            made.append(run_id)
+            own = ids if name == "c" else list(rng.permutation(ids)[:30])  # d: 30 samples, shuffled
+            ties = rng.integers(0, 3, len(own)).astype(float)
+            el2n = rng.random(len(own))
+            el2n[:3] = [np.nan, np.inf, 0.5]
+            owns.append(set(own))
+            bad |= set(own[:2])
+            results.write_scores(ws, run_id, own, {"el2n": el2n, "forgetting": ties, "sim": np.ones(len(own))})
+            later = list(rng.permutation(ids))  # a second commit, all samples in another order
+            results.write_scores(ws, run_id, later, {"aum": np.round(rng.normal(size=len(ids)), 1)})
+            flagged = rng.random(len(own)) < 0.4
+            score = np.round(rng.random(len(own)), 1)  # rounded: tied changes, ordered by id
+            score[1] = np.nan
+            suggested = np.where(rng.random(len(own)) < 0.5, "stripe", None)
+            results.write_label_issues(ws, run_id, pd.DataFrame({
+                "id": own, "label_issue_score": score, "is_label_issue": flagged, "suggested_label": suggested,
+                "detectors": ""}))  # fmt: skip
+            runs.finish_run(ws, run_id, {})
+        run_c, run_d = made
+        stored = compare_stored_scores(ws, run_c, run_d)
+        reference = compare_scores(results.read_scores(ws, run_c), results.read_scores(ws, run_d))
+        assert list(stored["name"]) == ["aum", "el2n", "forgetting", "sim"]
+        pd.testing.assert_frame_equal(stored, reference)
+        assert stored.set_index("name").loc["el2n", "n"] == len((owns[0] & owns[1]) - bad) < 30  # less NaN, inf
+        flags, changed = compare_flags(ws, run_c, run_d, max_changes=4)
+        flags_ref, changed_ref = _pandas_flags(ws, run_c, run_d)
+        assert flags == flags_ref and flags["samples_in_both"] == 30 and flags["only_a"] + flags["only_b"] > 4
+        pd.testing.assert_frame_equal(changed, changed_ref.head(4), check_dtype=False)
+        _, every = compare_flags(ws, run_c, run_d, max_changes=1000)
+        pd.testing.assert_frame_equal(every, changed_ref, check_dtype=False)  # NaN change last
+        cmp = compare_runs(ws, run_c, run_d, max_changes=4)
+        assert len(cmp.flag_changes) == 4 and cmp.flag_changes_total == len(changed_ref)
+        assert f"(largest score change first, 4 of {len(changed_ref)})" in report(cmp)
+    finally:
+        for run_id in made:
+            runs.delete_run(ws, run_id)
