@@ -26,6 +26,7 @@ from typing import Any, TypeVar, cast
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import streamlit as st
 from PIL import Image
 
@@ -37,6 +38,8 @@ from backend.storage.schemas import embedding_table_name
 
 Versions = tuple[tuple[str, int | None], ...]
 Reader = TypeVar("Reader", bound=Callable[..., Any])
+#: What a query on the shared engine returns (a frame, an Arrow table, a list).
+Result = TypeVar("Result")
 
 #: In a reader's declaration: every embedding table of the workspace (one per model).
 EMBEDDINGS = "<embeddings>"
@@ -66,7 +69,7 @@ def _shared_engine(root: str) -> _SharedEngine:
     return _SharedEngine(QueryEngine(open_workspace(root)), threading.Lock())
 
 
-def _query(root: str, query: Callable[[QueryEngine], pd.DataFrame]) -> pd.DataFrame:
+def _query(root: str, query: Callable[[QueryEngine], Result]) -> Result:
     shared = _shared_engine(root)
     with shared.lock:
         return query(shared.engine)
@@ -359,6 +362,32 @@ def sample_scores(root: str, run_id: str) -> pd.DataFrame:
         label_issue=np.where(verdict["is_label_issue"].fillna(False), "flagged", "not flagged")
     )[["id", "label_issue", "label_issue_score", "suggested_label"]]
     return verdict.merge(results.read_scores(ws, run_id), on="id", how="outer")
+
+
+@cached_reader("scores", max_entries=8)
+def score_names(root: str, run_id: str) -> list[str]:
+    """The names of the scores ``run_id`` stored, sorted (:func:`sample_scores`' score columns)."""
+    return _query(root, lambda q: queries.score_names(q, run_id))
+
+
+@cached_reader("scores", "label_issues", max_entries=32)
+def scores_of(root: str, run_id: str, ids: tuple[str, ...]) -> pd.DataFrame:
+    """:func:`sample_scores` for the samples ``ids`` only (same columns; a row per id the run
+    scored, in no particular order), read with a join on those ids: what a sample view or a page
+    of a gallery needs, without the run's whole score table (at 1M samples that read takes a
+    minute and 6 GB)."""
+    given = pa.table({"id": pa.array(list(dict.fromkeys(ids)), pa.string())})
+    long, verdict = _query(root, lambda q: queries.scores_of_ids(q, run_id, given))
+    verdict = verdict.to_pandas()
+    verdict = verdict.assign(
+        label_issue=np.where(verdict["is_label_issue"].fillna(False).astype(bool), "flagged", "not flagged")
+    )[["id", "label_issue", "label_issue_score", "suggested_label"]]
+    names = score_names(root, run_id)
+    long = long.to_pandas()
+    wide = long.pivot(index="id", columns="name", values="value") if len(long) else pd.DataFrame(index=pd.Index([], name="id"))
+    wide = wide.reindex(columns=names)
+    wide.columns.name = None
+    return verdict.merge(wide.reset_index(), on="id", how="outer")
 
 
 @cached_reader("scores", "samples", max_entries=4)

@@ -58,7 +58,7 @@ def gallery_rows(root: str, ids: list[str], score_run: str | None) -> pd.DataFra
     samples = curation_data.curated_samples(root)[["id", "label", "path", "decision", "tags"]]
     rows = pd.DataFrame({"id": list(dict.fromkeys(ids))}).merge(samples, on="id")  # in the order of ids
     if score_run is not None:
-        scores = data.sample_scores(root, score_run).drop(columns=["label_issue"], errors="ignore")
+        scores = data.scores_of(root, score_run, tuple(rows["id"])).drop(columns=["label_issue"], errors="ignore")
         rows = rows.merge(scores, on="id", how="left")
     return rows.reset_index(drop=True)
 

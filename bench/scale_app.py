@@ -19,14 +19,18 @@ Protocol
    changed once), and is the median of ``--repeats`` repeats.
    - Explore draw: from ``page.goto(/explore)`` to the map drawn (the signal the Explore page
      documents in ``/work/notes/readme_explore.md``, see :data:`MAP_DRAWN`).
-   - Colour change / filter change: from choosing a new value to the map redrawn.
+   - Colour change / filter change: from choosing a new value to the map redrawn (the Filters
+     expander is clicked into only once its opening animation is over: a click during it
+     scrolls the expander, which closes the multiselect's list).
    - Lasso: a polygon over ~30 % of the points sent the way the page documents, until the page
      reports the selection's size.
    - Review queue: from a "Keep label" click to the next sample's caption on screen (the decision
      committed and the next sample read), as ``bench/review_latency.py`` does.
    - Prune page: from ``page.goto(/prune)`` to the pool's counts on screen.
    - Server memory: RSS of the Streamlit process (and its peak, ``VmHWM``) after the run.
-3. Writes ``bench/results/scale_app.json`` and a Markdown table to ``--notes``.
+3. Writes ``bench/results/scale_app.json`` and a Markdown table to ``--notes``. ``--merge --steps S``
+   measures only the steps S on the large workspace and merges them into the results of an
+   earlier full run (dated, with the load average, under ``large.remeasured``).
 """
 
 from __future__ import annotations
@@ -227,26 +231,58 @@ def choose_colour(page, option: str, raw: str) -> float:
     return redrawn(page, lambda: page.get_by_role("option", name=option, exact=True).click(), f"colour: {raw}.")
 
 
-def filter_flagged(page, url: str) -> tuple[float, str]:
+#: The Filters expander has finished opening: its <details> is open and its height has not
+#: changed between two checks (its summary's last line is the label, after the icon's name;
+#: Streamlit animates it open; a click inside it while it grows
+#: scrolls the <details>, and a multiselect closes its list when an ancestor scrolls).
+EXPANDER_STILL = """(arg) => { const box = [...document.querySelectorAll('details')].find(
+        d => d.querySelector('summary') && d.querySelector('summary').innerText.trim().split('\\n').pop().trim() === arg);
+    if (!box || !box.open) return false;
+    const height = box.getBoundingClientRect().height;
+    const still = window.__expanderHeight === height;
+    window.__expanderHeight = height;
+    return still; }"""
+
+
+def open_expander(page, label: str) -> None:
+    """Open the expander ``label`` and wait until its opening animation is over (see
+    :data:`EXPANDER_STILL`)."""
+    page.get_by_text(label, exact=True).first.click()
+    page.wait_for_function(EXPANDER_STILL, arg=label, polling=150)
+
+
+def pick_option(page, box, name: str, *, tries: int = 3):
+    """Open the multiselect ``box`` and return the locator of its option ``name`` once listed.
+    A list that closed again before the option showed is opened again (at most ``tries``
+    times); how many opens it took is the locator's ``opens`` attribute."""
+    option = page.get_by_role("option", name=name, exact=True)
+    for attempt in range(1, tries + 1):
+        box.click()
+        try:
+            option.wait_for(timeout=3_000)
+            option.opens = attempt
+            return option
+        except Exception:  # noqa: BLE001 - the list closed: open it again
+            page.keyboard.press("Escape")
+    offered = page.get_by_role("option").all_inner_texts()
+    raise RuntimeError(f"no {name!r} among the list's options after {tries} opens: {offered}")
+
+
+def filter_flagged(page, url: str) -> tuple[float, str, int]:
     """In a fresh session, open Filters and pick "label issue" in "Flagged by (any of)" (the
-    samples the score run's verdict flagged): seconds to the filtered map, and its caption."""
+    samples the score run's verdict flagged): seconds from the option's click to the filtered
+    map, its caption, and how many times the list had to be opened."""
     explore_draw(page, url)
-    page.get_by_text("Filters", exact=True).first.click()
+    open_expander(page, "Filters")
     box = page.get_by_role("combobox", name="Flagged by (any of)")
     box.wait_for()
-    box.click()
-    box.fill("label issue")  # the list opens filtered to it (a click alone left it closed at 1M)
-    option = page.get_by_role("option", name="label issue (flagged or not)", exact=True)
+    option = pick_option(page, box, "label issue (flagged or not)")
     try:
-        option.wait_for(timeout=10_000)
-    except Exception:
-        offered = page.get_by_role("option").all_inner_texts()
-        raise RuntimeError(f"no 'label issue' among the filter's options: {offered}") from None
-    try:
-        seconds = redrawn(page, lambda: option.click(), "filtered")
-    except Exception:
-        raise RuntimeError(f"the map was not redrawn filtered; its caption: {page.evaluate(CAPTION)!r}") from None
-    return seconds, page.evaluate(CAPTION)
+        seconds = redrawn(page, lambda: option.click(timeout=5_000), "filtered")
+    except Exception as exc:
+        raise RuntimeError(f"the map was not redrawn filtered ({type(exc).__name__}); its caption: "
+                           f"{page.evaluate(CAPTION)!r}") from None
+    return seconds, page.evaluate(CAPTION), option.opens
 
 
 def lasso_path(root: Path, share: float) -> tuple[str, int]:
@@ -370,6 +406,8 @@ def measure(root: Path, name: str, args: argparse.Namespace, *, full: bool) -> d
             print(f"[{name}] {what} failed: {record['errors'][what]}", file=sys.stderr, flush=True)
         memory = server_memory_mb(server.pid)
         peak["rss_mb"] = max(peak["rss_mb"], memory.get("rss_mb", 0.0))
+        record.setdefault("memory_after_step_mb", {})[what] = {  # VmHWM rising in a step: its transient
+            "rss_mb": memory.get("rss_mb"), "peak_rss_mb": memory.get("peak_rss_mb")}
 
     try:
         with sync_playwright() as playwright:
@@ -392,9 +430,10 @@ def measure(root: Path, name: str, args: argparse.Namespace, *, full: bool) -> d
 
             def filters() -> None:
                 filtered = [filter_flagged(page, url) for _ in range(1 + args.repeats)]  # the first warms
-                record.update(filter_change_s=[round(t, 3) for t, _ in filtered[1:]],
-                              filter_change_median_s=median([t for t, _ in filtered[1:]]),
-                              filter_caption=filtered[-1][1])
+                record.update(filter_change_s=[round(t, 3) for t, _, _ in filtered[1:]],
+                              filter_change_median_s=median([t for t, _, _ in filtered[1:]]),
+                              filter_first_s=round(filtered[0][0], 3), filter_caption=filtered[-1][1],
+                              filter_list_opens=[opens for _, _, opens in filtered])
 
             def lassos() -> None:
                 path, expected = lasso_path(root, 0.3)
@@ -474,6 +513,36 @@ def table(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: What every measurement run records besides its steps' figures (kept from the full run on a merge).
+RUN_KEYS = ("errors", "explore_first_visit_s", "explore_caption", "explore_draw_s", "explore_draw_median_s",
+            "server_memory", "memory_after_step_mb")
+
+
+def merge_steps(args: argparse.Namespace, large_build: dict) -> int:
+    """Measure ``args.steps`` on the large workspace and merge their figures into ``args.out``
+    (written by a full run): its other figures stay; each re-measured step is dated, with the
+    load average and the server's memory of the run that measured it, under ``large.remeasured``."""
+    if not args.steps or not args.out.exists():
+        raise SystemExit("--merge needs --steps and an earlier full run's results in --out")
+    result = json.loads(args.out.read_text())
+    started, load_before = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), os.getloadavg()
+    new = measure(Path(large_build["workspace"]), "large", args, full=True)
+    large = result["large"]
+    large.update({key: value for key, value in new.items() if key not in RUN_KEYS})
+    for what in args.steps:
+        large["errors"].pop(what, None)
+        if what in new["errors"]:
+            large["errors"][what] = new["errors"][what]
+        large.setdefault("remeasured", {})[what] = {
+            "started": started, "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "load_avg_before": load_before, "load_avg_after": os.getloadavg(),
+            "explore_draw_median_s": new.get("explore_draw_median_s"), "server_memory": new.get("server_memory"),
+            "memory_after_step_mb": new.get("memory_after_step_mb"), "error": new["errors"].get(what)}
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(table(result))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1_000_000)
@@ -490,6 +559,9 @@ def main(argv: list[str] | None = None) -> int:
                         "'filter change' (with --try-small or --try-large: checks one step)")
     parser.add_argument("--try-large", action="store_true", help="the chosen --steps on the large workspace only "
                         "(prints, writes nothing)")
+    parser.add_argument("--merge", action="store_true", help="the chosen --steps on the large workspace only, "
+                        "merged into --out: the other figures are kept, the re-measured ones replaced and "
+                        "dated under large.remeasured")
     parser.add_argument("--try-small", action="store_true", help="every measurement on the small workspace only "
                         "(checks the script; writes nothing)")
     args = parser.parse_args(argv)
@@ -502,6 +574,8 @@ def main(argv: list[str] | None = None) -> int:
         tried = small_build if args.try_small else large_build
         print(json.dumps(measure(Path(tried["workspace"]), "try", args, full=True), indent=2))
         return 0
+    if args.merge:
+        return merge_steps(args, large_build)
     load_before = os.getloadavg()
     small = measure(Path(small_build["workspace"]), "small", args, full=False)
     large = measure(Path(large_build["workspace"]), "large", args, full=True)

@@ -35,7 +35,7 @@ def score_table(root: str, score_run: str | None, sample_id: str) -> pd.DataFram
     columns = ["score", "value", "meaning", "paper"]
     if score_run is None:
         return pd.DataFrame(columns=columns)
-    scores = data.sample_scores(root, score_run)
+    scores = data.scores_of(root, score_run, (sample_id,))
     row = scores[scores["id"] == sample_id]
     if row.empty:
         return pd.DataFrame(columns=columns)

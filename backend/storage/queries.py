@@ -140,3 +140,24 @@ def map_filter_positions(q: QueryEngine, where: str, params: list[Any], columns:
 def sample_paths(q: QueryEngine, ids: pa.Table) -> pa.Table:
     """pos, path of the samples whose ids are in ``ids`` (an in-memory table of pos, id)."""
     return q.sql_arrow("SELECT i.pos, s.path FROM samples s JOIN given_ids i USING (id)", frames={"given_ids": ids})
+
+
+def score_names(q: QueryEngine, run_id: str) -> list[str]:
+    """The names of the scores score run ``run_id`` stored, sorted (the wide frame's columns)."""
+    names = q.sql_arrow("SELECT DISTINCT name FROM scores WHERE run_id = ? ORDER BY name", [run_id])
+    return names.column("name").to_pylist()
+
+
+def scores_of_ids(q: QueryEngine, run_id: str, ids: pa.Table) -> tuple[pa.Table, pa.Table]:
+    """(id, name, value) of every score and (id, label_issue_score, is_label_issue,
+    suggested_label) of the verdict of score run ``run_id``, for the ids in ``ids`` (an in-memory
+    table with an ``id`` column) only: a page of samples never reads the run's other rows into
+    memory."""
+    scores = q.sql_arrow("SELECT c.id, c.name, c.value FROM scores c JOIN given_ids i USING (id) WHERE c.run_id = ?",
+                         [run_id], frames={"given_ids": ids})
+    verdict = q.sql_arrow(
+        "SELECT v.id, v.label_issue_score, v.is_label_issue, v.suggested_label "
+        "FROM label_issues v JOIN given_ids i USING (id) WHERE v.run_id = ?",
+        [run_id], frames={"given_ids": ids},
+    )
+    return scores, verdict

@@ -4,6 +4,7 @@ filters (``app/map_data.py``) checked against pandas on the same rows."""
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -37,6 +38,14 @@ def map_spec(at: AppTest) -> dict:
 def caption(at: AppTest, start: str) -> str:
     (found,) = [c.value for c in at.caption if c.value.startswith(start)]
     return found
+
+
+def typed_array(values: list | dict) -> np.ndarray:
+    """A trace's coordinates from the chart's JSON, as float32 (plotly writes NumPy arrays as
+    ``{"dtype": ..., "bdata": base64}``)."""
+    if isinstance(values, dict):
+        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"]).astype(np.float32)
+    return np.asarray(values, dtype=np.float32)
 
 
 def subheaders(at: AppTest) -> list[str]:
@@ -145,6 +154,35 @@ def test_a_filter_narrows_the_map_and_below_the_budget_it_is_exact(app_on, score
     at.multiselect(key="explore.filter.flags").set_value([]).run()
     at.multiselect(key="explore.filter.splits").set_value(["train"]).run()
     assert f"{int((frame['split'] == 'train').sum()):,} filtered points" in caption(at, "Density map")
+
+
+def test_a_flag_filter_above_the_budget_redraws_the_density_map_of_the_flagged(
+        app_on, scored_workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The 1M case in small: the verdict flags more samples than the budget, so "Flagged by"
+    keeps the density map, drawn again over the flagged samples only (a new image, a
+    "filtered" caption, the selectable layer among them), and clearing the filter brings back
+    the whole map. ``bench/scale_app.py`` measures this step in the browser."""
+    monkeypatch.setattr(map_data, "MAP_BUDGET", N_FLAGGED - 1)
+    _, _, frame = points_frame(scored_workspace)
+    flagged = frame[frame["is_label_issue"]]
+    at = app_on(scored_workspace)
+    at.switch_page(EXPLORE).run()
+    (before,) = map_spec(at)["layout"]["images"]
+    box = at.multiselect(key="explore.filter.flags")
+    assert box.label == "Flagged by (any of)" and "label issue (flagged or not)" in box.options
+    box.set_value(["label_issue"]).run()
+    assert not at.exception
+    spec = map_spec(at)
+    assert spec["layout"]["meta"] == DENSITY_META
+    (after,) = spec["layout"]["images"]
+    assert after["source"] != before["source"]
+    assert caption(at, "Density map").startswith(f"Density map · {N_FLAGGED:,} filtered points of {N_SAMPLES:,}")
+    (selectable,) = [t for t in spec["data"] if t.get("name") == "selectable"]
+    drawn = set(zip(typed_array(selectable["x"]), typed_array(selectable["y"]), strict=True))
+    assert drawn == set(zip(np.float32(flagged["x"]), np.float32(flagged["y"]), strict=True))
+    at.multiselect(key="explore.filter.flags").set_value([]).run()
+    assert caption(at, "Density map").startswith(f"Density map · {N_SAMPLES:,} points of {N_SAMPLES:,}")
+    assert map_spec(at)["layout"]["images"][0]["source"] == before["source"]
 
 
 def test_small_workspaces_filter_the_exact_map_too(app_on, scored_workspace: Path) -> None:

@@ -78,3 +78,15 @@ def test_pool_summary_leaves_out_a_score_with_a_gap(writable_scored_workspace: P
     summary = prune_data.pool_summary(str(ws.root), run_id)
     assert summary.scores == ("el2n",) and set(summary.stored) == {"aum", "el2n"}
     assert summary.n == len(ids)
+
+
+def test_scores_of_some_ids_are_their_rows_of_the_whole_score_frame(scored_workspace: Path) -> None:
+    root = str(scored_workspace)
+    run_id = _score_run(root)
+    everything = data.sample_scores(root, run_id)
+    ids = tuple(everything["id"].iloc[[5, 0, 3]]) + ("no such sample", everything["id"].iloc[0])
+    mine = data.scores_of(root, run_id, ids).sort_values("id").reset_index(drop=True)
+    reference = everything[everything["id"].isin(ids)].sort_values("id").reset_index(drop=True)
+    assert len(mine) == 3 and list(mine.columns) == list(everything.columns)
+    pd.testing.assert_frame_equal(mine, reference, check_dtype=False)
+    assert data.scores_of(root, run_id, ()).empty
