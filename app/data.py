@@ -26,7 +26,6 @@ from typing import Any, TypeVar, cast
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import streamlit as st
 from PIL import Image
 
@@ -373,11 +372,9 @@ def score_names(root: str, run_id: str) -> list[str]:
 @cached_reader("scores", "label_issues", max_entries=32)
 def scores_of(root: str, run_id: str, ids: tuple[str, ...]) -> pd.DataFrame:
     """:func:`sample_scores` for the samples ``ids`` only (same columns; a row per id the run
-    scored, in no particular order), read with a join on those ids: what a sample view or a page
-    of a gallery needs, without the run's whole score table (at 1M samples that read takes a
-    minute and 6 GB)."""
-    given = pa.table({"id": pa.array(list(dict.fromkeys(ids)), pa.string())})
-    long, verdict = _query(root, lambda q: queries.scores_of_ids(q, run_id, given))
+    scored, in no particular order), looked up by id: what a sample view or a page of a gallery
+    needs, without the run's whole score table (at 1M samples that read takes a minute and 6 GB)."""
+    long, verdict = results.read_scores_of(open_workspace(root), run_id, ids)
     verdict = verdict.to_pandas()
     verdict = verdict.assign(
         label_issue=np.where(verdict["is_label_issue"].fillna(False).astype(bool), "flagged", "not flagged")

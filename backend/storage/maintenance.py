@@ -105,7 +105,7 @@ def maintain(ws: Workspace, *, retain_versions: int = RETAIN_VERSIONS,
     if live:
         raise ConflictError(f"{len(live)} run(s) still running ({', '.join(live)}); run maintain when they "
                             "finish (the subsets and decisions tables are compacted as they are written)")
-    for name in scalar_index.ZONE_MAP_COLUMNS:  # Lance merges only fragments of the same index coverage
+    for name in scalar_index.INDEXES:  # Lance merges only fragments of the same index coverage
         scalar_index.refresh(ws, name, min_rows=index_min_rows)
     done = []
     for name in ws.table_names():
@@ -114,6 +114,6 @@ def maintain(ws: Workspace, *, retain_versions: int = RETAIN_VERSIONS,
                 done.append(compact_table(ws, name, retain_versions=retain_versions))
         else:
             done.append(compact_table(ws, name, retain_versions=retain_versions))
-    for name in scalar_index.ZONE_MAP_COLUMNS:  # and the rows compaction rewrote
+    for name in scalar_index.INDEXES:  # and the rows compaction rewrote
         scalar_index.refresh(ws, name, min_rows=index_min_rows)
     return done

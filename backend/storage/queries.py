@@ -147,17 +147,3 @@ def score_names(q: QueryEngine, run_id: str) -> list[str]:
     names = q.sql_arrow("SELECT DISTINCT name FROM scores WHERE run_id = ? ORDER BY name", [run_id])
     return names.column("name").to_pylist()
 
-
-def scores_of_ids(q: QueryEngine, run_id: str, ids: pa.Table) -> tuple[pa.Table, pa.Table]:
-    """(id, name, value) of every score and (id, label_issue_score, is_label_issue,
-    suggested_label) of the verdict of score run ``run_id``, for the ids in ``ids`` (an in-memory
-    table with an ``id`` column) only: a page of samples never reads the run's other rows into
-    memory."""
-    scores = q.sql_arrow("SELECT c.id, c.name, c.value FROM scores c JOIN given_ids i USING (id) WHERE c.run_id = ?",
-                         [run_id], frames={"given_ids": ids})
-    verdict = q.sql_arrow(
-        "SELECT v.id, v.label_issue_score, v.is_label_issue, v.suggested_label "
-        "FROM label_issues v JOIN given_ids i USING (id) WHERE v.run_id = ?",
-        [run_id], frames={"given_ids": ids},
-    )
-    return scores, verdict

@@ -65,6 +65,20 @@ def read_scores(ws: Workspace, run_id: str) -> pd.DataFrame:
     return wide.reset_index()
 
 
+def read_scores_of(ws: Workspace, run_id: str, ids: Sequence[str]) -> tuple[pa.Table, pa.Table]:
+    """The rows of one finished run for the samples ``ids`` only: (id, name, value) of every
+    score and (id, label_issue_score, is_label_issue, suggested_label) of the verdict. A lookup
+    through the ``id`` indexes where the tables have them (:mod:`backend.storage.scalar_index`),
+    so a sample view at a million samples reads a few rows, not the run."""
+    require_done(ws, run_id)
+    chosen = ", ".join(sql_string(str(i)) for i in dict.fromkeys(ids))
+    where = f"run_id = {sql_string(run_id)} AND id IN ({chosen})" if chosen else "false"
+    scores = ws.dataset("scores").to_table(columns=["id", "name", "value"], filter=where)
+    verdict = ws.dataset("label_issues").to_table(
+        columns=["id", "label_issue_score", "is_label_issue", "suggested_label"], filter=where)
+    return scores, verdict
+
+
 def read_score(ws: Workspace, run_id: str, name: str) -> pa.Table:
     """id, value of score ``name`` of one finished run (no rows when the run lacks that score): one
     (run, score) slice, read through the zone maps where the table has them."""

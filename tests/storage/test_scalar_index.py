@@ -27,8 +27,8 @@ def score_run(ws: Workspace, seed: int, **kw) -> tuple[str, dict[str, np.ndarray
     return run_id, dict(scores, id=np.array(ids))
 
 
-def unindexed_rows(ws: Workspace, table: str, column: str) -> int:
-    return ws.dataset(table).stats.index_stats(scalar_index.index_name(column))["num_unindexed_rows"]
+def unindexed_rows(ws: Workspace, table: str, column: str, kind: str = "ZONEMAP") -> int:
+    return ws.dataset(table).stats.index_stats(scalar_index.index_name(column, kind))["num_unindexed_rows"]
 
 
 def index_names(ws: Workspace, table: str) -> set[str]:
@@ -42,6 +42,11 @@ def reads(ws: Workspace, run_ids: list[str]) -> dict[tuple[str, str], pd.DataFra
     for run_id in run_ids:
         out[run_id, "wide"] = results.read_scores(ws, run_id).sort_values("id").reset_index(drop=True)
         out[run_id, "issues"] = results.read_label_issues(ws, run_id).sort_values("id").reset_index(drop=True)
+        some = sorted(out[run_id, "wide"]["id"])[1::3]  # a few samples, through the id indexes
+        long, verdict = results.read_scores_of(ws, run_id, [*some, "no such id"])
+        out[run_id, "of ids"] = long.to_pandas().sort_values(["id", "name"]).reset_index(drop=True)
+        out[run_id, "issues of ids"] = verdict.to_pandas().sort_values("id").reset_index(drop=True)
+        assert sorted(set(out[run_id, "of ids"]["id"])) == some == out[run_id, "issues of ids"]["id"].tolist()
         for name in (*NAMES, "not_a_score"):
             out[run_id, name] = results.read_score(ws, run_id, name).to_pandas().sort_values("id").reset_index(drop=True)
             out[run_id, f"sql {name}"] = engine.sql(
@@ -77,14 +82,15 @@ def pair(tmp_path) -> tuple[Workspace, Workspace, list[str], list[dict]]:
 
 def test_the_index_is_built_above_the_threshold_only(pair) -> None:
     indexed, plain, _, _ = pair
-    assert index_names(indexed, "scores") == {"run_id_zonemap", "name_zonemap"}
-    assert index_names(indexed, "label_issues") == {"run_id_zonemap"}
+    assert index_names(indexed, "scores") == {"run_id_zonemap", "name_zonemap", "id_btree"}
+    assert index_names(indexed, "label_issues") == {"run_id_zonemap", "id_btree"}
     assert index_names(plain, "scores") == set() and index_names(plain, "label_issues") == set()
     # the second run's append was added to the index by its writer
     assert unindexed_rows(indexed, "scores", "name") == 0 and unindexed_rows(indexed, "scores", "run_id") == 0
     assert unindexed_rows(indexed, "label_issues", "run_id") == 0
     plan = indexed.dataset("scores").scanner(filter="run_id = 'x' AND name = 'el2n'").explain_plan()
     assert "ZoneMap" in plan, plan
+    assert unindexed_rows(indexed, "scores", "id", "BTREE") == 0
 
 
 def test_reads_are_identical_with_and_without_the_index(pair) -> None:
