@@ -388,9 +388,19 @@ def scores_of(root: str, run_id: str, ids: tuple[str, ...]) -> pd.DataFrame:
 
 
 @cached_reader("scores", "samples", max_entries=4)
-def collapse_samples(root: str, run_id: str) -> pd.DataFrame:
-    """``score_export.collapse_samples``: a score run's per-sample collapse distances."""
-    return score_export.collapse_samples(open_workspace(root), run_id)
+def collapse_samples(root: str, run_id: str, limit: int | None = None) -> pd.DataFrame:
+    """``score_export.collapse_samples``: a score run's per-sample collapse distances, the
+    ``limit`` largest ratios first."""
+    return score_export.collapse_samples(open_workspace(root), run_id, limit)
+
+
+@cached_reader("scores", max_entries=4)
+def collapse_ratios(root: str, run_id: str) -> np.ndarray:
+    """Every sample's own / nearest-other class-mean distance ratio of a score run (empty when
+    it stored none): one column read through the scores' zone maps, for the page's median,
+    count and histogram."""
+    ratios = results.read_score(open_workspace(root), run_id, "nc_distance_ratio").column("value")
+    return ratios.to_numpy(zero_copy_only=False).astype(float)
 
 
 def colored_points(root: str, run_id: str, score_run: str | None, color_by: str) -> pd.DataFrame:

@@ -11,6 +11,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -146,16 +147,18 @@ SAMPLE_ROWS = 50
 SAMPLE_THUMBNAIL = 48
 
 
-def per_sample(samples: pd.DataFrame, source: str | None, *, root: str | None = None,
+def per_sample(samples: pd.DataFrame, ratios: np.ndarray, source: str | None, *, root: str | None = None,
                score_run: str | None = None) -> None:
-    """Each sample's distance to its own class mean against the nearest other class mean; with
-    ``root``, clicking a row of the table opens that sample's view."""
+    """Each sample's distance to its own class mean against the nearest other class mean:
+    ``samples`` the rows with the largest ratios (the table), ``ratios`` every sample's (the
+    median, the count above 1 and the histogram); with ``root``, clicking a row of the table
+    opens that sample's view."""
     st.subheader("Per sample")
     if samples.empty:
         st.caption("This score run stored no per-sample distances (runs scored before they existed); "
                    "rerun `thresher score` to get them.")
         return
-    ratio = samples["nc_distance_ratio"]
+    ratio = pd.Series(ratios, dtype=float)
     st.caption(f"On the features of {source_name(source) if source else 'the headline source'}: each sample's "
                "distance to its own class mean over its distance to the nearest other class mean. Below 1 "
                "the sample sits with its class; above 1 a nearest-class-mean classifier would pick another "

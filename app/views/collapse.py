@@ -29,5 +29,6 @@ if note:
 collapse_panel.probe_curve(summary)
 collapse_panel.per_class(metrics)
 run_summary = data.score_runs(root).set_index("run_id").loc[run_id, "summary"] or {}
-collapse_panel.per_sample(data.collapse_samples(root, run_id), run_summary.get("nc_sample_source"), root=root,
+collapse_panel.per_sample(data.collapse_samples(root, run_id, collapse_panel.SAMPLE_ROWS),
+                          data.collapse_ratios(root, run_id), run_summary.get("nc_sample_source"), root=root,
                           score_run=run_id)

@@ -28,10 +28,11 @@ HEADLINE_METRICS = ("nc1", "equinorm", "equiangularity", "max_angle", "etf_dista
 NC_SAMPLE_SCORES = ("nc_own_distance", "nc_other_distance", "nc_distance_ratio")
 
 
-def collapse_samples(ws: Workspace, run_id: str) -> pd.DataFrame:
+def collapse_samples(ws: Workspace, run_id: str, limit: int | None = None) -> pd.DataFrame:
     """id, label, split, path and the :data:`NC_SAMPLE_SCORES` of a score run, largest own /
-    nearest-other ratio first; empty when the run stored none (runs made before them). Only
-    those three scores are read and pivoted, in DuckDB (a run stores a dozen more per sample)."""
+    nearest-other ratio first (the first ``limit`` rows when given); empty when the run stored
+    none (runs made before them). Only those three scores are read and pivoted, in DuckDB (a run
+    stores a dozen more per sample)."""
     import duckdb
 
     runs.require_done(ws, run_id)
@@ -48,7 +49,8 @@ def collapse_samples(ws: Workspace, run_id: str) -> pd.DataFrame:
         frame = con.sql(
             f"SELECT s.id, s.label, s.split, s.path, {', '.join(NC_SAMPLE_SCORES)} FROM samples s JOIN "
             f"(SELECT id, {columns} FROM scores WHERE run_id = $run GROUP BY id) USING (id) "
-            "ORDER BY (nc_distance_ratio IS NULL OR isnan(nc_distance_ratio)), nc_distance_ratio DESC, s.id",
+            "ORDER BY (nc_distance_ratio IS NULL OR isnan(nc_distance_ratio)), nc_distance_ratio DESC, s.id"
+            + ("" if limit is None else f" LIMIT {int(limit)}"),
             params={"run": run_id}).to_arrow_table().to_pandas()
     finally:
         con.close()

@@ -66,6 +66,10 @@ def test_collapse_samples_and_scores_shape_match_pandas(ws: Workspace) -> None:
     pd.testing.assert_frame_equal(collapse_samples(ws, run_id), _pandas_collapse_samples(ws, run_id),
                                   check_dtype=False)
     assert scores_shape(ws, run_id) == scores_frame(ws, run_id).shape
+    whole = collapse_samples(ws, run_id)
+    pd.testing.assert_frame_equal(collapse_samples(ws, run_id, limit=3), whole.head(3))
+    ratios = results.read_score(ws, run_id, "nc_distance_ratio").to_pandas()  # what the page's median counts
+    assert sorted(ratios["id"]) == sorted(whole["id"])
 
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
