@@ -74,6 +74,90 @@ def issue_choices(root: str, run_id: str) -> pd.DataFrame:
         "WHERE l.run_id = ? ORDER BY 1, 2", [run_id]))
 
 
+#: The Review table's rows: :func:`app.data.label_issues`'s columns, in its order.
+_ISSUE_COLUMNS = ("s.id, s.label, s.split, s.path, l.label_issue_score, l.is_label_issue, "
+                  "l.suggested_label, l.detectors")
+_ISSUE_FROM = "FROM label_issues l JOIN samples s USING (id) "
+_ISSUE_ORDER = "ORDER BY l.label_issue_score DESC NULLS LAST, s.id"
+
+
+@dataclass(frozen=True)
+class IssueCounts:
+    """What the Review table's summary and charts count, all in DuckDB: ``scored`` and
+    ``flagged`` samples of the run, ``totals`` (scored samples per given class, '(none)' for
+    none), ``shown`` (the samples the filter lets through), ``by_class`` (shown per given class)
+    and ``confusion`` (columns label, suggested_label, n: shown per pair, '(none)' for none)."""
+
+    scored: int
+    flagged: int
+    totals: pd.Series
+    shown: int
+    by_class: pd.Series
+    confusion: pd.DataFrame
+
+
+def _issue_where(threshold: float, max_score: float, include_unflagged: bool,
+                 classes: tuple[str, ...], detectors: tuple[str, ...]) -> tuple[str, dict]:
+    """The WHERE clause and bound parameters that select what ``review_panel.apply_filter``
+    selects: a missing score counts as 0, a missing verdict as unflagged, a missing label as
+    '(none)', and ``detectors`` matches any of the comma-separated names (stripped)."""
+    where = ["l.run_id = $run", "coalesce(l.label_issue_score, 0.0) BETWEEN $low AND $high"]
+    params: dict = {"low": float(threshold), "high": float(max_score)}
+    if not include_unflagged:
+        where.append("coalesce(l.is_label_issue, false)")
+    if classes:
+        where.append("list_contains($classes, coalesce(CAST(s.label AS VARCHAR), '(none)'))")
+        params["classes"] = [str(c) for c in classes]
+    if detectors:
+        where.append("list_has_any($detectors, list_transform(string_split(coalesce(l.detectors, ''), ','), "
+                     "lambda x: trim(x)))")
+        params["detectors"] = [str(d) for d in detectors]
+    return "WHERE " + " AND ".join(where) + " ", params
+
+
+@data.cached_reader("label_issues", "samples", max_entries=32)
+def issue_counts(root: str, run_id: str, threshold: float = 0.0, max_score: float = 1.0,
+                 include_unflagged: bool = False, classes: tuple[str, ...] = (),
+                 detectors: tuple[str, ...] = ()) -> IssueCounts:
+    """The counts of :class:`IssueCounts` for one Review filter (its fields as arguments)."""
+    runs.require_done(data.open_workspace(root), run_id)
+    where, params = _issue_where(threshold, max_score, include_unflagged, classes, detectors)
+    params["run"] = run_id
+    label = "coalesce(CAST(s.label AS VARCHAR), '(none)')"
+    totals = data.run_query(root, lambda q: q.sql(
+        f"SELECT {label} AS label, count(*) AS n, sum(CASE WHEN coalesce(l.is_label_issue, false) "
+        f"THEN 1 ELSE 0 END) AS flagged {_ISSUE_FROM}WHERE l.run_id = $run GROUP BY 1", {"run": run_id}))
+    confusion = data.run_query(root, lambda q: q.sql(
+        f"SELECT {label} AS label, coalesce(CAST(l.suggested_label AS VARCHAR), '(none)') AS suggested_label, "
+        f"count(*) AS n {_ISSUE_FROM}{where}GROUP BY 1, 2 ORDER BY 1, 2", params))
+    confusion["n"] = confusion["n"].astype(int)
+    by_class = confusion.groupby("label")["n"].sum()
+    return IssueCounts(
+        scored=int(totals["n"].sum()),
+        flagged=int(totals["flagged"].fillna(0).sum()),
+        totals=totals.set_index("label")["n"].astype(int).rename_axis(None),
+        shown=int(confusion["n"].sum()),
+        by_class=by_class.rename_axis(None),
+        confusion=confusion,
+    )
+
+
+@data.cached_reader("label_issues", "samples", max_entries=32)
+def shown_issues(root: str, run_id: str, threshold: float = 0.0, max_score: float = 1.0,
+                 include_unflagged: bool = False, classes: tuple[str, ...] = (),
+                 detectors: tuple[str, ...] = (), limit: int | None = None) -> pd.DataFrame:
+    """The rows of :func:`app.data.label_issues` one Review filter lets through, most suspicious
+    first (the first ``limit`` only, when given), selected and ordered in DuckDB."""
+    runs.require_done(data.open_workspace(root), run_id)
+    where, params = _issue_where(threshold, max_score, include_unflagged, classes, detectors)
+    params["run"] = run_id
+    tail = ""
+    if limit is not None:
+        tail, params["limit"] = " LIMIT $limit", int(limit)
+    return data.run_query(root, lambda q: q.sql(
+        f"SELECT {_ISSUE_COLUMNS} {_ISSUE_FROM}{where}{_ISSUE_ORDER}{tail}", params))
+
+
 @data.cached_reader("samples", "decisions", max_entries=4)
 def curated_samples(root: str) -> pd.DataFrame:
     """Every sample: id, path, split, label (current), original_label, decision, tags, dropped, pinned."""

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import streamlit as st
@@ -15,6 +17,9 @@ from app.components import score_charts
 from app.components.metric_row import metric_row
 from app.components.palette import natural_order
 from app.components.subset_form import SaveFormKeys, save_subset_form
+
+if TYPE_CHECKING:
+    from app.curation_data import IssueCounts
 
 #: Rows the table shows (with thumbnails); the download and "save all shown" cover every row.
 MAX_ROWS = 1000
@@ -57,6 +62,13 @@ def _detector_sets(issues: pd.DataFrame) -> dict[str, set[str]]:
 def detector_names(issues: pd.DataFrame) -> list[str]:
     """Every detector named in the run's ``detectors`` column, sorted."""
     return sorted(set().union(*_detector_sets(issues).values())) if len(issues) else []
+
+
+def filter_args(chosen: IssueFilter) -> tuple:
+    """``chosen`` as the positional arguments of ``curation_data.issue_counts`` / ``shown_issues``
+    (threshold, max_score, include_unflagged, classes, detectors): plain values, cache keys."""
+    return (float(chosen.threshold), float(chosen.max_score), bool(chosen.include_unflagged),
+            tuple(chosen.classes), tuple(chosen.detectors))
 
 
 def apply_filter(issues: pd.DataFrame, chosen: IssueFilter) -> pd.DataFrame:
@@ -106,25 +118,25 @@ def choose_filter(issues: pd.DataFrame) -> IssueFilter:
     return IssueFilter(threshold, include_unflagged, tuple(classes), tuple(detectors), max_score)
 
 
-def summary(issues: pd.DataFrame, shown: pd.DataFrame) -> None:
-    n_flagged = int(issues["is_label_issue"].fillna(False).sum())
+def summary(counts: IssueCounts) -> None:
+    """Scored, flagged and shown samples (``counts``: ``curation_data.issue_counts``)."""
     cells = [
-        ("Scored samples", f"{len(issues):,}"),
-        ("Flagged", f"{n_flagged:,}"),
-        ("Flagged share", f"{100 * n_flagged / max(len(issues), 1):.1f}%"),
-        ("Shown", f"{len(shown):,}"),
+        ("Scored samples", f"{counts.scored:,}"),
+        ("Flagged", f"{counts.flagged:,}"),
+        ("Flagged share", f"{100 * counts.flagged / max(counts.scored, 1):.1f}%"),
+        ("Shown", f"{counts.shown:,}"),
     ]
     metric_row(cells)
 
 
-def charts(issues: pd.DataFrame, shown: pd.DataFrame) -> None:
-    if shown.empty:
+def charts(counts: IssueCounts) -> None:
+    """The shown samples by given class and the given x suggested heatmap, from the counts."""
+    if not counts.shown:
         st.info("No sample passes these filters: lower the threshold or clear a filter.")
         return
-    totals = issues["label"].fillna("(none)").astype(str).value_counts()
     left, right = st.columns(2)
-    left.plotly_chart(score_charts.flagged_by_class(shown, totals), key="review.by_class")
-    right.plotly_chart(score_charts.label_confusion(shown), key="review.confusion")
+    left.plotly_chart(score_charts.counts_by_class(counts.by_class, counts.totals), key="review.by_class")
+    right.plotly_chart(score_charts.confusion_of_counts(counts.confusion), key="review.confusion")
 
 
 def table_frame(shown: pd.DataFrame) -> pd.DataFrame:
@@ -149,18 +161,19 @@ def table_key(ids: pd.Series) -> str:
     return f"{state.REVIEW_TABLE}.{digest}"
 
 
-def issue_table(shown: pd.DataFrame) -> list[str]:
+def issue_table(shown: pd.DataFrame, n_shown: int | None = None) -> list[str]:
     """The table with a tick box per row; returns the ids of every ticked sample.
 
     Ticks are kept by sample id in the session (:data:`state.REVIEW_TICKED`), not by row position:
     the editor's key is a digest of the ids it shows, so when a filter changes the rows, a new
     editor starts from the ticks of the samples it now shows, and no tick moves to another sample.
     """
+    n_shown = len(shown) if n_shown is None else n_shown
     table = table_frame(shown)
     ticked: set[str] = set(st.session_state.get(state.REVIEW_TICKED, set()))
     table.insert(0, "tick", table["id"].isin(ticked))
-    if len(shown) > MAX_ROWS:
-        st.caption(f"The table shows the {MAX_ROWS:,} highest-scoring of {len(shown):,} samples.")
+    if n_shown > MAX_ROWS:
+        st.caption(f"The table shows the {MAX_ROWS:,} highest-scoring of {n_shown:,} samples.")
     edited = st.data_editor(
         table,
         key=table_key(table["id"]),
@@ -187,19 +200,27 @@ def issue_table(shown: pd.DataFrame) -> list[str]:
     return sorted(ticked)
 
 
-def csv_bytes(shown: pd.DataFrame) -> bytes:
-    return shown[CSV_COLUMNS].to_csv(index=False).encode()
+def csv_bytes(shown: pd.DataFrame | Callable[[], pd.DataFrame]) -> bytes:
+    """The CSV of ``shown`` (or of the frame a callable returns, read when the CSV is built)."""
+    frame = shown() if callable(shown) else shown
+    return frame[CSV_COLUMNS].to_csv(index=False).encode()
 
 
-def save_and_download(root: str, shown: pd.DataFrame, ticked: list[str], *, run_id: str) -> None:
-    """Save the ticked rows (or every shown sample) as a subset; download the shown list."""
+def save_and_download(root: str, shown: pd.DataFrame | Callable[[], pd.DataFrame], ticked: list[str], *,
+                      run_id: str, n_shown: int | None = None) -> None:
+    """Save the ticked rows (or every shown sample) as a subset; download the shown list.
+
+    ``shown``: the shown rows, or a callable that reads them (with ``n_shown`` their count): then
+    they are read only when "save all" is ticked or the CSV is downloaded, not on every rerun."""
+    if n_shown is None:
+        n_shown = len(shown() if callable(shown) else shown)
     save_column, download_column = st.columns([2, 1])
     with save_column:
         save_all = st.checkbox(
-            f"Save all {len(shown):,} shown samples, not only the ticked rows",
+            f"Save all {n_shown:,} shown samples, not only the ticked rows",
             key=state.REVIEW_SAVE_ALL,
         )
-        ids = shown["id"].tolist() if save_all else ticked
+        ids = (shown() if callable(shown) else shown)["id"].tolist() if save_all else ticked
         if ids:
             save_subset_form(
                 root,
@@ -218,7 +239,7 @@ def save_and_download(root: str, shown: pd.DataFrame, ticked: list[str], *, run_
             )
     with download_column:
         st.download_button(
-            f"Download {len(shown):,} rows (CSV)",
+            f"Download {n_shown:,} rows (CSV)",
             data=functools.partial(csv_bytes, shown),  # built on click, not on every rerun
             file_name=f"label-issues-{run_id}.csv",
             mime="text/csv",

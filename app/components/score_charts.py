@@ -25,7 +25,12 @@ def _labels(values: pd.Series) -> pd.Series:
 def flagged_by_class(shown: pd.DataFrame, totals: pd.Series) -> go.Figure:
     """Bars of shown samples per given class (column ``label``); the hover gives the share of
     that class (``totals``: samples per class in the run)."""
-    counts = _labels(shown["label"]).value_counts()
+    return counts_by_class(_labels(shown["label"]).value_counts(), totals)
+
+
+def counts_by_class(counts: pd.Series, totals: pd.Series) -> go.Figure:
+    """:func:`flagged_by_class` from the counts: ``counts`` (shown samples per given class,
+    counted in SQL at scale) over ``totals`` (samples per class in the run)."""
     classes = natural_order(totals.index)
     flagged = counts.reindex(classes, fill_value=0)
     share = flagged / totals.reindex(classes).clip(lower=1)
@@ -51,9 +56,17 @@ def flagged_by_class(shown: pd.DataFrame, totals: pd.Series) -> go.Figure:
 
 def label_confusion(shown: pd.DataFrame) -> go.Figure:
     """Heatmap of given label (rows) x suggested label (columns) over ``shown``."""
-    given, suggested = _labels(shown["label"]), _labels(shown["suggested_label"])
-    rows, cols = natural_order(given.unique()), natural_order(suggested.unique())
-    table = pd.crosstab(given, suggested).reindex(index=rows, columns=cols, fill_value=0)
+    pairs = pd.DataFrame({"label": _labels(shown["label"]), "suggested_label": _labels(shown["suggested_label"])})
+    counts = pairs.groupby(["label", "suggested_label"]).size().rename("n").reset_index()
+    return confusion_of_counts(counts)
+
+
+def confusion_of_counts(counts: pd.DataFrame) -> go.Figure:
+    """:func:`label_confusion` from the counts: one row per observed (label, suggested_label)
+    pair with its count ``n`` (counted in SQL at scale; '(none)' for a missing label)."""
+    rows, cols = natural_order(counts["label"].unique()), natural_order(counts["suggested_label"].unique())
+    table = (counts.pivot_table(index="label", columns="suggested_label", values="n", aggfunc="sum", fill_value=0)
+             .reindex(index=rows, columns=cols, fill_value=0).astype(int))
     fig = go.Figure(
         go.Heatmap(
             z=table.to_numpy(),

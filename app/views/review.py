@@ -3,7 +3,7 @@
 
 import streamlit as st
 
-from app import curation_data, data, state
+from app import curation_data, state
 from app.components import decision_actions, review_panel, review_queue_panel, sample_view
 from app.components.score_runs import require_score_run
 from app.components.workspace import require_workspace
@@ -18,14 +18,16 @@ if view != "Table":
     review_queue_panel.queue_view(root, run_id, chosen)
     review_queue_panel.bulk_accept(root, run_id, chosen)
     st.stop()
-issues = data.label_issues(root, run_id)  # every scored sample: the table view's charts and summary
-shown = review_panel.apply_filter(curation_data.issues_with_decisions(root, run_id), chosen)
-review_panel.summary(issues, shown)
-review_panel.charts(issues, shown)
-ticked = review_panel.issue_table(shown)
-sample_view.open_picker(root, shown["id"].head(review_panel.MAX_ROWS).tolist(), score_run=run_id,
+args = review_panel.filter_args(chosen)  # counted and paged in DuckDB: no full read at 1M rows
+counts = curation_data.issue_counts(root, run_id, *args)
+review_panel.summary(counts)
+review_panel.charts(counts)
+head = curation_data.shown_issues(root, run_id, *args, limit=review_panel.MAX_ROWS)
+ticked = review_panel.issue_table(head, counts.shown)
+sample_view.open_picker(root, head["id"].tolist(), score_run=run_id,
                         source="review", key="review.table_open")
 if ticked:
     st.markdown(f"**{len(ticked):,} ticked**")
     decision_actions.bulk_actions(root, ticked, source="review", score_run=run_id, key="review.bulk")
-review_panel.save_and_download(root, shown, ticked, run_id=run_id)
+review_panel.save_and_download(root, lambda: curation_data.shown_issues(root, run_id, *args), ticked,
+                               run_id=run_id, n_shown=counts.shown)

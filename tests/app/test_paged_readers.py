@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from app import curation_data, data, prune_data
-from app.components import prune_panel, review_panel
+from app.components import prune_panel, review_panel, score_charts
 from backend.storage import Workspace, decisions
 
 
@@ -90,3 +90,56 @@ def test_scores_of_some_ids_are_their_rows_of_the_whole_score_frame(scored_works
     assert len(mine) == 3 and list(mine.columns) == list(everything.columns)
     pd.testing.assert_frame_equal(mine, reference, check_dtype=False)
     assert data.scores_of(root, run_id, ()).empty
+
+
+def test_review_table_readers_match_the_pandas_filter(writable_scored_workspace: Path) -> None:
+    root = str(writable_scored_workspace)
+    run_id = _score_run(root)
+    everything = data.label_issues(root, run_id)
+    relabeled = everything["id"].iloc[0]
+    new_label = next(c for c in everything["label"].dropna().unique() if c != everything["label"].iloc[0])
+    decisions.decide(Workspace.open(root), "relabel", [relabeled], to=str(new_label), source="cli")
+    issues = curation_data.issues_with_decisions(root, run_id)
+    assert issues.loc[issues["id"] == relabeled, "current_label"].item() == new_label
+    classes = tuple(sorted(everything["label"].fillna("(none)").astype(str).unique())[:2])
+    detectors = tuple(review_panel.detector_names(everything)[:1])
+    assert classes and detectors
+    filters = [
+        review_panel.IssueFilter(),
+        review_panel.IssueFilter(threshold=0.4, max_score=0.9),
+        review_panel.IssueFilter(include_unflagged=True),
+        review_panel.IssueFilter(include_unflagged=True, classes=classes),
+        review_panel.IssueFilter(detectors=detectors),
+        review_panel.IssueFilter(threshold=0.2, include_unflagged=True, classes=classes, detectors=detectors),
+        review_panel.IssueFilter(threshold=1.0, max_score=1.0),
+    ]
+    n_shown = set()
+    for chosen in filters:
+        reference = review_panel.apply_filter(issues, chosen)
+        n_shown.add(len(reference))
+        args = review_panel.filter_args(chosen)
+        rows = curation_data.shown_issues(root, run_id, *args)
+        pd.testing.assert_frame_equal(rows, reference[rows.columns.tolist()], check_dtype=False)
+        assert list(rows.columns) == list(everything.columns)
+        lazy = review_panel.csv_bytes(lambda: curation_data.shown_issues(root, run_id, *args))  # noqa: B023
+        assert lazy == review_panel.csv_bytes(reference)
+        head = curation_data.shown_issues(root, run_id, *args, limit=3)
+        pd.testing.assert_frame_equal(head, rows.head(3), check_dtype=False)
+        counts = curation_data.issue_counts(root, run_id, *args)
+        assert (counts.scored, counts.shown) == (len(everything), len(reference))
+        assert counts.flagged == int(everything["is_label_issue"].fillna(False).sum())
+        totals = everything["label"].fillna("(none)").astype(str).value_counts()
+        assert counts.totals.sort_index().to_dict() == totals.sort_index().to_dict()
+        given = reference["label"].fillna("(none)").astype(str)
+        assert counts.by_class.to_dict() == given.value_counts().to_dict()
+        suggested = reference["suggested_label"].fillna("(none)").astype(str)
+        pairs = pd.crosstab(given, suggested).stack()
+        assert {k: v for k, v in pairs.items() if v} == {
+            (r.label, r.suggested_label): r.n for r in counts.confusion.itertuples()}
+        if len(reference):
+            bars = score_charts.counts_by_class(counts.by_class, counts.totals)
+            assert bars.to_json() == score_charts.flagged_by_class(reference, totals).to_json()
+            heat = score_charts.confusion_of_counts(counts.confusion).data[0]
+            table = pd.crosstab(given, suggested).reindex(index=list(heat.y), columns=list(heat.x))
+            assert np.array_equal(np.asarray(heat.z), table.to_numpy())
+    assert len(n_shown) > 3
