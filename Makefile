@@ -38,6 +38,15 @@ bench: setup
 	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/ray_runner.py
 	$(BIN)/python bench/review_latency.py
+	$(BIN)/python bench/label_noise_families.py
+	$(BIN)/python bench/health.py
+	$(BIN)/python bench/embed_throughput.py
+	$(BIN)/python bench/ingest_folder.py
+	$(BIN)/python bench/umap_scale.py
+	$(BIN)/python bench/vector_search.py
+	$(BIN)/python bench/scale_app.py
+	$(BIN)/python bench/scores_read.py
+	$(BIN)/python bench/near_duplicates_scale.py
 	$(BIN)/python bench/storage_growth.py
 
 bench-tune: setup

@@ -1,8 +1,10 @@
 """Reading one (run, score) slice of the long ``scores`` table at 1M samples, without and with
 the zone-map indexes of ``backend/storage/scalar_index.py``.
 
-Run: ``nice -n 5 .venv/bin/python bench/scores_read.py --workspace /tmp/explore-1m/ws``
-(``bench/results/scores_read.json``). Not part of the unit tests.
+Run: ``nice -n 5 .venv/bin/python bench/scores_read.py [--workspace W]``
+(``bench/results/scores_read.json``); the default workspace is the 1M one ``bench/scale_app.py``
+builds (``bench/scale_app.py --build-only`` makes it). The stored results were measured on a 1M x
+32-d workspace with one synthetic score run of the same shape. Not part of the unit tests.
 
 Protocol: the workspace's ``runs``, ``scores``, ``label_issues`` and ``projections`` tables are
 copied to a scratch workspace (the source is never written); its score run is copied once more
@@ -143,7 +145,7 @@ def same(left: pa.Table, right: pa.Table) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workspace", type=Path, default=Path("/tmp/explore-1m/ws"))
+    parser.add_argument("--workspace", type=Path, default=Path("/tmp/thresher-scale-app/large"))
     parser.add_argument("--scratch", type=Path, default=Path("/tmp/scoresindex/bench-ws"))
     parser.add_argument("--extra-runs", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=5)
