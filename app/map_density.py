@@ -130,6 +130,13 @@ def _rgba(rgb: np.ndarray, alpha: np.ndarray, width: int, height: int) -> np.nda
     return image.reshape(height, width, 4)
 
 
+def _pixel_counts(x: np.ndarray, y: np.ndarray, extent: Extent, width: int,
+                  height: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`pixel_index` plus the number of points in each of the ``width * height`` pixels."""
+    pixels, inside = pixel_index(x, y, extent, width, height)
+    return pixels, inside, np.bincount(pixels, minlength=width * height).astype(np.float64)
+
+
 def category_image(
     x: np.ndarray,
     y: np.ndarray,
@@ -153,10 +160,9 @@ def category_image(
     """
     codes = np.asarray(codes, dtype=np.int64)
     colors = np.asarray(colors, dtype=np.float64).reshape(-1, 3)
-    pixels, inside = pixel_index(x, y, extent, width, height)
+    pixels, inside, counts = _pixel_counts(x, y, extent, width, height)
     kept_codes = codes[inside]
     size = width * height
-    counts = np.bincount(pixels, minlength=size).astype(np.float64)
     point_rgb = colors[kept_codes]
     rgb = np.stack([np.bincount(pixels, weights=point_rgb[:, c], minlength=size) for c in range(3)], axis=1).astype(np.float64)
     rgb /= np.maximum(counts, 1.0)[:, None]
@@ -187,10 +193,9 @@ def value_image(
     """
     values = np.asarray(values, dtype=np.float64)
     lut = np.asarray(lut, dtype=np.float64).reshape(-1, 3)
-    pixels, inside = pixel_index(x, y, extent, width, height)
+    pixels, inside, counts = _pixel_counts(x, y, extent, width, height)
     kept = values[inside]
     size = width * height
-    counts = np.bincount(pixels, minlength=size).astype(np.float64)
     finite = np.isfinite(kept)
     peak = np.full(size, -np.inf)
     np.maximum.at(peak, pixels[finite], kept[finite])

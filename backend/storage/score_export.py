@@ -49,9 +49,9 @@ def collapse_samples(ws: Workspace, run_id: str, limit: int | None = None) -> pd
         frame = con.sql(
             f"SELECT s.id, s.label, s.split, s.path, {', '.join(NC_SAMPLE_SCORES)} FROM samples s JOIN "
             f"(SELECT id, {columns} FROM scores WHERE run_id = $run GROUP BY id) USING (id) "
-            "ORDER BY (nc_distance_ratio IS NULL OR isnan(nc_distance_ratio)), nc_distance_ratio DESC, s.id"
-            + ("" if limit is None else f" LIMIT {int(limit)}"),
-            params={"run": run_id}).to_arrow_table().to_pandas()
+            "ORDER BY (nc_distance_ratio IS NULL OR isnan(nc_distance_ratio)), nc_distance_ratio DESC, s.id "
+            "LIMIT $limit",  # NULL: no limit
+            params={"run": run_id, "limit": limit}).to_arrow_table().to_pandas()
     finally:
         con.close()
     return frame
