@@ -2,7 +2,7 @@
 
 Wires :func:`backend.scoring.label_noise.pipeline.label_issue_verdict` to the score job's inputs:
 the probes' out-of-fold probabilities (or the user's imported model's) are reused, so the verdict
-only trains what it adds (the cleaning round, AUM).
+only trains what it adds (the cleaning rounds, AUM).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from backend.scoring.probes import ProbeConfig, TaskMap
 
 def verdict_config_for(n: int, probe: ProbeConfig) -> VerdictConfig:
     """The benchmark's defaults up to ``LARGE_N`` rows; above it AUM is left out (two extra
-    full-data trainings storing (epochs, N, C + 1) logits), the cleaning round is kept."""
+    full-data trainings storing (epochs, N, C + 1) logits), the cleaning rounds are kept."""
     return VerdictConfig(probe=probe, aum=n <= LARGE_N)
 
 
@@ -36,7 +36,7 @@ def label_noise_stage(
     ``suggested_probability`` (the verdict's posterior probability of the suggested label).
     ``neighbors``: optional precomputed (indices, similarities) of the unit embeddings, k = 10,
     self excluded (the score job shares one search with the kNN pruning scores at large N).
-    ``task_map``: runs the AUM threshold runs and the cleaning round's probe folds (default: in
+    ``task_map``: runs the AUM threshold runs and the cleaning rounds' probe folds (default: in
     this process).
     """
     config = verdict_config_for(len(data.ids), probe_config)

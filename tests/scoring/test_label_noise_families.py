@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from backend.scoring.label_noise import noise_count
 from backend.scoring.label_noise.confident_learning import num_label_issues
 from backend.scoring.label_noise.noise_count import consensus_count, estimate_issue_count
 from backend.scoring.label_noise.noise_families import (
@@ -132,3 +133,119 @@ def test_consensus_counts_samples_both_signals_reject() -> None:
     assert consensus_count(given, probs, knn) == 2
     with pytest.raises(ValueError, match="agreement"):
         estimate_issue_count(given, probs, pred_probs=probs, knn_distribution=knn, agreement=1.5)
+
+
+def _clean_probes(true: np.ndarray, seed: int, *, ambiguous: float = 0.05) -> np.ndarray:
+    """Probes as the cleaning round makes them (trained on cleaned labels): confident in the
+    true class, except an ``ambiguous`` share of samples split about evenly with another class."""
+    rng = np.random.default_rng(seed)
+    logits = 6.0 * np.eye(C)[true] + 0.5 * rng.standard_normal((true.size, C))
+    split = rng.random(true.size) < ambiguous
+    logits[split, (true[split] + 1) % C] = logits[split, true[split]] + 0.2 * rng.standard_normal(split.sum())
+    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return probs / probs.sum(axis=1, keepdims=True)
+
+
+def _cleaned_votes(true: np.ndarray, seed: int, *, residual: float = 0.1) -> np.ndarray:
+    """Neighbour label shares as the cleaning round makes them (flagged neighbours relabelled):
+    10 votes, each for the true class but for a ``residual`` share of uniform other classes."""
+    rng = np.random.default_rng(seed)
+    votes = np.where(rng.random((true.size, 10)) < residual,
+                     (true[:, None] + rng.integers(1, C, (true.size, 10))) % C, true[:, None])
+    return np.stack([np.bincount(v, minlength=C) for v in votes]) / 10.0
+
+
+def test_wrong_label_posterior_is_bayes_rule_under_a_known_transition() -> None:
+    t = np.array([[0.8, 0.2, 0.0], [0.1, 0.9, 0.0], [0.0, 0.0, 1.0]])
+    probs = np.array([[0.5, 0.5, 0.0], [0.9, 0.1, 0.0], [0.0, 0.0, 1.0]])
+    given = np.array([1, 1, 2])
+    # sample 0: clean evidence 0.5 * 0.9 against 0.5 * 0.2 from class 0 -> wrong 0.1 / 0.55
+    # sample 1: 0.1 * 0.9 against 0.9 * 0.2 -> wrong 0.18 / 0.27; sample 2: certain
+    expected = [0.1 / 0.55, 0.18 / 0.27, 0.0]
+    np.testing.assert_allclose(noise_count.wrong_label_posterior(given, probs, t), expected)
+
+
+def test_counted_transition_is_the_label_share_per_predicted_class() -> None:
+    probs = np.eye(3)[[0, 0, 0, 0, 1, 1, 2]]
+    given = np.array([0, 0, 0, 1, 1, 1, 0])
+    t = noise_count.counted_transition(given, probs)
+    np.testing.assert_allclose(t.sum(axis=1), 1.0)
+    np.testing.assert_allclose(t[0], [0.75, 0.25, 0.0], atol=1e-3)
+    np.testing.assert_allclose(t[2], [1.0, 0.0, 0.0], atol=3e-3)  # one sample: the pseudo-count shows
+
+
+def test_expected_f1_cut_maximises_the_plug_in_expected_f1() -> None:
+    order = np.arange(4)
+    # total 2.0: k = 1, 2, 3, 4 give 1.8/3, 3.0/4, 3.8/5, 4.0/6 -> best k = 3
+    assert noise_count.expected_f1_cut(np.array([0.9, 0.6, 0.4, 0.1]), order) == 3
+    assert noise_count.expected_f1_cut(np.array([1.0, 1.0, 0.0, 0.0, 0.0]), np.arange(5)) == 2
+    assert noise_count.expected_f1_cut(np.array([0.01, 0.02, 0.0]), np.arange(3)) == 0  # nothing likely wrong
+    assert noise_count.expected_f1_cut(np.array([0.0, 1.0, 1.0, 0.0]), np.array([1, 2, 0, 3])) == 2
+
+
+@pytest.mark.parametrize(("family", "rate"), [("class_dependent", 0.4), ("symmetric", 0.2), ("pairs", 0.3),
+                                              ("symmetric", 0.05)])
+def test_expected_f1_count_is_close_to_the_truth_with_cleaned_probes(family: str, rate: float) -> None:
+    true = np.repeat(np.arange(C), 200)
+    noisy = inject_family_noise(true, family, rate, n_classes=C, seed=8, features=_features(true))
+    probs = _clean_probes(true, seed=9)
+    knn = _cleaned_votes(true, seed=10)
+    posterior = 0.5 * probs + 0.5 * knn
+    n_true = int(noisy.is_wrong.sum())
+    count = estimate_issue_count(noisy.given_labels, posterior, pred_probs=probs, knn_distribution=knn,
+                                 rule="expected_f1")
+    assert count.rule == "expected_f1"
+    assert abs(count.n_issues - n_true) <= max(0.05 * n_true, 3)
+    assert count.expected is not None and count.consensus is None
+
+
+def test_an_ambiguous_clean_sample_keeps_a_low_wrong_posterior() -> None:
+    true = np.repeat(np.arange(C), 200)
+    probs = _clean_probes(true, seed=11, ambiguous=0.0)
+    probs[0] = 0.0
+    probs[0, [0, 1]] = [0.45, 0.55]  # a clean sample of class 0 the probes slightly prefer as 1
+    wrong = noise_count.wrong_label_posterior(true, probs)
+    assert wrong[0] < 0.05  # class 1 almost never gives label 0
+    with pytest.raises(ValueError, match="unknown count rule"):
+        estimate_issue_count(true, probs, rule="top_k")
+
+
+def test_expected_f1_count_leaves_out_the_ambiguous_samples_both_signals_reject() -> None:
+    """The consensus count's floor: 5 % clean samples that both signals narrowly give to a
+    neighbouring class (P 0.45 / 0.55, K 4 / 6 votes). They are counted by the consensus, not by
+    the expected-F1 cut (that class rarely gives their label)."""
+    true = np.repeat(np.arange(C), 200)
+    noisy = inject_family_noise(true, "symmetric", 0.05, n_classes=C, seed=12)
+    probs = _clean_probes(true, seed=13, ambiguous=0.0)
+    knn = _cleaned_votes(true, seed=14, residual=0.0)
+    rng = np.random.default_rng(15)
+    ambiguous = np.flatnonzero(~noisy.is_wrong)[rng.permutation((~noisy.is_wrong).sum())[:60]]
+    other = (true[ambiguous] + 1) % C
+    for dist, (own, theirs) in ((probs, (0.45, 0.55)), (knn, (0.4, 0.6))):
+        dist[ambiguous] = 0.0
+        dist[ambiguous, true[ambiguous]] = own
+        dist[ambiguous, other] = theirs
+    posterior = 0.5 * probs + 0.5 * knn
+    n_true = int(noisy.is_wrong.sum())  # 60
+    count = estimate_issue_count(noisy.given_labels, posterior, pred_probs=probs, knn_distribution=knn,
+                                 rule="expected_f1")
+    assert consensus_count(noisy.given_labels, probs, knn) >= n_true + 50
+    assert abs(count.n_issues - n_true) <= 3
+
+
+def test_fit_temperature_recovers_a_known_under_confidence() -> None:
+    """Labels drawn from softmax(z); the probes say softmax(z / 2) (twice too soft). The fitted
+    temperature sharpens them back: T ~ 0.5, and the tempered probabilities equal softmax(z)."""
+    rng = np.random.default_rng(16)
+    z = 3.0 * rng.standard_normal((4000, C))
+    true_probs = np.exp(z - z.max(axis=1, keepdims=True))
+    true_probs /= true_probs.sum(axis=1, keepdims=True)
+    labels = np.array([rng.choice(C, p=p) for p in true_probs])
+    soft = np.exp(z / 2 - (z / 2).max(axis=1, keepdims=True))
+    soft /= soft.sum(axis=1, keepdims=True)
+    temperature = noise_count.fit_temperature(soft, labels)
+    assert temperature == pytest.approx(0.5, rel=0.08)
+    np.testing.assert_allclose(noise_count.tempered(soft, 0.5), true_probs, atol=1e-5)
+    in_place = soft.astype(np.float32)
+    assert noise_count.tempered(in_place, 0.5, out=in_place) is in_place
+    assert noise_count.fit_temperature(soft, labels, np.zeros(labels.size, bool)) == 1.0  # nothing kept: unchanged

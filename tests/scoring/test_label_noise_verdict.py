@@ -43,6 +43,31 @@ def test_combine_flags_the_budget_by_margin() -> None:
         combine_signals(given)
 
 
+def test_wrong_posterior_ranks_by_the_direction_the_noise_takes() -> None:
+    """Class 0 gives labels to class 1 (20 of its 100 samples); class 2 never does. Two clean-
+    looking doubts with the same margin: a sample labelled 1 that looks like 0 (a likely flip)
+    and a sample labelled 1 that looks like 2 (a flip that never happens). The margin ties them;
+    the Bayes posterior puts the first far above the second, and the flags follow it."""
+    true = np.repeat([0, 1, 2], 100)
+    given = true.copy()
+    given[:20] = 1  # 20 % of class 0 labelled 1
+    probs = np.full((300, 3), 0.01)
+    probs[np.arange(300), true] = 0.98
+    likely, unlikely = 20, 250  # a 0 and a 2, both labelled 1
+    given[[likely, unlikely]] = 1
+    probs[[likely, unlikely]] = [[0.85, 0.14, 0.01], [0.01, 0.14, 0.85]]
+    knn = probs.copy()
+    margin = combine_signals(given, pred_probs=probs, knn_distribution=knn, n_issues=0)
+    assert margin.label_issue_score[likely] == pytest.approx(margin.label_issue_score[unlikely])
+    bayes = combine_signals(given, pred_probs=probs, knn_distribution=knn, score_rule="wrong_posterior",
+                            count_rule="expected_f1")
+    assert bayes.label_issue_score[likely] > 0.5 > bayes.label_issue_score[unlikely]
+    assert bayes.is_label_issue[:21].all() and not bayes.is_label_issue[unlikely]
+    assert bayes.is_label_issue.sum() == 21
+    with pytest.raises(ValueError, match="unknown score rule"):
+        combine_signals(given, pred_probs=probs, score_rule="rank")
+
+
 def test_bitmask_round_trip() -> None:
     flags = {
         "confident_learning": np.array([True, False, True]),
@@ -98,8 +123,9 @@ def test_masked_out_of_fold_probs_matches_probes_when_nothing_is_masked() -> Non
 
 def test_verdict_counts_class_dependent_noise_on_digits() -> None:
     """Issue 14's case, small: five digit classes give 40 % of their samples to the other five
-    (20 % of all labels wrong). Confident learning's count alone keeps about 70 % of them; the
-    consensus count restores the budget."""
+    (20 % of all labels wrong). Confident learning's count alone (every round) keeps about 70 % of
+    them; the default (the first round's consensus switch, then the expected-F1 cut under the
+    wrong-label posterior) finds them, at least as well as the consensus switch in every round."""
     from sklearn.datasets import load_digits
 
     from backend.scoring.label_noise.noise_families import inject_family_noise
@@ -109,10 +135,21 @@ def test_verdict_counts_class_dependent_noise_on_digits() -> None:
     noisy = inject_family_noise(y, "class_dependent", 0.4, n_classes=10, seed=1)
     probe = ProbeConfig(epochs=20, n_folds=3, seeds=(0,), hidden=64)
     f1 = {}
-    for agreement in (0.8, 0.0):
-        config = VerdictConfig(probe=probe, aum=False, count_agreement=agreement)
+    configs = {
+        "default": VerdictConfig(probe=probe, aum=False),
+        "switch": VerdictConfig(probe=probe, aum=False, count_rule="consensus_switch"),
+        "cl": VerdictConfig(probe=probe, aum=False, count_agreement=0.0, count_rule="consensus_switch"),
+    }
+    for name, config in configs.items():
         flagged = label_issue_verdict(x, noisy.given_labels, n_classes=10, config=config).is_label_issue
         hits = (flagged & noisy.is_wrong).sum()
-        f1[agreement] = 2 * hits / (flagged.sum() + noisy.is_wrong.sum())
-    assert f1[0.8] >= 0.9
-    assert f1[0.0] < 0.85  # confident learning's count alone: the failure being fixed
+        f1[name] = 2 * hits / (flagged.sum() + noisy.is_wrong.sum())
+    assert f1["default"] >= 0.9
+    assert f1["default"] >= f1["switch"] - 0.01
+    assert f1["cl"] < 0.85  # confident learning's count alone: the failure being fixed
+
+
+def test_verdict_rejects_an_unknown_count_rule() -> None:
+    x = np.random.default_rng(0).standard_normal((30, 4)).astype(np.float32)
+    with pytest.raises(ValueError, match="unknown count rule"):
+        label_issue_verdict(x, np.arange(30) % 3, n_classes=3, config=VerdictConfig(count_rule="top_k"))

@@ -34,7 +34,12 @@ from backend.scoring.label_noise.knn_vote import (
 from backend.scoring.label_noise.noise_count import (
     IssueCount,
     consensus_count,
+    counted_transition,
     estimate_issue_count,
+    expected_f1_cut,
+    fit_temperature,
+    tempered,
+    wrong_label_posterior,
 )
 from backend.scoring.label_noise.noise_families import (
     NoisyLabels,
@@ -68,11 +73,14 @@ __all__ = [
     "compute_confident_joint",
     "consensus_count",
     "confident_thresholds",
+    "counted_transition",
     "detector_names",
     "estimate_issue_count",
     "estimate_joint",
     "estimate_noise_matrices",
+    "expected_f1_cut",
     "find_label_issues",
+    "fit_temperature",
     "inject_family_noise",
     "knn_rank",
     "knn_vote",
@@ -82,5 +90,7 @@ __all__ = [
     "normalized_margin",
     "num_label_issues",
     "self_confidence",
+    "tempered",
     "threshold_sample_sets",
+    "wrong_label_posterior",
 ]

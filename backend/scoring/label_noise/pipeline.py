@@ -21,9 +21,15 @@ from backend.scoring.label_noise.aum import (
 )
 from backend.scoring.label_noise.confident_learning import find_label_issues, normalized_margin
 from backend.scoring.label_noise.knn_vote import knn_vote, neighbor_label_distribution
-from backend.scoring.label_noise.noise_count import DEFAULT_AGREEMENT
+from backend.scoring.label_noise.noise_count import (
+    COUNT_RULES,
+    DEFAULT_AGREEMENT,
+    fit_temperature,
+    tempered,
+)
 from backend.scoring.label_noise.verdict import (
     DETECTORS,
+    SCORE_RULES,
     LabelIssueVerdict,
     agreement_bitmask,
     combine_signals,
@@ -48,25 +54,33 @@ class VerdictConfig:
 
     ``probe``: the out-of-fold probes (default MLP, 5 folds, seeds 0-2) and the AUM probe.
     ``k`` neighbours (cosine), ``knn_method`` passed to :func:`knn_search`. ``probe_weight``: the
-    probes' share of the combined posterior. ``refine``: one cleaning round. ``aum``: run the AUM
-    detector (two extra probe trainings on all rows, storing (E, N, C + 1) logits);
+    probes' share of the combined posterior. ``refine``: the number of cleaning rounds (2; 0 or
+    False: none, True: one). ``aum``: run the AUM detector (two extra probe trainings on all
+    rows, storing (E, N, C + 1) logits);
     ``aum_weight``: its share of the ranking (0 = reported only). ``cl_filter_by``: rule of the
     confident-learning detector. ``seed``: AUM threshold sets and training seeds.
-    ``count_agreement``: the flag-budget rule of
+    ``count_agreement``: the first round's flag-budget rule of
     :func:`backend.scoring.label_noise.noise_count.estimate_issue_count` (0 = confident
-    learning's count always), in both rounds.
+    learning's count always); the first round is the verdict when ``refine`` is 0.
+    ``count_rule``: the cleaning rounds' (``expected_f1``, or ``consensus_switch`` as in the first);
+    ``score_rule``: their ``label_issue_score`` (``wrong_posterior``, or ``margin`` as in the first).
+    ``calibrate``: temperature-scale the cleaning rounds' probes on the rows they kept
+    (:func:`backend.scoring.label_noise.noise_count.fit_temperature`).
     """
 
     probe: ProbeConfig = field(default_factory=ProbeConfig)
     k: int = 10
     knn_method: str = "auto"
     probe_weight: float = 0.5
-    refine: bool = True
+    refine: int = 2
     aum: bool = True
     aum_weight: float = 0.0
     cl_filter_by: str = "prune_by_noise_rate"
     seed: int = 0
     count_agreement: float = DEFAULT_AGREEMENT
+    count_rule: str = "expected_f1"
+    score_rule: str = "wrong_posterior"
+    calibrate: bool = True
 
 
 def label_issue_verdict(
@@ -102,11 +116,18 @@ def label_issue_verdict(
     1. Out-of-fold probe probabilities P; cosine kNN and the neighbour label distribution K.
     2. Detectors: confident learning on P, kNN plurality vote on K, AUM (optional).
     3. Combine P and K, flag the top estimated count by margin (``combine_signals``; the count
-       from :mod:`backend.scoring.label_noise.noise_count`).
-    4. ``refine``: P' from probes trained without the flagged rows, K' with the flagged
-       neighbours relabelled to their suggestions; combine again; that is the verdict.
+       from :mod:`backend.scoring.label_noise.noise_count`, rule ``consensus_switch``).
+    4. ``refine`` times: P' from probes trained without the flagged rows, K' with the flagged
+       neighbours relabelled to their suggestions; combine again, the count by ``count_rule``
+       (the expected-F1 cut). The last round is the verdict.
     """
     cfg = config or VerdictConfig()
+    if cfg.count_rule not in COUNT_RULES:
+        raise ValueError(f"unknown count rule {cfg.count_rule!r}; choose one of {', '.join(COUNT_RULES)}")
+    if cfg.score_rule not in SCORE_RULES:
+        raise ValueError(f"unknown score rule {cfg.score_rule!r}; choose one of {', '.join(SCORE_RULES)}")
+    if int(cfg.refine) < 0:
+        raise ValueError(f"refine is a number of cleaning rounds (0 or more), got {cfg.refine}")
     x = np.ascontiguousarray(features, dtype=np.float32)
     given = np.asarray(given_labels).astype(np.int64)
     if x.ndim != 2 or given.shape != (x.shape[0],):
@@ -151,14 +172,17 @@ def label_issue_verdict(
         extra_weight=cfg.aum_weight if aum_score is not None else 0.0,
         count_agreement=cfg.count_agreement,
     )
-    if cfg.refine:
-        log.info("label noise: cleaning round without %d flagged rows", combined.n_issues)
-        keep = ~combined.is_label_issue
-        # round 1's (N, C) float64 arrays are not needed any more: 0.8 GB each at 1M x 100
-        suggested = combined.suggested_label
-        del probs, vote, pred_probs, combined
+    del probs, vote, pred_probs  # round 1's (N, C) float64 arrays: 0.8 GB each at 1M x 100
+    for round_ in range(1, int(cfg.refine) + 1):
+        log.info("label noise: cleaning round %d without %d flagged rows", round_, combined.n_issues)
+        keep, suggested = ~combined.is_label_issue, combined.suggested_label
+        del combined  # its (N, C) posterior, before the next round makes one
         probs2 = masked_out_of_fold_probs(x, given, keep, n_classes=n_classes, config=cfg.probe,
                                           task_map=task_map)
+        if cfg.calibrate:
+            temperature = fit_temperature(probs2, given, keep)
+            log.info("label noise: probes' temperature on the kept rows %.3f", temperature)
+            probs2 = tempered(probs2, temperature, out=probs2)  # float32, in place
         knn2 = neighbor_label_distribution(nn_idx, suggested, n_classes=n_classes)
         combined = combine_signals(
             given,
@@ -168,7 +192,10 @@ def label_issue_verdict(
             extra_scores=aum_score,
             extra_weight=cfg.aum_weight if aum_score is not None else 0.0,
             count_agreement=cfg.count_agreement,
+            count_rule=cfg.count_rule,
+            score_rule=cfg.score_rule,
         )
+        del probs2, knn2
     return LabelIssueVerdict(
         label_issue_score=combined.label_issue_score,
         is_label_issue=combined.is_label_issue,
