@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,14 @@ import pytest
 from PIL import Image
 
 from backend.storage import Workspace
+
+
+def default_sigint() -> None:
+    """``preexec_fn`` for a child that a test stops with SIGINT: SIGINT back to its default, as
+    under a terminal. A test run started in the background (``nohup cmd &``, some CI runners)
+    inherits SIGINT ignored, and Python then installs no KeyboardInterrupt handler, so the child
+    would never see the signal."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def write_png(path: Path, value: int, size: tuple[int, int] = (6, 5)) -> Path:

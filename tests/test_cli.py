@@ -11,7 +11,7 @@ import pytest
 from backend.cli import build_parser, main
 from backend.commands import app_command, app_url
 from backend.storage import Workspace, runs
-from tests.conftest import write_png
+from tests.conftest import default_sigint, write_png
 
 SUBCOMMANDS = ("ingest", "embed", "project", "app", "export", "demo", "runs", "subsets", "search", "score",
                "prune", "decisions")
@@ -115,7 +115,8 @@ def test_stopping_the_app_command_stops_its_server(tmp_path: Path, signal_name: 
         "c.app_url = lambda env: 'http://test'\n"
         f"sys.exit(c.run_app(pathlib.Path({str(ws)!r})))\n"
     )
-    app = subprocess.Popen([sys.executable, "-c", script], cwd=Path(__file__).resolve().parents[1])
+    app = subprocess.Popen([sys.executable, "-c", script], cwd=Path(__file__).resolve().parents[1],
+                           preexec_fn=default_sigint)
     deadline = time.monotonic() + 60
     while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
         time.sleep(0.1)

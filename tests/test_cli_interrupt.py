@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from backend.storage import Workspace, runs
+from tests.conftest import default_sigint
 from tests.storage.test_workspace import sample_rows
 
 
@@ -34,7 +35,7 @@ def test_a_signal_ends_the_command_cleanly(embedded: Workspace, sig: signal.Sign
     before = set(runs.list_runs(embedded)["run_id"]) if embedded.has_table("runs") else set()
     child = subprocess.Popen([sys.executable, "-m", "backend.cli", "project", "-w", str(embedded.root), "--method",
                               "umap", "--embedding", "pixels-8"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True)
+                             text=True, preexec_fn=default_sigint)
     deadline = time.monotonic() + 60
     while not (set(runs.live_runs(embedded)) - before):
         assert child.poll() is None and time.monotonic() < deadline, child.communicate()

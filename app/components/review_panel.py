@@ -95,7 +95,7 @@ def choose_filter(issues: pd.DataFrame) -> IssueFilter:
         (0.0, 1.0),
         step=0.01,
         key=state.REVIEW_SCORE_RANGE,
-        help="label_issue_score lies in [0, 1]; higher = more likely mislabeled.",
+        help="label_issue_score in [0, 1]: higher = more likely mislabeled (the estimated probability that the given label is wrong).",
     )
     classes = class_column.multiselect(
         "Given label",
