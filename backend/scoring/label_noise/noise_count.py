@@ -50,9 +50,9 @@ The first-round rule (``consensus_switch``): take confident learning's count unl
 is violated and the consensus count is used. On the validation draws (digits pixels, noise seed
 100), the ratio CL / consensus was 0.89-1.0 for symmetric and pair noise, where CL is the more
 accurate of the two (no floor), and 0.54-0.65 for class-dependent noise, the failure above; 0.8
-lies between. It now only chooses which rows the first cleaning round leaves out of training: as
-the final count (the previous release) it switched, and near the switch (pixels, class-dependent
-25-40 %) it kept CL's short count (299 of 361) or the consensus's floor (61 of 45 at 5 %).
+lies between. It only chooses which rows the first cleaning round leaves out of training: as a
+final count it switches, and near the switch (pixels, class-dependent 25-40 %) it keeps CL's
+short count (299 of 361) or the consensus's floor (61 of 45 at 5 %).
 
 The verdict's count: an expected-F1 cut (``expected_f1``)
 ----------------------------------------------------------
