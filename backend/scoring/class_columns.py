@@ -1,5 +1,6 @@
 """Per-sample class columns of (..., N, C) arrays (logits, probabilities, label votes): the
-column of each sample's given label, and the best column among the other classes.
+column of each sample's given label, the best column among the other classes, and the softmax
+over the classes.
 
 One implementation for the margins the scorers take (AUM's logit margin, confident learning's
 normalised margin, the kNN vote's score, the combined verdict's suggested label).
@@ -38,3 +39,10 @@ def best_other(
     if in_place:
         np.put_along_axis(work, idx, own, axis=-1)
     return best, arg
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis, float64."""
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)

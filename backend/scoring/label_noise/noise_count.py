@@ -109,13 +109,14 @@ from typing import NamedTuple
 
 import numpy as np
 
+from backend.scoring.class_columns import softmax
 from backend.scoring.label_noise.confident_learning import normalized_margin, num_label_issues
+from backend.scoring.vectors import row_blocks
 
 DEFAULT_AGREEMENT = 0.8
 #: ``consensus_switch``: the first-round rule; ``expected_f1``: the cut on the cleaning round.
 COUNT_RULES = ("consensus_switch", "expected_f1")
 _PSEUDO_COUNT = 1e-3  # per cell of the counted transition (see the module docstring)
-_CHUNK_ROWS = 65_536  # rows per (rows, C) temporary in wrong_label_posterior
 
 
 class IssueCount(NamedTuple):
@@ -171,11 +172,11 @@ def wrong_label_posterior(given_labels: np.ndarray, class_probs: np.ndarray,
         raise ValueError(f"need labels (N,) and class probabilities (N, C), got {given.shape} and {probs.shape}")
     t = counted_transition(given, probs) if transition is None else np.asarray(transition, dtype=np.float64)
     out = np.empty(given.size)
-    for lo in range(0, given.size, _CHUNK_ROWS):
-        g, p = given[lo:lo + _CHUNK_ROWS], probs[lo:lo + _CHUNK_ROWS]
+    for rows in row_blocks(given.size):
+        g, p = given[rows], probs[rows]
         evidence = np.einsum("nj,jn->n", p, t[:, g])  # sum_j P_j T[j, given]
         own = p[np.arange(g.size), g] * t[g, g]
-        out[lo:lo + g.size] = 1.0 - own / np.maximum(evidence, 1e-300)
+        out[rows] = 1.0 - own / np.maximum(evidence, 1e-300)
     return np.clip(out, 0.0, 1.0)
 
 
@@ -201,6 +202,7 @@ def estimate_issue_count(
     agreement: float = DEFAULT_AGREEMENT,
     rule: str = "consensus_switch",
     order: np.ndarray | None = None,
+    wrong_posterior: np.ndarray | None = None,
 ) -> IssueCount:
     """Estimated number of wrong labels (the verdict's flag budget); see the module docstring.
 
@@ -222,6 +224,9 @@ def estimate_issue_count(
         ``expected_f1`` (probes trained without the first round's flags).
     order
         (N,) the ranking, best-first (``expected_f1`` only; default: by the posterior's margin).
+    wrong_posterior
+        (N,) :func:`wrong_label_posterior` of ``posterior`` when the caller has it already
+        (``expected_f1`` only; default: computed here).
 
     Algorithm
     ---------
@@ -240,7 +245,7 @@ def estimate_issue_count(
         raise ValueError(f"agreement must lie in [0, 1], got {agreement}")
     both_signals = pred_probs is not None and knn_distribution is not None
     if rule == "expected_f1":
-        wrong = wrong_label_posterior(given_labels, posterior)
+        wrong = wrong_label_posterior(given_labels, posterior) if wrong_posterior is None else wrong_posterior
         if both_signals:
             wrong = 0.5 * (wrong + wrong_label_posterior(given_labels, pred_probs))
         if order is None:
@@ -294,8 +299,6 @@ def tempered(class_probs: np.ndarray, temperature: float, *, out: np.ndarray | N
     (``out`` may be ``class_probs`` itself when it is float32: no second (N, C) array)."""
     probs = np.asarray(class_probs)
     out = np.empty(probs.shape, np.float32) if out is None else out
-    for lo in range(0, probs.shape[0], _CHUNK_ROWS):
-        z = np.log(np.clip(probs[lo:lo + _CHUNK_ROWS].astype(np.float64), 1e-12, None)) / temperature
-        z = np.exp(z - z.max(axis=1, keepdims=True))
-        out[lo:lo + _CHUNK_ROWS] = z / z.sum(axis=1, keepdims=True)
+    for rows in row_blocks(probs.shape[0]):
+        out[rows] = softmax(np.log(np.clip(probs[rows].astype(np.float64), 1e-12, None)) / temperature)
     return out

@@ -193,7 +193,8 @@ def combine_signals(
     order = np.argsort(-ranking, kind="stable")
     if n_issues is None:
         budget = estimate_issue_count(given, posterior, pred_probs=pred_probs, knn_distribution=knn_distribution,
-                                      agreement=count_agreement, rule=count_rule, order=order).n_issues
+                                      agreement=count_agreement, rule=count_rule, order=order,
+                                      wrong_posterior=score if score_rule == "wrong_posterior" else None).n_issues
     else:
         budget = int(n_issues)
     flags = np.zeros(given.size, bool)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from backend.scoring.class_columns import best_other, true_class  # noqa: F401  (shared helpers)
+from backend.scoring.class_columns import best_other, softmax, true_class  # noqa: F401  (shared helpers)
 from backend.scoring.ranks import rank_quantile  # noqa: F401  (shared helper)
 from backend.scoring.vectors import EPS, l2_normalize, row_blocks  # noqa: F401  (shared helpers)
 
@@ -48,9 +48,3 @@ def check_embeddings(embeddings: np.ndarray, *, name: str = "embeddings") -> np.
         raise ValueError(f"{name} contain NaN or infinite values")
     return x
 
-
-def softmax(z: np.ndarray) -> np.ndarray:
-    """Softmax over the last axis, float64."""
-    z = z - z.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
