@@ -20,9 +20,12 @@ Protocol:
   validation draws 100-102 (both feature sets, every family and rate); the reported tables use
   draws 0 and 1;
 - ours: ``label_issue_verdict`` with its defaults except ``aum=False`` (AUM is reported, not
-  used for flags, at its default weight 0); ``ours_first_rule``: the verdict of the previous
-  release (``PREVIOUS_RELEASE``: one cleaning round, margin ranking, the first round's count
-  rule), run in the same process on the same noise;
+  used for flags, at its default weight 0; the cleaning rounds run until the flags settle, at
+  most 5, chosen on validation draws 100-102: ``bench/results/label_noise_rounds_validation.json``);
+  ``ours_previous``: the verdict of the previous release (``PREVIOUS_RELEASE``: two cleaning
+  rounds always); ``ours_first_rule``: the verdict before issue 14 (``FIRST_RELEASE``: one
+  cleaning round, margin ranking, the first round's count rule); both run in the same process
+  on the same noise;
 - anchors: cleanlab's default ``find_label_issues`` on our out-of-fold probe probabilities
   (``cleanlab_ours_probs``) and on 5-fold logistic-regression ones as in ``bench/label_noise.py``
   (``cleanlab_logreg``; ``--no-logreg`` leaves it out, as the stored hog and pixels
@@ -60,11 +63,14 @@ FAMILIES = ("symmetric", "pairs", "class_dependent")
 RATES = (0.05, 0.15, 0.25, 0.35, 0.45)
 EXTRA = (("class_dependent", 0.40),)  # issue 14's case
 FEATURE_SETS = ("pixels", "hog")
-#: the verdict of the previous release: one cleaning round, ranked by margin, counted by the first
-#: round's rule (confident learning, or the consensus where CL < 0.8 x consensus), no calibration
-PREVIOUS_RELEASE = VerdictConfig(aum=False, refine=1, count_rule="consensus_switch", score_rule="margin",
-                                 calibrate=False)
+#: the verdict before issue 14: one cleaning round, ranked by margin, counted by the first round's
+#: rule (confident learning, or the consensus where CL < 0.8 x consensus), no calibration
+FIRST_RELEASE = VerdictConfig(aum=False, refine=1, count_rule="consensus_switch", score_rule="margin",
+                              calibrate=False)
+#: the previous release: two cleaning rounds always, not until the flags settle
+PREVIOUS_RELEASE = VerdictConfig(aum=False, refine=2, refine_tolerance=None)
 N_CLASSES = 10
+NAMED = ("ours", "ours_previous", "ours_first_rule", "ours_top_true_count")
 
 
 def hog_features(images: np.ndarray, *, cell: int = 2, bins: int = 9) -> np.ndarray:
@@ -124,13 +130,16 @@ def run_one(x: np.ndarray, y_true: np.ndarray, feature_set: str, family: str, ra
                                   pred_probs=probs)
     seconds = time.perf_counter() - started
     first_rule = label_issue_verdict(x, given, n_classes=N_CLASSES, neighbors=neighbors, pred_probs=probs,
-                                     config=PREVIOUS_RELEASE)
+                                     config=FIRST_RELEASE)
+    previous = label_issue_verdict(x, given, n_classes=N_CLASSES, neighbors=neighbors, pred_probs=probs,
+                                   config=PREVIOUS_RELEASE)
     score = verdict.label_issue_score
     top_true = np.zeros(given.size, bool)
     top_true[np.argsort(-score, kind="stable")[: int(truth.sum())]] = True
     x64 = x.astype(np.float64)
     flags = {
         "ours": verdict.is_label_issue,
+        "ours_previous": previous.is_label_issue,
         "ours_first_rule": first_rule.is_label_issue,
         "cleanlab_ours_probs": cleanlab_find_label_issues(given, probs),
         "knn10_vote": anchor_knn_vote(x64, given),
@@ -150,7 +159,10 @@ def run_one(x: np.ndarray, y_true: np.ndarray, feature_set: str, family: str, ra
         "receivers": list(noisy.receivers),
         "n_wrong": int(truth.sum()),
         "n_flagged": int(verdict.n_issues),
+        "n_flagged_previous": int(previous.n_issues),
         "n_flagged_first_rule": int(first_rule.n_issues),
+        "cleaning_rounds": int(verdict.cleaning_rounds),
+        "average_precision_previous": round(average_precision(previous.label_issue_score, truth), 4),
         "average_precision": round(ap, 4),
         "metrics": metrics,
         "beats_all_anchors": bool(all(metrics["ours"]["f1"] > metrics[a]["f1"] for a in anchors)),
@@ -161,16 +173,18 @@ def run_one(x: np.ndarray, y_true: np.ndarray, feature_set: str, family: str, ra
 
 def markdown_table(runs: list[dict]) -> str:
     lines = [
-        "| features | family | rate | draw | AP | ours P / R / F1 | count (true) | first rule F1 (count) "
-        "| cleanlab F1 (our probs / logreg) | 10-NN F1 | top-true F1 |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| features | family | rate | draw | AP | ours P / R / F1 | count (true) | rounds | previous F1 (count) "
+        "| first rule F1 (count) | cleanlab F1 (our probs / logreg) | 10-NN F1 | top-true F1 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in runs:
         m = r["metrics"]
         lines.append(
             f"| {r['feature_set']} | {r['family']} | {r['rate']:.2f} | {r['draw']} | {r['average_precision']:.3f} "
             f"| {m['ours']['precision']:.3f} / {m['ours']['recall']:.3f} / **{m['ours']['f1']:.3f}** "
-            f"| {r['n_flagged']} ({r['n_wrong']}) | {m['ours_first_rule']['f1']:.3f} ({r['n_flagged_first_rule']}) "
+            f"| {r['n_flagged']} ({r['n_wrong']}) | {r['cleaning_rounds']} "
+            f"| {m['ours_previous']['f1']:.3f} ({r['n_flagged_previous']}) "
+            f"| {m['ours_first_rule']['f1']:.3f} ({r['n_flagged_first_rule']}) "
             f"| {m['cleanlab_ours_probs']['f1']:.3f} / "
             f"{m['cleanlab_logreg']['f1'] if 'cleanlab_logreg' in m else '-'} | {m['knn10_vote']['f1']:.3f} "
             f"| {m['ours_top_true_count']['f1']:.3f} |"
@@ -226,15 +240,16 @@ def main(argv: list[str] | None = None) -> dict:
             "beats_all_anchors": sum(r["beats_all_anchors"] for r in runs),
             "meets_f1_target_where_ap_at_least_0.98": sum(r["meets_f1_target"] for r in runs),
             "ap_at_least_0.98": sum(r["average_precision"] >= 0.98 for r in runs),
-            # of the runs with AP >= 0.98: F1 >= 0.95 by the default, the first rule, and by the top
-            # (true count) of our ranking (what a perfect count would reach)
+            # of the runs with AP >= 0.98: F1 >= 0.95 by the default, the previous release, the
+            # first rule, and by the top (true count) of our ranking (what a perfect count would reach)
             "f1_at_least_0.95_where_ap_at_least_0.98": {
                 name: sum(r["metrics"][name]["f1"] >= 0.95 for r in runs if r["average_precision"] >= 0.98)
-                for name in ("ours", "ours_first_rule", "ours_top_true_count")
+                for name in NAMED
             },
             "mean_f1": {name: round(float(np.mean([r["metrics"][name]["f1"] for r in runs])), 4)
-                        for name in ("ours", "ours_first_rule", "ours_top_true_count")} if runs else {},
+                        for name in NAMED} if runs else {},
         },
+        "mean_cleaning_rounds": round(float(np.mean([r["cleaning_rounds"] for r in runs])), 2) if runs else None,
         "runs": runs,
         # merged parts ran in parallel: their wall time is not one number; the verdicts' sum is
         "wall_seconds" if not args.merge else "verdict_seconds_total":

@@ -8,6 +8,7 @@ import torch
 
 from backend.scoring.label_noise.pipeline import (
     VerdictConfig,
+    flags_settled,
     label_issue_verdict,
     masked_out_of_fold_probs,
 )
@@ -153,3 +154,40 @@ def test_verdict_rejects_an_unknown_count_rule() -> None:
     x = np.random.default_rng(0).standard_normal((30, 4)).astype(np.float32)
     with pytest.raises(ValueError, match="unknown count rule"):
         label_issue_verdict(x, np.arange(30) % 3, n_classes=3, config=VerdictConfig(count_rule="top_k"))
+
+
+def test_flags_settle_within_one_flag_or_the_tolerance() -> None:
+    before = np.zeros(1000, bool)
+    before[:100] = True
+    after = before.copy()
+    assert flags_settled(before, after, 0.0)
+    after[0] = False  # one flag dropped: always within tolerance
+    assert flags_settled(before, after, 0.0)
+    after[100] = True  # two changes, 100 flags: within 2 %, not within 1 %
+    assert flags_settled(before, after, 0.02) and not flags_settled(before, after, 0.01)
+    after[101:104] = True  # five changes, 103 flags
+    assert not flags_settled(before, after, 0.02) and flags_settled(before, after, 0.05)
+
+
+def test_cleaning_rounds_stop_once_the_flags_settle() -> None:
+    """Easy blobs settle before the cap; stopping there is the same verdict as running exactly
+    that many rounds; without a tolerance every round runs."""
+    x, given, _ = _blobs(2)
+    settled = label_issue_verdict(x, given, n_classes=3, config=VerdictConfig(probe=TINY_PROBE, aum=False))
+    assert 1 <= settled.cleaning_rounds < 5
+    fixed = label_issue_verdict(x, given, n_classes=3, config=VerdictConfig(
+        probe=TINY_PROBE, aum=False, refine=settled.cleaning_rounds, refine_tolerance=None))
+    np.testing.assert_array_equal(fixed.is_label_issue, settled.is_label_issue)
+    np.testing.assert_array_equal(fixed.label_issue_score, settled.label_issue_score)
+    every = label_issue_verdict(x, given, n_classes=3, config=VerdictConfig(
+        probe=TINY_PROBE, aum=False, refine=3, refine_tolerance=None))
+    assert every.cleaning_rounds == 3
+    none = label_issue_verdict(x, given, n_classes=3, config=VerdictConfig(probe=TINY_PROBE, aum=False, refine=0))
+    assert none.cleaning_rounds == 0
+
+
+@pytest.mark.parametrize("tolerance", [-0.1, 1.0])
+def test_verdict_rejects_a_tolerance_outside_zero_one(tolerance: float) -> None:
+    x = np.random.default_rng(0).standard_normal((30, 4)).astype(np.float32)
+    with pytest.raises(ValueError, match="refine_tolerance"):
+        label_issue_verdict(x, np.arange(30) % 3, n_classes=3, config=VerdictConfig(refine_tolerance=tolerance))

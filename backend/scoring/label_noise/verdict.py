@@ -22,25 +22,24 @@ asymmetric noise, four noise seeds; see ``bench/results/label_noise.json``):
    thresholds down), that consensus count is the budget instead (``noise_count``). Ranking by
    margin beats "argmax differs" (whose false positives are the clean samples the model gets
    wrong).
-3. **Two cleaning rounds** (``refine=2``). Retrain the probes with the flagged rows left out
-   of every training fold (predictions still for every row, each from a probe that did not see
-   it), temperature-scale them on the kept rows, recompute K with the flagged neighbours' labels
-   replaced by their suggested labels, and combine again. With probes trained on cleaned labels
-   P estimates the clean class posterior, so a cleaning round scores each sample by the Bayes
-   posterior that its label is wrong under the noise transition counted from the probes'
-   predictions (``label_issue_score`` in [0, 1], the probability the label is wrong) and flags
-   the top k that maximise the expected F1 (``noise_count``: ``wrong_posterior``,
-   ``expected_f1``); the first round's margin and count only choose what the first cleaning
-   round leaves out. Cleaner training data makes a better probe (accuracy 96 % -> 97.5 % at 10 %
-   noise; at 20 % asymmetric noise it no longer learns the flip), F1 +0.01 to +0.03 for the
-   first round. The second round, measured on validation draws 100-101 (64 runs of
-   ``bench/label_noise_families.py``, margin ranking), added F1 +0.009 on average and +0.04 to
-   +0.07 at 35-45 % look-alike-pair noise (AP 0.94 -> 0.97), for one more set of probe fits
-   (-0.03 at worst, HOG class-dependent 5 %). A third round (validation draws 100-102, 96 runs,
-   the shipped pipeline) added +0.005 mean F1 but no run at F1 >= 0.95 (81 of 88 with AP >= 0.98
-   against 81 of 86), so ``refine`` stays 2. The posterior ranks above the margin because it
-   knows which way the noise goes: a sample labelled r that looks like d is a likely flip where d
-   often gives r its labels and an unlikely one where it never does; the margin ties the two.
+3. **Cleaning rounds until the flags settle** (``refine=5`` at most, ``refine_tolerance``). Retrain
+   the probes with the flagged rows left out of every training fold (predictions still for every
+   row, each from a probe that did not see it), temperature-scale them on the kept rows, recompute
+   K with the flagged neighbours' labels replaced by their suggested labels, and combine again.
+   With probes trained on cleaned labels P estimates the clean class posterior, so a cleaning round
+   scores each sample by the Bayes posterior that its label is wrong under the noise transition
+   counted from the probes' predictions (``label_issue_score`` in [0, 1], the probability the label
+   is wrong) and flags the top k that maximise the expected F1 (``noise_count``:
+   ``wrong_posterior``, ``expected_f1``); the first round's margin and count only choose what the
+   first cleaning round leaves out. Cleaner training data makes a better probe (accuracy 96 % ->
+   97.5 % at 10 % noise; at 20 % asymmetric noise it no longer learns the flip), and each round's
+   flags clean the next round's training rows. The rounds repeat until one changes at most
+   max(1, 2 % of the flagged) flags, 5 rounds at most (validation numbers in
+   :func:`backend.scoring.label_noise.pipeline.flags_settled`: mean F1 0.954 with two rounds ->
+   0.963, 3.1 rounds on average; heavy look-alike-pair noise runs all 5). The posterior ranks above
+   the margin because it knows which way the noise goes: a sample labelled r that looks like d is a
+   likely flip where d often gives r its labels and an unlikely one where it never does; the margin
+   ties the two.
 4. AUM does not enter the score by default (``aum_weight=0``): as a ranking it helps a little on
    symmetric noise and hurts on asymmetric noise (it trains on the noisy labels and memorises
    the systematic flip). It is still computed and reported as a detector.
@@ -97,7 +96,8 @@ class LabelIssueVerdict:
     ``label_issue_score`` (N,) in [0, 1], higher = more likely wrong; ``is_label_issue`` (N,)
     bool; ``suggested_label`` (N,) int (the given label where not flagged); ``agreed`` (N,) int
     bitmask over ``DETECTORS``; ``detector_flags`` / ``detector_scores``: per detector (N,) bool
-    flags and (N,) scores in [0, 1] (higher = more likely wrong); ``n_issues``: flag budget.
+    flags and (N,) scores in [0, 1] (higher = more likely wrong); ``n_issues``: flag budget;
+    ``cleaning_rounds``: how many cleaning rounds ran (0: the first round is the verdict).
     """
 
     label_issue_score: np.ndarray
@@ -108,6 +108,7 @@ class LabelIssueVerdict:
     detector_scores: dict[str, np.ndarray]
     n_issues: int
     posterior: np.ndarray = field(repr=False)
+    cleaning_rounds: int = 0
 
 
 def detector_names(agreed: int) -> list[str]:
