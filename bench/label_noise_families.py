@@ -9,7 +9,9 @@ Protocol:
 - data: ``sklearn.datasets.load_digits`` (N = 1797, C = 10) under two feature sets:
   ``pixels`` (X / 16, 64 dims) and ``hog`` (histograms of oriented gradients computed here,
   :func:`hog_features`: 2 x 2-pixel cells, 9 unsigned orientations, 2 x 2-cell blocks, L2-Hys;
-  324 dims; no labels used, no download);
+  324 dims; no labels used, no download); held out from every choice, ``pca32`` (the pixels'
+  first 32 principal components, whitened), run as ``--features pca32 --draws 200 --no-extra``
+  into ``bench/results/label_noise_families_pca32.json``;
 - noise: :func:`backend.scoring.label_noise.noise_families.inject_family_noise`, families
   ``symmetric``, ``pairs`` (look-alike pairs matched on the feature set's class centroids) and
   ``class_dependent`` (half the classes, drawn, receive labels from the others) at rates 5, 15,
@@ -63,6 +65,9 @@ FAMILIES = ("symmetric", "pairs", "class_dependent")
 RATES = (0.05, 0.15, 0.25, 0.35, 0.45)
 EXTRA = (("class_dependent", 0.40),)  # issue 14's case
 FEATURE_SETS = ("pixels", "hog")
+#: held out from every choice: a third embedding for checking the verdict on features it was not
+#: chosen on (``--features pca32 --draws 200``)
+HELD_OUT_FEATURE_SETS = ("pca32",)
 #: the verdict before issue 14: one cleaning round, ranked by margin, counted by the first round's
 #: rule (confident learning, or the consensus where CL < 0.8 x consensus), no calibration
 FIRST_RELEASE = VerdictConfig(aum=False, refine=1, count_rule="consensus_switch", score_rule="margin",
@@ -103,10 +108,12 @@ def hog_features(images: np.ndarray, *, cell: int = 2, bins: int = 9) -> np.ndar
 
 def feature_sets() -> tuple[dict[str, np.ndarray], np.ndarray]:
     from sklearn.datasets import load_digits
+    from sklearn.decomposition import PCA
 
     digits = load_digits()
     pixels = (digits.data / 16.0).astype(np.float32)
-    return {"pixels": pixels, "hog": hog_features(digits.images)}, digits.target.astype(np.int64)
+    pca32 = PCA(32, whiten=True, random_state=0).fit_transform(pixels).astype(np.float32)
+    return {"pixels": pixels, "hog": hog_features(digits.images), "pca32": pca32}, digits.target.astype(np.int64)
 
 
 def average_precision(score: np.ndarray, truth: np.ndarray) -> float:
@@ -195,7 +202,8 @@ def markdown_table(runs: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--draws", type=int, nargs="+", default=[0, 1], help="noise seeds")
-    parser.add_argument("--features", nargs="+", default=list(FEATURE_SETS), choices=list(FEATURE_SETS))
+    parser.add_argument("--features", nargs="+", default=list(FEATURE_SETS),
+                        choices=list(FEATURE_SETS + HELD_OUT_FEATURE_SETS))
     parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=list(FAMILIES))
     parser.add_argument("--rates", type=float, nargs="+", default=list(RATES))
     parser.add_argument("--no-extra", action="store_true", help="leave out issue 14's 40 %% case")
