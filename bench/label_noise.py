@@ -265,7 +265,8 @@ def main(argv: list[str] | None = None) -> dict:
         "benchmark": "label_noise",
         "protocol": __doc__,
         "verdict_config": "VerdictConfig() defaults: MLP probe (hidden 128, 30 epochs, SGD 0.05, "
-        "wd 5e-4), 5 folds x seeds (0, 1, 2), cosine 10-NN, probe_weight 0.5, refine=2 (cleaning rounds), "
+        "wd 5e-4), 5 folds x seeds (0, 1, 2), cosine 10-NN, probe_weight 0.5, "
+        "cleaning rounds until the flags settle (refine=5 at most, refine_tolerance=0.02), "
         "AUM reported with weight 0",
         "seeds": args.seeds,
         "summary": summary,

@@ -225,18 +225,13 @@ def flags_settled(before: np.ndarray, after: np.ndarray, tolerance: float) -> bo
     (``before`` and ``after``: (N,) bool): the rounds have reached their fixed point, up to the
     probes' own jitter of a sample or two.
 
-    Why rounds until the flags settle (chosen on validation draws 100-102 of
-    ``bench/label_noise_families.py``, 96 runs, both feature sets, every family and rate; not on
-    the reported draws): each round trains the probes on cleaner rows, which pays most where
-    the noise is heaviest. Mean F1 over fixed 1-5 rounds was 0.941 / 0.954 / 0.958 / 0.961 /
-    0.963 and F1 >= 0.95 held in 72/84, 81/86, 81/88, 83/88, 85/88 of the runs with AP >= 0.98;
-    at 35 % look-alike pairs F1 rose by +0.03 to +0.04 from round 2 to round 5. Stopping at
-    2 % (at least 1 flag) gives exactly what 5 fixed rounds give (0.963, 85/88) for 3.1 rounds
-    on average: 34 runs stop after 2, 35 after 3, 12 after 4, 15 run all 5 (the 35-45 % pair
-    noise, still improving). Tolerances 0-2 % gave 85/88, 5 % gave 83/88; a cap of 8 rounds gave
-    +0.002 mean F1 (35-45 % pairs; no run crossed F1 0.95) for 3.4 rounds on average and up to
-    8, so the cap is 5. Against two rounds, one run lost more than 0.005 F1 (HOG
-    class-dependent 5 %, 45 wrong: 0.967 -> 0.957, one flag more). Per-run numbers:
+    Why rounds until the flags settle: each round trains the probes on cleaner rows, which pays
+    most where the noise is heaviest (35-45 % look-alike pairs keep improving up to round 5),
+    while low noise settles after one or two rounds. Chosen on validation draws 100-102 of
+    ``bench/label_noise_families.py`` (96 runs, never the reported draws): a 2 % tolerance gives
+    what 5 fixed rounds give (mean F1 0.963 against 0.954 for two; F1 >= 0.95 in 85 of the 88
+    runs with AP >= 0.98) for 3.1 rounds on average. The alternatives measured (tolerances, a
+    cap of 8, more probe seeds) are in ``bench/results/NOTES.md``, per-run numbers in
     ``bench/results/label_noise_rounds_validation.json``.
     """
     changed = int(np.count_nonzero(np.asarray(before) != np.asarray(after)))
