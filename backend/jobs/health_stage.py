@@ -4,7 +4,7 @@ quality (:mod:`backend.scoring.health`) as per-sample scores of the run.
 Columns (all float; flags 0/1; NaN where a check cannot run on a sample):
 ``is_exact_duplicate``, ``duplicate_group``, ``is_near_duplicate``, ``near_duplicate_group``
 (groups numbered 0..G-1 within the run, NaN when alone), ``is_split_leak``, ``outlier_score`` /
-``is_outlier`` (class-conditional Mahalanobis), ``knn_outlier_score`` / ``is_knn_outlier``, and
+``is_outlier`` (class-conditional Mahalanobis, robust fit), ``knn_outlier_score`` / ``is_knn_outlier``, and
 ``is_<check>`` / ``<check>_score`` for the image checks (NaN for feature-only samples and files
 Pillow cannot read). Each leak's train sample (a string id, which a score column cannot hold) is
 in the run summary's ``health.leak_sources`` ({leaking id: train id}, the first

@@ -103,7 +103,105 @@ def test_mahalanobis_matches_a_slow_reference_with_identity_like_covariance() ->
     means = np.array([x[y == k].mean(0) for k in range(2)])
     precision = np.linalg.inv(ledoit_wolf(x - means[y], assume_centered=True)[0])
     slow = [min(float((v - m) @ precision @ (v - m)) for m in means) for v in x]
-    np.testing.assert_allclose(health.mahalanobis_outlier_score(x, y, n_classes=2, block=37), slow, rtol=1e-8)
+    np.testing.assert_allclose(health.mahalanobis_outlier_score(x, y, n_classes=2, block=37, robust=False), slow, rtol=1e-8)
+
+
+def inverted_clump(n_inverted: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The first 800 digits' pixels plus ``n_inverted`` colour-inverted digits keeping their labels."""
+    rng = np.random.default_rng(seed)
+    digits = load_digits()
+    x, y = digits.data[:800] / 16.0, digits.target[:800]
+    pick = rng.choice(len(digits.data), n_inverted, replace=False)
+    inverted = 1.0 - digits.data[pick] / 16.0
+    return np.vstack([x, inverted]), np.concatenate([y, digits.target[pick]]), np.arange(800, 800 + n_inverted)
+
+
+def test_the_robust_fit_finds_a_clump_that_masks_itself_in_the_plain_fit() -> None:
+    """40 inverted digits (5 %) pull the class means and inflate the covariance along their own
+    direction: the plain fit flags almost none of them, the reweighted MCD fit flags all, and
+    ranks them first."""
+    x, y, planted = inverted_clump(40)
+    plain = health.mahalanobis_outlier_score(x, y, n_classes=10, robust=False)
+    robust = health.mahalanobis_outlier_score(x, y, n_classes=10)
+    assert health.flag_high(plain)[planted].sum() <= 10
+    flagged = health.flag_high(robust)
+    assert flagged[planted].all()
+    assert flagged.sum() - 40 <= 10  # no more false alarms than the plain fit raises on digits
+    assert set(np.argsort(-robust)[:40].tolist()) == set(planted.tolist())
+
+
+def test_the_robust_fit_agrees_with_the_plain_fit_on_clean_gaussian_classes() -> None:
+    """No outliers: the reweighted fit leaves out only the far tail, so the scores stay close."""
+    rng = np.random.default_rng(3)
+    centres = rng.normal(0, 4, (4, 6))
+    y = np.repeat(np.arange(4), 300)
+    x = centres[y] + rng.normal(0, 1, (1200, 6))
+    plain = health.mahalanobis_outlier_score(x, y, n_classes=4, robust=False)
+    robust = health.mahalanobis_outlier_score(x, y, n_classes=4)
+    assert np.corrcoef(plain, robust)[0, 1] > 0.99
+    assert np.median(robust / plain) == pytest.approx(1.0, abs=0.1)
+    assert health.flag_high(robust).sum() <= 3
+
+
+def test_the_robust_fit_on_a_subsample_still_finds_the_clump(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above MCD_SUBSAMPLE rows the concentration steps run on a random subset; the reweighted
+    fit and the scores still cover every row (here a subset of 300 of 830)."""
+    monkeypatch.setattr(health, "MCD_SUBSAMPLE", 300)
+    x, y, planted = inverted_clump(30, seed=1)
+    robust = health.mahalanobis_outlier_score(x, y, n_classes=10, block=97)
+    assert robust.shape == (830,)
+    assert health.flag_high(robust)[planted].all()
+
+
+def test_a_rare_class_keeps_its_own_mean_when_the_steps_run_on_a_subsample(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A class of 8 rows among 2,000, far from the others: a plain random subset of 100 rows
+    usually misses it; its rows then score against the other classes, are left out of the refit
+    and are called outliers (all 8, at seeds 1 and 2). The subsample keeps every row of a class
+    under MCD_CLASS_FLOOR."""
+    monkeypatch.setattr(health, "MCD_SUBSAMPLE", 100)
+    rng = np.random.default_rng(5)
+    y = np.r_[np.repeat([0, 1], 996), np.full(8, 2)]
+    x = np.array([[0.0] * 4, [6.0] + [0.0] * 3, [0.0, 0.0, 0.0, 40.0]])[y] + rng.normal(0, 1, (2000, 4))
+    for seed in (1, 2):  # seeds whose plain random subset of 100 holds no row of class 2
+        robust = health.mahalanobis_outlier_score(x, y, n_classes=3, seed=seed)
+        assert not health.flag_high(robust)[y == 2].any()
+    rows = health._class_floor_subsample(y, 100, 50, seed=0)
+    assert (y[rows] == 2).sum() == 8 and 60 < rows.size < 220
+
+
+def test_the_condition_cap_keeps_the_robust_fit_calm_in_a_wide_embedding_of_low_rank(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """900 clean digits blown up 2 x 2 (256 dims of rank 64, as an upsampling embedder makes):
+    without the cap the central half's covariance has next to no variance where the other half
+    spreads, and dozens of ordinary digits are called outliers (36 when this was written)."""
+    digits = load_digits()
+    x = np.stack([np.kron(image / 16.0, np.ones((2, 2))).reshape(-1) for image in digits.images[:900]])
+    y = digits.target[:900]
+    assert health.flag_high(health.mahalanobis_outlier_score(x, y, n_classes=10)).sum() <= 5
+    monkeypatch.setattr(health, "CONDITION_CAP", None)
+    assert health.flag_high(health.mahalanobis_outlier_score(x, y, n_classes=10)).sum() >= 20
+
+
+def test_the_condition_cap_shrinks_just_enough() -> None:
+    rng = np.random.default_rng(2)
+    x = rng.normal(0, 1, (300, 5)) * np.array([30.0, 3.0, 1.0, 1.0, 0.1])
+    y = np.zeros(300, dtype=np.int64)
+    means = x.mean(0, keepdims=True)
+    plain = health._shrunk_within_class_covariance(x, y, means, block=64)
+    capped = health._shrunk_within_class_covariance(x, y, means, block=64, condition_cap=50.0)
+    assert np.linalg.cond(plain) > 400  # Ledoit & Wolf shrink 300 rows of 5 dims only a little
+    assert np.linalg.cond(capped) == pytest.approx(50.0, rel=1e-6)
+    assert np.trace(capped) == pytest.approx(np.trace(plain))  # shrinking towards mu I keeps the trace
+    loose = health._shrunk_within_class_covariance(x, y, means, block=64, condition_cap=1e6)
+    np.testing.assert_allclose(loose, plain)  # already under the cap: unchanged
+
+
+def test_most_central_keeps_the_nearest_share_of_each_class() -> None:
+    distance = np.array([5.0, 1.0, 3.0, 0.5, 9.0, 2.0, 7.0])
+    labels = np.array([0, 0, 0, 1, 1, 1, 2])
+    kept = health._most_central(distance, labels, 0.5)
+    # class 0: ceil(1.5) = 2 of (5, 1, 3) -> 1 and 3; class 1: 2 of (0.5, 9, 2); class 2: its one row
+    assert kept.tolist() == [False, True, True, True, False, True, True]
 
 
 def test_blockwise_shrunk_covariance_is_sklearns_ledoit_wolf() -> None:
