@@ -19,6 +19,7 @@ grayscale) use fixed thresholds on [0, 1] quantities, stated beside each constan
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -136,7 +137,7 @@ MCD_CLASS_FLOOR = 50
 #: Computing; rrcov's ``CovMrcd(maxcond = 50)``), with Ledoit & Wolf's scaled identity as target.
 #: Without it a fit on the central half of each class sees almost no variance in the directions
 #: the other half spreads into, and calls ordinary rows outliers: 124 of the 1,797 clean digits
-#: in the demo's 768-dim pixel embedding (rank 64), against 3 with it.
+#: in the demo's 768-dim pixel embedding (rank 64), against 5 with it.
 CONDITION_CAP = 50.0
 #: The reweighting step refits on every row whose robust z (:func:`flag_high`) under the raw fit is
 #: at most this: the flag cut itself, so the refit leaves out exactly the rows the raw fit flags.
@@ -148,8 +149,8 @@ def mahalanobis_outlier_score(features: np.ndarray, labels: np.ndarray, *, n_cla
     """(N,) >= 0, higher = more out of distribution: the squared Mahalanobis distance to the
     nearest class mean under one shared covariance (Lee et al. 2018, "A Simple Unified Framework
     for Detecting Out-of-Distribution Samples and Adversarial Attacks", NeurIPS), with the class
-    means and the covariance fitted robustly (reweighted minimum covariance determinant,
-    Rousseeuw & Van Driessen 1999) unless ``robust`` is False.
+    means and the covariance fitted robustly (a reweighted minimum regularized covariance
+    determinant: Rousseeuw & Van Driessen 1999, Boudt et al. 2020) unless ``robust`` is False.
 
     Algorithm
     ---------
@@ -193,11 +194,15 @@ def mahalanobis_outlier_score(features: np.ndarray, labels: np.ndarray, *, n_cla
     return _nearest_class_distance(x, reweighted, block)
 
 
+@dataclass(frozen=True)
 class _ClassGaussian:
-    """Class means (C, D) and one shared precision (D, D), about the fitted rows' centre."""
+    """Class means (C, D) about ``centre`` (D,), which classes had rows (``present``, (C,) bool),
+    and one shared precision (D, D)."""
 
-    def __init__(self, means: np.ndarray, present: np.ndarray, precision: np.ndarray, centre: np.ndarray) -> None:
-        self.means, self.present, self.precision, self.centre = means, present, precision, centre
+    means: np.ndarray
+    present: np.ndarray
+    precision: np.ndarray
+    centre: np.ndarray
 
     @classmethod
     def fit(cls, x: np.ndarray, labels: np.ndarray, rows: np.ndarray, n_classes: int, block: int) -> _ClassGaussian:
