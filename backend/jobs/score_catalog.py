@@ -35,7 +35,8 @@ _OTHER = {
     "near_duplicate_group": ("number of the near-duplicate group (empty when alone)", "-"),
     "is_split_leak": ("1 = a val/test sample with an exact or near duplicate in train", "-"),
     "outlier_score": ("Mahalanobis distance to the nearest class mean, shared covariance, fitted robustly "
-                      "(high = outlier)", "Lee et al. 2018; Rousseeuw & Van Driessen 1999 (reweighted MCD)"),
+                      "(high = outlier)",
+                      "Lee et al. 2018; Rousseeuw & Van Driessen 1999, Boudt et al. 2020 (reweighted regularized MCD)"),
     "is_outlier": ("1 = outlier_score above a robust z of 3.5", "Lee et al. 2018; Iglewicz & Hoaglin 1993"),
     "knn_outlier_score": ("mean cosine distance to the nearest samples (high = isolated)",
                           "cleanlab Datalab outlier issue"),

@@ -177,19 +177,20 @@ def mahalanobis_outlier_score(features: np.ndarray, labels: np.ndarray, *, n_cla
     """
     x = np.asarray(features)
     labels = np.asarray(labels)
-    everything = np.ones(len(x), dtype=bool)
     if not robust:
-        return _nearest_class_distance(x, _ClassGaussian.fit(x, labels, everything, n_classes, block), block)
+        return _nearest_class_distance(x, _ClassGaussian.fit(x, labels, np.ones(len(x), bool), n_classes, block),
+                                       block)
     rows = _class_floor_subsample(labels, MCD_SUBSAMPLE, MCD_CLASS_FLOOR, seed)
     xs, ls = x[rows], labels[rows]
     support = np.ones(len(rows), dtype=bool)
+    fit = _ClassGaussian.fit(xs, ls, support, n_classes, block)
     for _ in range(MCD_MAX_STEPS):
-        fit = _ClassGaussian.fit(xs, ls, support, n_classes, block)
         central = _most_central(fit.own_class_distance(xs, ls, block), ls, MCD_SUPPORT)
         if (central == support).all():
-            break
+            break  # ``fit`` is already the fit on ``support``
         support = central
-    raw = _nearest_class_distance(x, _ClassGaussian.fit(xs, ls, support, n_classes, block), block)
+        fit = _ClassGaussian.fit(xs, ls, support, n_classes, block)
+    raw = _nearest_class_distance(x, fit, block)
     reweighted = _ClassGaussian.fit(x, labels, ~flag_high(raw, z=MCD_REWEIGHT_Z), n_classes, block)
     return _nearest_class_distance(x, reweighted, block)
 
