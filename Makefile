@@ -41,6 +41,7 @@ bench: setup
 	$(BIN)/python bench/label_noise_families.py
 	$(BIN)/python bench/health.py
 	$(BIN)/python bench/outlier_fit.py
+	$(BIN)/python bench/blur_reference.py
 	$(BIN)/python bench/embed_throughput.py
 	$(BIN)/python bench/ingest_folder.py
 	$(BIN)/python bench/umap_scale.py

@@ -143,11 +143,29 @@ def blur(image: np.ndarray, sigma: float) -> np.ndarray:
     return gaussian_filter(image, sigma=(sigma, sigma, 0))
 
 
+def demo_embedding(images: list[np.ndarray]) -> np.ndarray:
+    """The demo's embedding of each image (H, W) or (H, W, 3) in [0, 1]: 8-bit, then
+    :func:`backend.embed.pixels.pixel_vector` (16 x 16 RGB), centred and L2-normalised."""
+    from PIL import Image
+
+    from backend.embed.pixels import pixel_vector
+
+    x = np.vstack([pixel_vector(Image.fromarray(np.clip(np.round(img * 255.0), 0, 255).astype(np.uint8)), 16)
+                   for img in images]).astype(np.float32)
+    x -= x.mean(axis=0)
+    return x / (np.linalg.norm(x, axis=1, keepdims=True) + 1e-12)
+
+
 def image_checks(seed: int) -> dict[str, dict]:
-    """Precision and recall of each image-quality flag on :func:`planted_images`."""
+    """Precision and recall of each image-quality flag on :func:`planted_images`, the blur check
+    referenced as the health stage does (the digits' labels, 10 neighbours on the demo's
+    embedding)."""
+    from sklearn.datasets import load_digits
+
     images, truth, kinds = planted_images(seed)
     stats = np.vstack([health.pixel_stats(img) for img in images])
-    flags = health.image_quality(stats)
+    idx, _ = knn_search(demo_embedding(images), 10, seed=0)
+    flags = health.image_quality(stats, groups=health.content_groups(load_digits().target, idx), neighbor_indices=idx)
     wrong = {check: dict(zip(*np.unique(kinds[(flags[f"is_{check}"] == 1) & ~truth[check]], return_counts=True),
                              strict=True)) for check in health.QUALITY_CHECKS}
     print("false positives by planted kind:", {c: w for c, w in wrong.items() if w}, file=sys.stderr)

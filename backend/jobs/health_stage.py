@@ -10,6 +10,10 @@ Pillow cannot read). Each leak's train sample (a string id, which a score column
 in the run summary's ``health.leak_sources`` ({leaking id: train id}, the first
 ``MAX_LEAK_SOURCES``); it is also in the leak's duplicate group.
 
+The blur check measures each image against images of its kind: the mean of the median over its
+10 nearest neighbours (the same search) and the median over the class those neighbours vote for
+(:func:`backend.scoring.health.blur_reference`).
+
 Image statistics come from the ``image_stats`` table that ingest fills in the pass that decodes
 each file (:mod:`backend.pixel_stats`), so an image folder or manifest is not decoded again here.
 A sample without a row for its current file (imported from an embeddings file, a workspace
@@ -89,7 +93,8 @@ def health_scores(ws: Workspace, data: Dataset, *,
         "knn_outlier_score": knn_outlier,
         "is_knn_outlier": np.where(np.isfinite(knn_outlier), health.flag_high(knn_outlier), np.nan),
     }
-    columns.update(health.image_quality(stats))
+    groups = health.content_groups(data.labels, idx) if idx is not None else None
+    columns.update(health.image_quality(stats, groups=groups, neighbor_indices=idx))
     leaks = np.flatnonzero(is_leak)
     summary = {
         "near_duplicate_threshold": round(float(threshold), 6),

@@ -103,6 +103,29 @@ def test_overview_shows_the_health_counts(scored: Path, monkeypatch: pytest.Monk
     assert "dark: **1**" in text
 
 
+def test_stage_measures_blur_against_the_neighbours_and_their_voted_class(
+        planted: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from backend.jobs import health_stage
+    from backend.scoring import health
+    from backend.scoring.knn import knn_search
+
+    seen = {}
+    real = health.image_quality
+
+    def spy(stats, **kwargs):
+        seen.update(kwargs)
+        return real(stats, **kwargs)
+
+    monkeypatch.setattr(health_stage.health, "image_quality", spy)
+    ws = Workspace.open(planted)
+    data = load_dataset(ws, ws.embedding_keys()[0])
+    columns, _ = health_scores(ws, data)
+    idx, _ = knn_search(data.unit, 10, seed=0)
+    np.testing.assert_array_equal(seen["neighbor_indices"], idx)
+    np.testing.assert_array_equal(seen["groups"], health.content_groups(data.labels, idx))
+    assert np.isfinite(columns["blurry_score"]).sum() == len(data.ids) - 1  # all but the sample without an image
+
+
 def test_health_counts_without_a_health_run() -> None:
     from app.components.overview import health_counts
 

@@ -242,6 +242,70 @@ def test_quality_flags_on_planted_images() -> None:
         assert flags[f"{check}_score"][i] == np.nanmax(score), check  # the planted image is the worst on its score
 
 
+def test_content_groups_take_the_neighbours_label_only_with_a_quorum() -> None:
+    labels = np.array([1, 2, 1, 7] + [0] * 10 + [1] * 5 + [3] * 5)
+    zeros, ones, threes = np.arange(4, 14), np.arange(14, 19), np.arange(19, 24)
+    idx = np.full((len(labels), 10), -1)
+    idx[0] = zeros  # ten neighbours say 0: a wrong label corrected
+    idx[1] = np.r_[zeros[:4], ones[:3], threes[:3]]  # 4 / 3 / 3: no quorum, the own label stays
+    idx[2] = np.r_[zeros[:5], ones]  # 5 / 5: a quorum each, the own label breaks the tie
+    idx[3] = -1  # no neighbour: the own label
+    groups = health.content_groups(labels, idx)
+    assert groups[:4].tolist() == [0, 2, 1, 7]
+    assert groups[0] == health.content_groups(labels, idx, quorum=1.0)[0]
+    assert health.content_groups(labels, idx, quorum=0.0)[1] == 0  # without a quorum the plurality wins
+
+
+def test_the_blur_reference_is_halfway_between_the_neighbours_and_the_group() -> None:
+    values = np.r_[np.zeros(30), np.full(30, 4.0), np.full(5, 10.0), np.nan]
+    groups = np.r_[np.zeros(30), np.ones(30), np.full(5, 2), 0].astype(int)
+    idx = np.full((len(values), 3), -1)
+    idx[0] = [30, 31, 32]  # neighbours in the other group: median 4
+    idx[1] = [65, -1, -1]  # its only neighbour unknown: the group median alone
+    reference = health.blur_reference(values, groups=groups, neighbor_indices=idx)
+    assert reference[0] == pytest.approx(0.5 * (4.0 + 0.0)) and reference[1] == 0.0 and reference[31] == 4.0
+    overall = np.median(values[:65])
+    assert reference[60] == overall  # a group of 5 is too small: the median of all images
+    assert np.isnan(health.blur_reference(np.full(3, np.nan))).all()
+    assert (health.blur_reference(values) == overall).sum() == 66  # no groups, no neighbours
+
+
+def demo_digits_blur(blurred: int, sigma: float, seed: int = 0) -> tuple[dict, np.ndarray, np.ndarray]:
+    """The blur flags on the demo's 8 x 8 digits (``blurred`` of them Gaussian-blurred) under the
+    dataset reference and the shipped one, the truth and the labels."""
+    from scipy.ndimage import gaussian_filter
+
+    from bench.health import demo_embedding
+
+    digits = load_digits()
+    images = [np.round(g / 16.0 * 255.0) / 255.0 for g in digits.images]
+    truth = np.zeros(len(images), bool)
+    truth[np.random.default_rng(seed).choice(len(images), blurred, replace=False)] = True
+    images = [gaussian_filter(img, sigma) if t else img for img, t in zip(images, truth, strict=True)]
+    stats = np.vstack([health.pixel_stats(img) for img in images])
+    idx, _ = knn_search(demo_embedding(images), 10, seed=0)
+    flags = {"dataset": health.image_quality(stats)["is_blurry"] == 1,
+             "kind": health.image_quality(stats, groups=health.content_groups(digits.target, idx),
+                                          neighbor_indices=idx)["is_blurry"] == 1}
+    raw = -np.log(stats[:, health.STAT_NAMES.index("sharpness")])
+    flags["neighbours"] = health.robust_z(raw - np.median(raw[idx], axis=1)) > health.ROBUST_Z
+    return flags, truth, digits.target
+
+
+def test_the_clean_digits_1s_are_not_blurry_against_images_of_their_kind() -> None:
+    flags, _, labels = demo_digits_blur(0, 0.0)
+    assert flags["dataset"].sum() >= 20 and (labels[flags["dataset"]] == 1).all()  # smooth bars, not blur
+    assert flags["kind"].sum() <= 3
+    flags, truth, _ = demo_digits_blur(30, 1.0)
+    assert flags["kind"][truth].all() and (flags["kind"] & ~truth).sum() <= 3
+
+
+def test_a_blurred_batch_does_not_hide_in_its_own_neighbourhood() -> None:
+    flags, truth, _ = demo_digits_blur(150, 1.0)  # blurred digits are each other's neighbours
+    assert flags["neighbours"][truth].mean() < 0.5
+    assert flags["kind"][truth].mean() >= 0.95 and (flags["kind"] & ~truth).sum() <= 3
+
+
 def test_quality_nan_without_an_image_and_grey_images_are_grayscale(tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
     colour = [health.pixel_stats(rng.random((10, 10, 3))) for _ in range(2)]
