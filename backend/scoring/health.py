@@ -386,15 +386,16 @@ def blur_reference(values: np.ndarray, *, groups: np.ndarray | None = None,
     the clean 1s read as blurry). The neighbours match content most finely and find mild blur, but
     blurred images are each other's neighbours (a batch of out-of-focus shots, or any strong blur)
     and hide in their own median; a class's median does not move for a few dozen blurred members
-    but matches content coarsely. Their mean keeps most of each: fewer false alarms than either
-    and no collapse under a blurred batch of 8 % of the data."""
+    but matches content coarsely. Their mean keeps most of each: the best F1 of the references
+    tried, a third of the whole dataset's false alarms, and no collapse under a blurred batch of
+    8 % of the data."""
     values = np.asarray(values, dtype=np.float64)
     ok = np.isfinite(values)
     if not ok.any():
         return np.full(values.shape, np.nan)
     group_median = np.full(values.shape, np.median(values[ok]))
     if groups is not None:
-        uniq, inverse, counts = np.unique(np.asarray(groups)[ok], return_inverse=True, return_counts=True)
+        _, inverse, counts = np.unique(np.asarray(groups)[ok], return_inverse=True, return_counts=True)
         chunks = np.split(values[ok][np.argsort(inverse, kind="stable")], np.cumsum(counts)[:-1])
         medians = np.array([np.median(c) for c in chunks])
         large = counts[inverse] >= min_group
@@ -403,9 +404,11 @@ def blur_reference(values: np.ndarray, *, groups: np.ndarray | None = None,
         return group_median
     idx = np.asarray(neighbor_indices, dtype=np.int64)[:, :voters]
     around = np.where(idx >= 0, values[np.maximum(idx, 0)], np.nan)
-    has = np.isfinite(around).any(axis=1)
+    known = np.isfinite(around)
+    full, has = known.all(axis=1), known.any(axis=1)
     neighbour_median = np.full(values.shape, np.nan)
-    neighbour_median[has] = np.nanmedian(around[has], axis=1)
+    neighbour_median[full] = np.median(around[full], axis=1)  # nanmedian only where needed: 4x slower
+    neighbour_median[has & ~full] = np.nanmedian(around[has & ~full], axis=1)
     return np.where(has, 0.5 * (neighbour_median + group_median), group_median)
 
 
@@ -414,8 +417,8 @@ def image_quality(stats: np.ndarray, *, groups: np.ndarray | None = None,
     """Flags and scores per image from ``stats`` (N, len(STAT_NAMES)) of :func:`pixel_stats`;
     rows of NaN (no readable image) give NaN everywhere. ``groups`` (:func:`content_groups`) and
     ``neighbor_indices`` (N, k): the blur check's reference (:func:`blur_reference`); without
-    them, the median of all images. Returns ``is_<check>`` (0/1 as float, NaN when unknown) and ``<check>_score`` (higher =
-    worse) for every ``QUALITY_CHECKS``:
+    them, the median of all images. Returns ``is_<check>`` (0/1 as float, NaN when unknown) and
+    ``<check>_score`` (higher = worse) for every ``QUALITY_CHECKS``:
 
     - dark: score ``1 - p99 luminance``, flagged when p99 < ``DARK_P99``;
     - bright: score ``p05 luminance``, flagged when p05 > ``BRIGHT_P05``;
