@@ -162,14 +162,16 @@ def bulk_actions(root: str, ids: list[str], *, source: str, score_run: str | Non
         return
     classes = curation_data.class_names(root)
     with st.container(horizontal=True, vertical_alignment="bottom"):
-        action = st.selectbox("Action", ["drop", "keep", "unsure", "relabel", "tag", "untag"],
-                              key=f"{key}.action", format_func=lambda a: {"keep": "keep (confirm label)"}.get(a, a))
+        # no action chosen at first: one careless click on Apply must not drop or relabel anything
+        action = st.selectbox("Action", ["drop", "keep", "unsure", "relabel", "tag", "untag"], index=None,
+                              placeholder="choose an action", key=f"{key}.action",
+                              format_func=lambda a: {"keep": "keep (confirm label)"}.get(a, a))
         to = tag = None
         if action == "relabel":
             to = st.selectbox("to", classes, key=f"{key}.to")
         elif action in ("tag", "untag"):
             tag = st.text_input("tag", key=f"{key}.tag", placeholder="e.g. blurry")
-        st.button(f"Apply to {len(ids):,} sample(s)", key=f"{key}.apply", on_click=_commit,
+        st.button(f"Apply to {len(ids):,} sample(s)", key=f"{key}.apply", on_click=_commit, disabled=action is None,
                   args=(root, action, list(ids)), kwargs={"source": source, "score_run": score_run, "to": to,
                                                           "tag": tag or None})
     show_acknowledgement()

@@ -26,6 +26,7 @@ from app.components.density_map import density_figure
 from app.components.markdown_text import md
 from app.map_data import MapArea, MapFilter
 from app.map_density import Extent
+from backend.jobs.health_stage import FLAG_COLUMNS
 
 #: The caption's first words for each kind of map (``bench/scale_app.py`` waits for them).
 EXACT_CAPTION, DENSITY_CAPTION = "Exact map", "Density map"
@@ -73,14 +74,25 @@ def show_explore_map(root: str, run_id: str, score_run: str | None, color_by: st
             basis = selection.figure_basis(frame, color_by)
             highlight = selection.to_highlight(frame, basis)
             selection.show_map(scatter.projection_figure(frame, color_by=color_by, selected=highlight), basis)
-            st.caption(f"{EXACT_CAPTION} · {n_view:,} of {len(points):,} points")
+            st.caption(f"{EXACT_CAPTION} · {n_view:,} of {len(points):,} points"
+                       f"{flag_count(root, run_id, score_run, color_by, view)}")
             ids, panel_points, gallery = selection.kept_selection(frame), frame, None
         else:
-            ids, panel_points, gallery = _density_map(root, run_id, score_run, color_by, spec, zoom, n_view)
+            ids, panel_points, gallery = _density_map(root, run_id, score_run, color_by, spec, zoom, view)
     _zoom_controls(zoom, st.session_state.get(state.EXPLORE_AREA) if n_view > map_data.MAP_BUDGET else None)
     selection.open_clicked(root, score_run=score_run)
     selection.selection_panel(root, panel_points, ids, run_id=run_id, score_run=score_run, gallery=gallery,
                               on_clear=clear_area if n_view > map_data.MAP_BUDGET else None)
+
+
+def flag_count(root: str, run_id: str, score_run: str | None, color_by: str, view: np.ndarray | None) -> str:
+    """" · N flagged" among the points in ``view`` (None: all) when the map is coloured by a flag
+    (the verdict or a health check), so that a flag with no or few samples says so; else ""."""
+    if score_run is None or (color_by != "label_issue" and color_by not in FLAG_COLUMNS):
+        return ""
+    coloring = map_data.map_coloring(root, run_id, score_run, color_by)
+    codes = coloring.codes if view is None else coloring.codes[view]
+    return f" · {int((codes == coloring.categories.index(map_data.FLAGGED)).sum()):,} flagged"
 
 
 def _exact_frame(root: str, run_id: str, score_run: str | None, color_by: str, points: map_data.MapPoints,
@@ -116,8 +128,10 @@ def _density_figure_json(root: str, run_id: str, score_run: str | None, color_by
 
 
 def _density_map(root: str, run_id: str, score_run: str | None, color_by: str, spec: MapFilter,
-                 zoom: Extent | None, n_view: int) -> tuple[list[str], pd.DataFrame, pd.DataFrame | None]:
-    """Draw the density map; return (selected ids, their id/label rows, their gallery rows)."""
+                 zoom: Extent | None, view: np.ndarray | None) -> tuple[list[str], pd.DataFrame, pd.DataFrame | None]:
+    """Draw the density map of the points in ``view`` (None: all); return (selected ids, their
+    id/label rows, their gallery rows)."""
+    n_view = len(map_data.map_points(root, run_id)) if view is None else len(view)
     figure_json = _density_figure_json(root, run_id, score_run, color_by, spec, zoom)
     basis = hashlib.blake2b(figure_json.encode(), digest_size=16).hexdigest()
     figure = plotly.io.from_json(figure_json)
@@ -130,7 +144,8 @@ def _density_map(root: str, run_id: str, score_run: str | None, color_by: str, s
                     selection_mode=("box", "lasso"))
     described = "filtered " if spec.active else ""
     st.caption(f"{DENSITY_CAPTION} · {n_view:,} {described}points of {len(map_data.map_points(root, run_id)):,}"
-               f" drawn as an image (above {map_data.MAP_BUDGET:,}, the exact map's budget) · colour: {md(color_by)}. "
+               f" drawn as an image (above {map_data.MAP_BUDGET:,}, the exact map's budget) · colour: {md(color_by)}"
+               f"{flag_count(root, run_id, score_run, color_by, view)}. "
                "Box Select or Lasso Select in the modebar selects every point inside; zoom to the selection "
                "to see its points.")
     if area is None:

@@ -87,14 +87,15 @@ def choose_filters(labels: tuple[str, ...], splits: tuple[str, ...], tags: list[
     flags = [c for c in choices if c == "label_issue" or c in FLAG_COLUMNS]
     scores = [c for c in choices if c not in (*COLOR_CHOICES, *DECISION_COLORS, *flags, "suggested_label")
               and not c.startswith(TAG_PREFIX)]
-    with st.expander("Filters", expanded=False):
+    flags_key = f"{FILTER}.flags"  # an Overview health button sets it: open the filters to show it
+    with st.expander("Filters", expanded=bool(st.session_state.get(flags_key))):
         left, middle, right = st.columns(3)
         chosen_labels = left.multiselect("Labels", labels, key=f"{FILTER}.labels")
         chosen_splits = middle.multiselect("Splits", splits, key=f"{FILTER}.splits")
         decided = right.multiselect("Decisions", DECISION_FILTERS, key=f"{FILTER}.decisions")
         left, middle, right = st.columns(3)
         tagged = left.multiselect("Tags (any of)", tags, key=f"{FILTER}.tags")
-        flagged = middle.multiselect("Flagged by (any of)", flags, format_func=color_name, key=f"{FILTER}.flags")
+        flagged = middle.multiselect("Flagged by (any of)", flags, format_func=color_name, key=flags_key)
         score = right.selectbox("Score range", [None, *scores], format_func=lambda c: "(none)" if c is None else c,
                                 key=f"{FILTER}.score")
         score_range = None

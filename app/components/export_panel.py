@@ -168,8 +168,10 @@ def scores_section(root: str, score_runs: pd.DataFrame) -> None:
     fmt = format_column.radio("Scores format", FORMATS, horizontal=True, key=state.EXPORT_SCORE_FORMAT)
     n_rows, n_columns = export_data.scores_shape(root, run_id)
     st.caption(f"{n_rows:,} rows × {n_columns} columns: the verdict (label_issue_score, is_label_issue, "
-               "suggested_label, detectors), each pruning score as <name>_score and each label-noise detector's "
-               "as <detector>_issue_score. Same as `thresher export --what scores`.")
+               "suggested_label, detectors), each pruning score as <name>_score, each label-noise detector's "
+               "as <detector>_issue_score and, when the run checked dataset health, its flags and scores "
+               "(is_outlier / outlier_score, is_blurry / blurry_score, duplicates, split leaks, …). "
+               "Same as `thresher export --what scores`.")
     st.download_button(
         f"Download scores {fmt.upper()}",
         data=export_data.deferred(export_data.scores_bytes, root, run_id, fmt),

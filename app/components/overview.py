@@ -105,15 +105,16 @@ def health_counts(score_runs: pd.DataFrame) -> tuple[str, dict[str, int]] | None
 
 def health_summary(score_runs: pd.DataFrame) -> None:
     """Counts per dataset-health issue of the newest score run that has them."""
-    st.markdown("**Dataset health**")
+    st.subheader("Dataset health")
     found = health_counts(score_runs)
     if found is None:
         st.caption("No score run with health checks yet: run `thresher score` on this workspace.")
         return
     run_id, counts = found
     st.markdown(" · ".join(f"{label}: **{n:,}**" for label, n in counts.items()))
-    st.caption(f"From score run `{run_id}`. A button shows those samples coloured on the map; the scores "
-               "export has every column; duplicate groups are resolved on the Duplicates page.")
+    st.caption(f"From score run `{run_id}`. A button opens Explore on just those samples (the Filters' "
+               "'Flagged by'; clear it to see them among the rest); the scores export has every column; "
+               "duplicate groups are resolved on the Duplicates page.")
     with st.container(horizontal=True):
         for (name, label), n in zip(HEALTH_LABELS.items(), counts.values(), strict=True):
             if n:
@@ -123,7 +124,9 @@ def health_summary(score_runs: pd.DataFrame) -> None:
 
 
 def _show_on_map(run_id: str, column: str) -> None:
-    """Open Explore coloured by ``column`` of ``run_id`` (a button's callback)."""
+    """Open Explore on the samples ``column`` of ``run_id`` flags, coloured by it (a button's
+    callback): a handful of flags among thousands of points is hard to find by colour alone."""
     st.session_state[state.EXPLORE_SCORE_RUN] = run_id
     st.session_state[state.EXPLORE_COLOR] = column
+    st.session_state[f"{state.EXPLORE_FILTER}.flags"] = [column]
     st.session_state[state.OVERVIEW_GO_TO] = "views/explore.py"

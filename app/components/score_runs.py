@@ -23,7 +23,7 @@ def run_label(run: pd.Series) -> str:
     flagged = summary.get("n_label_issues", "?")
     scored = summary.get("n_samples", "?")
     # the run id's tail keeps two runs of the same minute apart (a select box picks by the text)
-    return f"{when} · {run['embedding_key']} · {flagged} flagged of {scored} · {str(run['run_id'])[-6:]}"
+    return f"{when} · {run['embedding_key']} · {flagged} label issues in {scored} · {str(run['run_id'])[-6:]}"
 
 
 def require_score_run(root: str, workspace_root: Path | str, *, key: str) -> str:

@@ -1,4 +1,5 @@
-"""Overview: what the workspace holds, what its latest ingest skipped, and its subsets."""
+"""Overview: what the workspace holds, what its latest ingest skipped, its dataset health and its
+subsets."""
 
 import streamlit as st
 
@@ -21,6 +22,7 @@ if counts.samples == 0:
     )
     st.stop()
 
+overview.health_summary(data.finished_runs(root, "score"))
 stacked = st.toggle("Stack by split", value=True, key=state.OVERVIEW_STACK_BY_SPLIT)
 st.plotly_chart(charts.class_histogram(data.label_split_counts(root), stack_by_split=stacked))
 left, right = st.columns(2)
@@ -39,4 +41,3 @@ overview.runs_table(
     empty_hint=f"No projections yet: run `thresher project --workspace {ws.root}`.",
 )
 subsets_panel.subsets_section(root, data.subset_list(root))
-overview.health_summary(data.finished_runs(root, "score"))

@@ -61,4 +61,24 @@ def score_meanings() -> dict[str, ScoreMeaning]:
 
     out = {name: ScoreMeaning(name, spec.description, spec.paper or "-") for name, spec in SCORES.items()}
     out.update({name: ScoreMeaning(name, meaning, paper) for name, (meaning, paper) in _OTHER.items()})
+    out.update({name: ScoreMeaning(name, meaning, paper) for name, (meaning, paper) in _quality_flags().items()})
     return out
+
+
+def _quality_flags() -> dict[str, tuple[str, str]]:
+    """The image-quality flags, with the thresholds the health checks use."""
+    from backend.scoring import health
+
+    z = f"a robust z of {health.ROBUST_Z:g}"
+    return {
+        "is_dark": (f"1 = even the brightest 1 % of the image is darker than luminance {health.DARK_P99:g}",
+                    "cleanlab image issues"),
+        "is_bright": (f"1 = even the darkest 5 % of the image is lighter than luminance {health.BRIGHT_P05:g}",
+                      "cleanlab image issues"),
+        "is_blurry": (f"1 = blurry_score above {z}", "Pech-Pacheco et al. 2000; Iglewicz & Hoaglin 1993"),
+        "is_low_information": (f"1 = the grey histogram holds under {health.LOW_INFORMATION_BITS:g} bit of entropy",
+                               "cleanlab image issues"),
+        "is_odd_size": (f"1 = odd_size_score above {z}", "cleanlab image issues"),
+        "is_grayscale": ("1 = the colour channels are equal, in a dataset where most images are in colour",
+                         "cleanlab image issues"),
+    }

@@ -323,6 +323,20 @@ def test_clicking_a_point_opens_its_sample_view(app_on, scored_workspace: Path) 
     assert not any(b.label == "Find similar" for b in at.button)
 
 
+def test_a_flag_filter_the_run_lacks_is_dropped_not_an_error(app_on, writable_scored_workspace: Path) -> None:
+    from app import state
+    from tests.app.app_testkit import claim_health_counts
+
+    run_id = claim_health_counts(writable_scored_workspace, {"is_outlier": 2})
+    at = app_on(writable_scored_workspace)
+    at.switch_page(EXPLORE)
+    at.session_state[state.EXPLORE_SCORE_RUN] = run_id
+    at.session_state["explore.filter.flags"] = ["is_no_such_flag", "is_outlier"]  # as an Overview button sets it
+    at.run()
+    assert not at.exception, at.exception
+    assert at.multiselect(key="explore.filter.flags").value == ["is_outlier"]
+
+
 def test_actions_on_a_selection_write_decisions_from_explore(app_on, writable_scored_workspace: Path) -> None:
     ws = Workspace.open(writable_scored_workspace)
     chosen = sorted(ws.sample_ids())[:3]
@@ -330,7 +344,10 @@ def test_actions_on_a_selection_write_decisions_from_explore(app_on, writable_sc
     at.switch_page(EXPLORE)
     at.session_state["explore.selection"] = chosen
     at.run()
+    assert at.selectbox(key="explore.actions.action").value is None  # nothing chosen for the curator
+    assert button(at, "Apply to 3 sample(s)").disabled
     at.selectbox(key="explore.actions.action").set_value("drop").run()
+    assert not button(at, "Apply to 3 sample(s)").disabled
     button(at, "Apply to 3 sample(s)").click().run()
     assert not at.exception
     assert any("Dropped: 3 sample(s) saved" in s.value for s in at.success)

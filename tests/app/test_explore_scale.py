@@ -259,6 +259,9 @@ def test_the_exact_map_colours_a_health_flag_as_flagged_or_not(app_on, writable_
     assert not at.exception
     traces = map_spec(at)["data"]
     assert [(t["name"], len(t["customdata"])) for t in traces] == [("not flagged", len(ids) - 4), ("flagged", 4)]
+    assert caption(at, "Exact map").endswith("points · 4 flagged")  # a flag says how many it found
+    at.selectbox(key="explore.color_by").set_value("is_split_leak").run()
+    assert caption(at, "Exact map").endswith("points · 0 flagged")  # none: said, not an all-grey map only
 
 
 def density_callback_script(selection: dict | None) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -167,13 +166,9 @@ def test_overview_shows_a_workers_new_run_on_the_next_rerun(
 
 def test_a_health_count_opens_explore_coloured_by_it(app_on, writable_scored_workspace: Path) -> None:
     from app import state
-    from backend.storage import Workspace, runs
+    from tests.app.app_testkit import claim_health_counts
 
-    ws = Workspace.open(writable_scored_workspace)
-    run_id = runs.latest_run(ws, "score")["run_id"]
-    summary = runs.get_run(ws, run_id)["summary"]
-    ws.table("runs").update(where=f"run_id = '{run_id}'", values={"summary_json": json.dumps(
-        {**summary, "health": {"counts": {"is_outlier": 2}}})})
+    claim_health_counts(writable_scored_workspace, {"is_outlier": 2})
     at = app_on(writable_scored_workspace, "views/overview.py")
     button = at.button(key="overview.health.is_outlier")
     assert button.label == "outliers (Mahalanobis): 2"
@@ -181,3 +176,4 @@ def test_a_health_count_opens_explore_coloured_by_it(app_on, writable_scored_wor
     assert not at.exception, at.exception
     assert at.session_state[state.EXPLORE_COLOR] == "is_outlier"
     assert at.title[0].value == "Explore"
+    assert at.multiselect(key=f"{state.EXPLORE_FILTER}.flags").value == ["is_outlier"]  # just those samples

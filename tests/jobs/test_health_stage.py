@@ -175,3 +175,14 @@ def test_image_checks_read_what_ingest_stored_and_fall_back_to_the_files(
         np.testing.assert_array_equal(stored[column], read[column], err_msg=column)
     paths = ws.samples(columns=["id", "path"]).set_index("id").loc[data.ids, "path"]
     assert [Path(p).name for p in paths[stored["is_dark"] == 1]] == ["d07.png"]
+
+
+def test_every_health_column_says_what_it_means() -> None:
+    """The sample view explains each column from the score catalogue: none of the health columns
+    may be left blank, and the flags name the threshold they use."""
+    from backend.jobs.health_stage import FLAG_COLUMNS, SCORE_COLUMNS
+    from backend.jobs.score_catalog import score_meanings
+
+    meanings = score_meanings()
+    assert set(FLAG_COLUMNS) | set(SCORE_COLUMNS) <= set(meanings)
+    assert "3.5" in meanings["is_blurry"].meaning and "0.3" in meanings["is_dark"].meaning
