@@ -41,7 +41,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from health import demo_embedding  # noqa: E402
+from health import demo_embedding, precision_recall  # noqa: E402
 
 from backend.scoring import health  # noqa: E402
 from backend.scoring.knn import knn_search  # noqa: E402
@@ -99,18 +99,18 @@ def with_distractors(images: list[np.ndarray], rng: np.random.Generator) -> tupl
     return out, np.setdiff1d(np.arange(len(images)), chosen)
 
 
-def precision_recall(flagged: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+def blur_metrics(flagged: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """``bench/health.py``'s precision and recall, with F1 and the false alarms (what the summary
+    reads: F1 where blur is planted, false alarms where none is)."""
+    out = precision_recall(flagged, truth)
     tp = int((flagged & truth).sum())
-    precision = tp / max(int(flagged.sum()), 1)
-    recall = tp / max(int(truth.sum()), 1) if truth.any() else float("nan")
-    f1 = 2 * precision * recall / (precision + recall) if truth.any() and precision + recall else 0.0
-    return {"n_flagged": int(flagged.sum()), "false_alarms": int((flagged & ~truth).sum()),
-            "precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4)}
+    f1 = 2 * tp / (out["n_flagged"] + out["n_true"]) if out["n_true"] else 0.0
+    return {**out, "false_alarms": out["n_flagged"] - tp, "f1": round(f1, 4)}
 
 
 def run_case(images: list[np.ndarray], labels: np.ndarray, truth: np.ndarray) -> dict[str, dict]:
     scores = blur_scores(images, labels)
-    return {ref: precision_recall(health.robust_z(scores[ref]) > health.ROBUST_Z, truth) for ref in REFERENCES}
+    return {ref: blur_metrics(health.robust_z(scores[ref]) > health.ROBUST_Z, truth) for ref in REFERENCES}
 
 
 def main(argv: list[str] | None = None) -> dict:
