@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,18 @@ def default_sigint() -> None:
     inherits SIGINT ignored, and Python then installs no KeyboardInterrupt handler, so the child
     would never see the signal."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.fixture(autouse=True)
+def restore_main_module():
+    """Streamlit's ``AppTest`` runs the app's script as ``__main__`` and leaves it in
+    ``sys.modules``; a worker spawned afterwards (the ingest pool) imports ``__main__`` first, so it
+    would run the app page, in bare mode, and die: ``tests/ingest/test_parallel_ingest.py`` failed
+    after ``tests/app/test_explore_scale.py``. Put pytest's own back after every test."""
+    main = sys.modules.get("__main__")
+    yield
+    if main is not None:
+        sys.modules["__main__"] = main
 
 
 def write_png(path: Path, value: int, size: tuple[int, int] = (6, 5)) -> Path:
