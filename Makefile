@@ -42,6 +42,7 @@ bench: setup
 	$(BIN)/python bench/health.py
 	$(BIN)/python bench/outlier_fit.py
 	$(BIN)/python bench/blur_reference.py
+	$(BIN)/python bench/near_duplicate_rule.py
 	$(BIN)/python bench/embed_throughput.py
 	$(BIN)/python bench/ingest_folder.py
 	$(BIN)/python bench/umap_scale.py

@@ -28,7 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from backend.scoring import health  # noqa: E402
-from backend.scoring.duplicates import data_threshold, near_duplicate_groups  # noqa: E402
+from backend.scoring.duplicates import data_edges, near_duplicate_groups  # noqa: E402
 from backend.scoring.knn import knn_search  # noqa: E402
 
 N_COPIES, N_OTHER, N_QUALITY = 15, 20, 30
@@ -98,10 +98,10 @@ def vector_checks(case: dict) -> dict[str, dict]:
     x, labels = case["x"], case["labels"]
     unit = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
     idx, sims = knn_search(unit, 10)
-    threshold = data_threshold(sims[:, 0])
-    near = near_duplicate_groups(idx, sims, threshold=threshold)
+    edges, _ = data_edges(idx, sims)
+    near = near_duplicate_groups(idx, sims, edges=edges)
     exact = health.exact_duplicate_groups(case["hashes"])
-    leak, _ = health.split_leaks(case["splits"], exact, near, idx, sims, threshold=threshold)
+    leak, _ = health.split_leaks(case["splits"], exact, near, idx, edges)
     truth = case["truth"]
     maha = health.mahalanobis_outlier_score(x, labels, n_classes=10)
     knn = health.knn_outlier_score(sims)

@@ -1,5 +1,6 @@
 """Duplicate groups of a workspace for review: exact copies (same content hash) and near
-duplicates (embedding cosine at least a threshold, :mod:`backend.scoring.duplicates`).
+duplicates (embedding cosine at least a threshold, or the rule chosen on the data,
+:mod:`backend.scoring.duplicates`).
 
 The near-duplicate pass is every sample's top neighbours (:func:`backend.scoring.knn.knn_search`:
 exact up to 100k rows, its IVF index above, batched over all queries), thresholded and grouped
@@ -13,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from backend.jobs.project_job import default_embedding_key
-from backend.scoring.duplicates import data_threshold, near_duplicate_groups
+from backend.scoring.duplicates import data_edges, near_duplicate_groups
 from backend.scoring.knn import knn_search
 from backend.storage.workspace import Workspace
 
@@ -26,8 +27,9 @@ def duplicate_groups(ws: Workspace, *, embedding_key: str | None = None,
     """(groups, the threshold used). One row per sample in a group: ``group`` (a name), ``kind``
     (exact / near), id, label, split, path, ``similarity`` (cosine to the group's first member;
     1 for exact copies); exact groups first, then near groups, largest first. ``threshold``:
-    the least cosine of a near duplicate; ``None``: chosen on the data
-    (:func:`backend.scoring.duplicates.data_threshold`)."""
+    the least cosine of a near duplicate; ``None``: the rule chosen on the data
+    (:func:`backend.scoring.duplicates.data_edges`: at least the returned threshold, or a pair set
+    apart from everything else)."""
     if threshold is not None and not -1.0 < threshold <= 1.0:
         raise ValueError(f"threshold must be in (-1, 1], got {threshold}")
     samples = ws.samples(columns=["id", "label", "split", "path", "content_hash"])
@@ -41,8 +43,11 @@ def duplicate_groups(ws: Workspace, *, embedding_key: str | None = None,
         ids, vectors, _ = ws.load_embeddings(key)
         if len(ids) > 1:
             neighbors, sims = knn_search(vectors, min(NEIGHBOURS, len(ids) - 1))
-            threshold = data_threshold(sims[:, 0]) if threshold is None else threshold
-            groups = near_duplicate_groups(neighbors, sims, threshold=threshold)
+            if threshold is None:
+                edges, threshold = data_edges(neighbors, sims)
+                groups = near_duplicate_groups(neighbors, sims, edges=edges)
+            else:
+                groups = near_duplicate_groups(neighbors, sims, threshold=threshold)
             members = np.flatnonzero(groups >= 0)
             if len(members):
                 first = groups[members]

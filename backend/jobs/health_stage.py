@@ -33,7 +33,7 @@ import numpy as np
 from backend.jobs.dataset import Dataset
 from backend.pixel_stats import read_image
 from backend.scoring import health
-from backend.scoring.duplicates import data_threshold, near_duplicate_groups
+from backend.scoring.duplicates import data_edges, near_duplicate_groups
 from backend.scoring.knn import knn_search
 from backend.storage import results
 from backend.storage.image_stats import read_image_stats
@@ -74,12 +74,12 @@ def health_scores(ws: Workspace, data: Dataset, *,
     threshold = 1.0
     if neighbors is not None:
         idx, sims = neighbors
-        threshold = data_threshold(sims[:, 0])
-        near = near_duplicate_groups(idx, sims, threshold=threshold)
+        edges, threshold = data_edges(idx, sims)
+        near = near_duplicate_groups(idx, sims, edges=edges)
     else:
-        idx = sims = None
+        idx = sims = edges = None
         near = np.full(n, -1, dtype=np.int64)
-    is_leak, source = health.split_leaks(rows["split"].tolist(), exact, near, idx, sims, threshold=threshold)
+    is_leak, source = health.split_leaks(rows["split"].tolist(), exact, near, idx, edges)
     outlier = health.mahalanobis_outlier_score(data.features, data.labels, n_classes=data.n_classes)
     knn_outlier = health.knn_outlier_score(sims) if sims is not None else np.full(n, np.nan)
     columns = {

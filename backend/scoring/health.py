@@ -84,15 +84,16 @@ def group_numbers(groups: np.ndarray) -> np.ndarray:
 
 
 def split_leaks(splits: Sequence[str | None], exact_groups: np.ndarray, near_groups: np.ndarray,
-                neighbors: np.ndarray | None = None, similarities: np.ndarray | None = None, *,
-                threshold: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+                neighbors: np.ndarray | None = None, edges: np.ndarray | None = None,
+                ) -> tuple[np.ndarray, np.ndarray]:
     """(is_split_leak (N,) bool, leak_source (N,) int64 index of a train sample, -1 when none).
 
     A sample of an evaluated split (any non-empty split not in ``TRAIN_SPLITS``: val, test, ...)
     leaks when a train sample is an exact copy (same exact group) or a near duplicate: first its
-    most similar train neighbour at least ``threshold`` similar (``neighbors`` / ``similarities``
-    (N, k) of :func:`backend.scoring.knn.knn_search`), else any train member of its near group
-    (a chain a ~ b ~ c). FiftyOne Brain's ``compute_leaky_splits`` makes the same test; a leak
+    most similar train neighbour joined to it by a near-duplicate edge (``neighbors`` (N, k) of
+    :func:`backend.scoring.knn.knn_search`, ``edges`` (N, k) bool of
+    :func:`backend.scoring.duplicates.data_edges`, or ``similarities >= threshold``), else any
+    train member of its near group (a chain a ~ b ~ c). FiftyOne Brain's ``compute_leaky_splits`` makes the same test; a leak
     inflates the evaluation (Barz & Denzler 2020 found 3.3 % of CIFAR-10's test images with
     near duplicates in its training set).
     """
@@ -109,8 +110,8 @@ def split_leaks(splits: Sequence[str | None], exact_groups: np.ndarray, near_gro
         if exact_groups[i] >= 0 and ("exact", int(exact_groups[i])) in train_by_group:
             source[i] = train_by_group[("exact", int(exact_groups[i]))]
             continue
-        if neighbors is not None and similarities is not None:
-            close = [int(j) for j, s in zip(neighbors[i], similarities[i], strict=True) if s >= threshold and is_train[j]]
+        if neighbors is not None and edges is not None:
+            close = [int(j) for j, edge in zip(neighbors[i], edges[i], strict=True) if edge and is_train[j]]
             if close:
                 source[i] = close[0]  # neighbours come most similar first
                 continue

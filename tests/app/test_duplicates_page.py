@@ -39,3 +39,6 @@ def test_exact_copies_are_grouped_and_one_is_dropped(app_on, writable_workspace:
 def test_no_duplicates_says_so(app_on, app_workspace: Path) -> None:
     at = app_on(app_workspace, "views/duplicates.py")
     assert "No duplicates at cosine" in at.info[0].value
+    # the rule chosen on the data is a threshold or a pair set apart; the page names both
+    assert "or set apart from the rest" in at.info[0].value
+    assert any(c.value.startswith("Chosen on the data: cosine ≥") for c in at.caption)

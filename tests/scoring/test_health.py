@@ -12,7 +12,7 @@ from sklearn.datasets import load_digits
 
 from backend.pixel_stats import read_image
 from backend.scoring import health
-from backend.scoring.duplicates import data_threshold, near_duplicate_groups
+from backend.scoring.duplicates import data_edges, near_duplicate_groups
 from backend.scoring.knn import knn_search
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -53,15 +53,15 @@ def test_leaks_from_train_exact_and_near_and_not_within_test() -> None:
     vectors = np.vstack([x, extra])
     unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
     idx, sims = knn_search(unit, 10)
-    threshold = data_threshold(sims[:, 0])
-    near = near_duplicate_groups(idx, sims, threshold=threshold)
+    edges, _ = data_edges(idx, sims)
+    near = near_duplicate_groups(idx, sims, edges=edges)
     exact = health.exact_duplicate_groups(hashes + extra_hashes)
-    leak, source = health.split_leaks(splits + extra_splits, exact, near, idx, sims, threshold=threshold)
+    leak, source = health.split_leaks(splits + extra_splits, exact, near, idx, edges)
     assert np.flatnonzero(leak).tolist() == [600, 601, 602]
     assert source[600:603].tolist() == [3, 4, 5] and (source[~leak] == -1).all()
     assert (near[[600, 601, 602, 603, 605]] >= 0).all()  # every perturbed copy is a near duplicate
     # without a split nothing leaks
-    assert not health.split_leaks([""] * 300 + [None] * 306, exact, near, idx, sims, threshold=threshold)[0].any()
+    assert not health.split_leaks([""] * 300 + [None] * 306, exact, near, idx, edges)[0].any()
 
 
 def digits_with_noise(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
