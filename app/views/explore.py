@@ -19,7 +19,8 @@ if project_runs.empty:
     st.stop()
 
 score_runs = data.score_runs(root)
-run_column, score_column, color_column = st.columns([3, 2, 2])
+run_column, score_column = st.columns(2)  # two per row: a score run's label is long
+color_column, _ = st.columns(2)
 with run_column:
     run_id = explore_controls.choose_run(project_runs)
 with score_column:

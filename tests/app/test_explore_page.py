@@ -101,6 +101,17 @@ def test_explore_colours_by_the_latest_score_run(app_on, scored_workspace: Path)
     assert "el2n: %{marker.color" in trace["hovertemplate"]
 
 
+def test_the_projection_and_the_score_run_share_a_row_at_half_width_each(app_on, scored_workspace: Path) -> None:
+    """A score run's label ("<date> · <embedding> · N label issues in M · <id>") was cut short in
+    a third of the row; each picker now has half."""
+    at = app_on(scored_workspace)
+    at.switch_page(EXPLORE).run()
+    first, second = at.columns[0], at.columns[1]
+    assert first.weight == second.weight == 0.5
+    assert [s.label for s in first.selectbox] == ["Projection"]
+    assert [s.label for s in second.selectbox] == ["Score run"]
+
+
 def test_flagged_samples_and_high_scores_are_drawn_on_top(app_on, scored_workspace: Path) -> None:
     """Bug 5: plotly draws traces in order (and a trace's points in row order), so the flagged
     trace comes last, and on a score scale the highest values come last."""
