@@ -11,8 +11,9 @@ st.title("Duplicates")
 st.caption("Exact copies share a content hash; near duplicates are connected by embedding cosine similarity at "
            "least the threshold. By default the rule is chosen on the data: ten times closer than the median sample "
            "is to its nearest neighbour, or a pair (or small group) of each other's nearest neighbours more than three "
-           "times closer to each other than to anything else, within half that median distance. Keeping one member of a group writes `drop` decisions for the others, so they "
-           "leave every prune and export (undo them on the sample view or with `thresher decide undo`).")
+           "times closer to each other than to anything else, within half that median distance. Keeping one member "
+           "of a group writes `drop` decisions for the others, so they leave every prune and export (undo them on "
+           "the sample view or with `thresher decide undo`).")
 keys = ws.embedding_keys()
 left, middle, right = st.columns([1, 1, 2])
 key = left.selectbox("Embedding", keys, index=len(keys) - 1, key="dup.embedding") if keys else None

@@ -123,7 +123,8 @@ def separated_edges(neighbors: np.ndarray, similarities: np.ndarray, *, ratio: f
     if rows.size == 0:
         return out
     targets = neighbors[rows, cols].astype(np.int64)
-    mutual = np.isin(targets * n + rows, rows.astype(np.int64) * n + targets)
+    # an unknown neighbour (-1) proposes nothing back; without the check its code could collide
+    mutual = (targets >= 0) & np.isin(targets * n + rows, rows.astype(np.int64) * n + targets)
     out[rows[mutual], cols[mutual]] = True
     return out
 

@@ -72,6 +72,10 @@ def test_separated_edges_join_mutual_pairs_set_apart_by_a_gap() -> None:
     edges3 = separated_edges(neighbors3, sims3, cap=100.0)  # 3 of 4 rows are in the group: no cap here
     assert edges3[:3, :2].all() and not edges3[:, 2].any() and not edges3[3].any()
     assert not separated_edges(neighbors[:, :1], sims[:, :1]).any()  # one neighbour: no gap to see
+    # an unknown neighbour (-1) is never an edge, even where its code would match another pair's
+    unknown = np.array([[-1, 1, 2], [2, 0, 1], [-1, 0, 1]])  # 0 and 2 propose -1: codes -1 and -1
+    close = np.array([[0.99, 0.5, 0.5], [0.5, 0.5, 0.5], [0.99, 0.5, 0.5]])
+    assert not separated_edges(unknown, close, cap=100.0).any()
 
 
 def test_the_data_rule_finds_noisier_copies_of_real_digits_than_the_threshold() -> None:
