@@ -201,6 +201,17 @@ def score_run_embedding(root: str, run_id: str) -> str | None:
     return None if match.empty else match.iloc[0]["embedding_key"]
 
 
+def leak_source(root: str, run_id: str | None, sample_id: str) -> str | None:
+    """The train sample that ``sample_id`` copies, when the score run flagged it as a split leak
+    (its summary's ``health.leak_sources``, as the scores export's ``split_leak_source``)."""
+    if run_id is None:
+        return None
+    runs = data.score_runs(root)
+    match = runs[runs["run_id"] == run_id]
+    summary = (match.iloc[0]["summary"] or {}) if len(match) else {}
+    return ((summary.get("health") or {}).get("leak_sources") or {}).get(sample_id)
+
+
 # --------------------------------------------------------------------------- neighbours
 @dataclass(frozen=True)
 class EmbeddingIndex:

@@ -170,7 +170,8 @@ def scores_section(root: str, score_runs: pd.DataFrame) -> None:
     st.caption(f"{n_rows:,} rows × {n_columns} columns: the verdict (label_issue_score, is_label_issue, "
                "suggested_label, detectors), each pruning score as <name>_score, each label-noise detector's "
                "as <detector>_issue_score and, when the run checked dataset health, its flags and scores "
-               "(is_outlier / outlier_score, is_blurry / blurry_score, duplicates, split leaks, …). "
+               "(is_outlier / outlier_score, is_blurry / blurry_score, duplicates, split leaks with "
+               "split_leak_source, the train sample each copies, …). "
                "Same as `thresher export --what scores`.")
     st.download_button(
         f"Download scores {fmt.upper()}",

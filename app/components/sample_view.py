@@ -80,6 +80,10 @@ def sample_detail(root: str, sample_id: str, *, score_run: str | None, source: s
         st.caption("No score run stored scores for this sample: run `thresher score`.")
     else:
         st.dataframe(table, hide_index=True, column_config={"value": st.column_config.NumberColumn(format="%.4g")})
+    source = curation_data.leak_source(root, score_run, sample_id)
+    if source is not None:
+        st.warning(f"Split leak: this {md(row.get('split') or '')} sample is a copy of train sample **{md(source)}** "
+                   "(both are in one group on the Duplicates page; keep one there to drop the other).")
     st.markdown("**Decision history**")
     log = curation_data.history(root, sample_id)
     if log.empty:

@@ -8,7 +8,8 @@ Columns (all float; flags 0/1; NaN where a check cannot run on a sample):
 ``is_<check>`` / ``<check>_score`` for the image checks (NaN for feature-only samples and files
 Pillow cannot read). Each leak's train sample (a string id, which a score column cannot hold) is
 in the run summary's ``health.leak_sources`` ({leaking id: train id}, the first
-``MAX_LEAK_SOURCES``); it is also in the leak's duplicate group.
+``MAX_LEAK_SOURCES``), which the scores export turns into its ``split_leak_source`` column
+(:func:`backend.storage.score_export.scores_frame`); it is also in the leak's duplicate group.
 
 The blur check measures each image against images of its kind: the mean of the median over its
 10 nearest neighbours (the same search) and the median over the class those neighbours vote for

@@ -99,15 +99,33 @@ SAMPLE_COLUMNS = ("id", "label", "split")
 VERDICT_COLUMNS = tuple(c for c in schemas.LABEL_ISSUES.columns if c not in ("run_id", "id"))
 
 
+#: The id of the train sample a split leak copies, a text column beside ``is_split_leak`` (scores
+#: are numbers, so the health stage keeps these ids in the run summary).
+LEAK_SOURCE_COLUMN = "split_leak_source"
+
+
+def leak_sources(ws: Workspace, run_id: str) -> dict[str, str]:
+    """{leaking sample id: the train sample it is a copy of} of a score run: its summary's
+    ``health.leak_sources`` (``backend.jobs.health_stage`` keeps the first 10,000); empty for a
+    run without the health checks."""
+    health = (runs.get_run(ws, run_id)["summary"] or {}).get("health") or {}
+    return {str(k): str(v) for k, v in (health.get("leak_sources") or {}).items()}
+
+
 def scores_frame(ws: Workspace, run_id: str) -> pd.DataFrame:
     """id, label, split, label_issue_score, is_label_issue, suggested_label, detectors, then one
-    column per stored score named by :func:`score_columns`."""
+    column per stored score named by :func:`score_columns`; with the health checks,
+    :data:`LEAK_SOURCE_COLUMN` right after ``is_split_leak`` (empty where a sample leaks nothing)."""
     samples = ws.samples(columns=list(SAMPLE_COLUMNS))
     verdict = results.read_label_issues(ws, run_id)
     wide = results.read_scores(ws, run_id)
     stored = [c for c in wide.columns if c != "id"]
     wide = wide.rename(columns=score_columns(stored, runs.get_run(ws, run_id)["config"].get("scorers")))
     frame = samples.merge(verdict, on="id", how="inner").merge(wide, on="id", how="left")
+    if "is_split_leak" in frame.columns:
+        source = frame["id"].map(leak_sources(ws, run_id)).astype(object)
+        frame.insert(frame.columns.get_loc("is_split_leak") + 1, LEAK_SOURCE_COLUMN,
+                     source.where(source.notna(), None))
     return frame.sort_values("id", kind="stable").reset_index(drop=True)
 
 
@@ -123,10 +141,11 @@ def scores_shape(ws: Workspace, run_id: str) -> tuple[int, int]:
         con.register("scores", ws.dataset("scores"))
         n_rows = con.sql("SELECT count(*) FROM label_issues JOIN samples USING (id) WHERE run_id = ?",
                          params=[run_id]).fetchall()[0][0]
-        n_scores = con.sql("SELECT count(DISTINCT name) FROM scores WHERE run_id = ?", params=[run_id]).fetchall()[0][0]
+        n_scores, leaks = con.sql("SELECT count(DISTINCT name), count(*) FILTER (WHERE name = 'is_split_leak') "
+                                  "FROM scores WHERE run_id = ?", params=[run_id]).fetchall()[0]
     finally:
         con.close()
-    return int(n_rows), len(SAMPLE_COLUMNS) + len(VERDICT_COLUMNS) + int(n_scores)
+    return int(n_rows), len(SAMPLE_COLUMNS) + len(VERDICT_COLUMNS) + int(n_scores) + (1 if leaks else 0)
 
 
 def scores_export(ws: Workspace, run_id: str, fmt: str, *, subset: str | None = None

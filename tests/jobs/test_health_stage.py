@@ -90,6 +90,46 @@ def test_score_job_stores_the_health_columns(scored: Path) -> None:
     assert run["summary"]["health"]["leak_sources"] == {"d0120": "d0001", "d0121": "d0002"}
 
 
+def test_the_scores_export_names_the_train_sample_each_leak_copies(scored: Path, tmp_path: Path) -> None:
+    from backend.storage.score_export import scores_frame, scores_shape
+
+    ws = Workspace.open(scored)
+    run_id = runs.latest_run(ws, "score")["run_id"]
+    frame = scores_frame(ws, run_id).set_index("id")
+    columns = list(frame.columns)
+    assert columns[columns.index("is_split_leak") + 1] == "split_leak_source"
+    assert frame.loc["d0120", "split_leak_source"] == "d0001" and frame.loc["d0121", "split_leak_source"] == "d0002"
+    assert frame.drop(index=["d0120", "d0121"])["split_leak_source"].isna().all()
+    assert scores_shape(ws, run_id) == (len(frame), len(frame.columns) + 1)  # + the id, here the index
+    out = tmp_path / "scores.csv"  # and through the CLI
+    assert main(["export", "--workspace", str(scored), "--what", "scores", "--format", "csv", "--out", str(out)]) == 0
+    exported = pd.read_csv(out).set_index("id")
+    assert exported.loc["d0121", "split_leak_source"] == "d0002" and pd.isna(exported.loc["d0001", "split_leak_source"])
+
+
+def sample_view_script(root: str, sample_id: str, run_id: str) -> None:
+    from app.components.sample_view import sample_detail
+
+    sample_detail(root, sample_id, score_run=run_id)
+
+
+def test_the_sample_view_names_the_train_sample_a_leak_copies(scored: Path) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    from tests.app.app_testkit import APP_TIMEOUT_S
+
+    run_id = runs.latest_run(Workspace.open(scored), "score")["run_id"]
+    for sample_id, source in (("d0121", "d0002"), ("d0003", None)):
+        at = AppTest.from_function(sample_view_script, kwargs={"root": str(scored), "sample_id": sample_id,
+                                                               "run_id": run_id}, default_timeout=APP_TIMEOUT_S).run()
+        assert not at.exception, at.exception
+        warnings = [w.value for w in at.warning]
+        if source is None:
+            assert not any("Split leak" in w for w in warnings)
+        else:
+            assert any(f"copy of train sample **{source}**" in w for w in warnings), warnings
+
+
 def test_overview_shows_the_health_counts(scored: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from streamlit.testing.v1 import AppTest
 
