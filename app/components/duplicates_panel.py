@@ -13,18 +13,29 @@ from backend.storage import StorageError
 
 GROUPS_PER_PAGE = 8
 THUMBNAIL = 72
+#: Members drawn per group; a larger group shows this many and says how many more.
+MAX_THUMBNAILS = 24
+#: A near-duplicate group larger than this is a chain of similar samples (a ~ b ~ c ...), not copies
+#: of one image: a manual threshold set too low joins most of a class. It cannot be resolved with
+#: one click here (that would drop all but one of them).
+MAX_NEAR_GROUP = 50
 
 
-def _keep_one(root: str, group: str, members: list[str], radio_key: str) -> None:
+def _keep_one(root: str, group: str, members: list[str], radio_key: str, dropped: list[str]) -> None:
+    """Drop every member but the chosen one; the chosen one, if it was dropped, is kept again first
+    (so a failure leaves nothing more dropped than before)."""
     keep = st.session_state.get(radio_key)
     others = [m for m in members if m != keep]
     try:
+        if keep in dropped:
+            curation_data.decide(root, "keep", [keep], source="duplicates", reason=f"kept of {group}")
         result = curation_data.decide(root, "drop", others, source="duplicates",
                                       reason=f"duplicate of {keep} ({group})")
     except StorageError as exc:
         acknowledge(f"Not saved: {exc}", error=True)
         return
-    acknowledge(f"Kept {keep}; dropped {result.n_written} duplicate(s)"
+    acknowledge(f"Kept {keep}" + (" (it was dropped: now kept)" if keep in dropped else "")
+                + f"; dropped {result.n_written} duplicate(s)"
                 + (f" ({len(result.unchanged)} already dropped)" if result.unchanged else "") + ". Saved.")
 
 
@@ -37,7 +48,7 @@ def groups_view(root: str, groups: pd.DataFrame, states: pd.DataFrame) -> None:
     hide = st.toggle("Hide resolved groups (at most one member not dropped)", value=True, key="dup.hide")
     shown = open_groups if hide else names
     st.caption(f"{len(names):,} groups ({len(open_groups):,} unresolved); "
-               f"{groups['id'].nunique():,} samples in them.")
+               f"{groups['id'].nunique():,} samples in them. \"sim\": cosine to the group's first member.")
     if not shown:
         st.success("Nothing left to resolve at this threshold.")
         return
@@ -45,12 +56,24 @@ def groups_view(root: str, groups: pd.DataFrame, states: pd.DataFrame) -> None:
     page = st.number_input("Page", 1, pages, 1, key="dup.page") if pages > 1 else 1
     for group in shown[(page - 1) * GROUPS_PER_PAGE: page * GROUPS_PER_PAGE]:
         members = groups[groups["group"] == group]
+        ids = members["id"].tolist()
+        standing = [m for m in ids if m not in dropped]
         with st.container(border=True):
             kind = members["kind"].iloc[0]
+            resolved = f" · resolved: keeps {md(standing[0])}" if len(standing) == 1 else (
+                " · resolved: all dropped" if not standing else "")
             st.markdown(f"**{group}** · {kind} {'copies' if kind == 'exact' else 'duplicates'} · "
-                        f"{len(members)} samples")
+                        f"{len(members)} samples{resolved}")
+            chain = kind == "near" and len(members) > MAX_NEAR_GROUP
+            if chain:
+                st.warning(f"{len(members):,} samples joined through chains of similar pairs, not copies of one "
+                           "image: raise the threshold (or use the threshold from the data). Resolving it here "
+                           "would drop all but one, so this group has no Keep button; decide on its samples in "
+                           "Explore or Review instead.")
+            if len(members) > MAX_THUMBNAILS:
+                st.caption(f"The first {MAX_THUMBNAILS} of {len(members):,}, most similar first.")
             columns = st.columns(min(len(members), 6))
-            for k, row in enumerate(members.itertuples()):
+            for k, row in enumerate(members.head(MAX_THUMBNAILS).itertuples()):
                 with columns[k % len(columns)]:
                     picture = data.thumbnail(row.path, THUMBNAIL) if isinstance(row.path, str) else None
                     if picture is not None:
@@ -58,9 +81,12 @@ def groups_view(root: str, groups: pd.DataFrame, states: pd.DataFrame) -> None:
                     status = "dropped" if row.id in dropped else ""
                     st.caption(f"{md(row.label)} · {md(row.split or '-')} · sim {row.similarity:.3f} {status}\n\n"
                                f"`{str(row.id).replace('`', '')}`")
+            if chain:
+                continue
             radio_key = f"dup.keep.{group}"
-            ids = members["id"].tolist()
             with st.container(horizontal=True, vertical_alignment="bottom"):
-                st.radio("Keep", ids, key=radio_key, horizontal=True)
+                # the member still standing first: a resolved group's radio must not offer the dropped one
+                st.radio("Keep", ids, index=ids.index(standing[0]) if standing else 0, key=radio_key,
+                         horizontal=True)
                 st.button("Keep it, drop the others", key=f"dup.apply.{group}", on_click=_keep_one,
-                          args=(root, group, ids, radio_key))
+                          args=(root, group, ids, radio_key, sorted(set(ids) & dropped)))

@@ -73,7 +73,9 @@ def preview(shown: export.ManifestPreview, *, with_dropped: bool, root: str | No
     else:
         from app.components.sample_view import clickable_table
 
-        clickable_table(root, head, key="export.preview", score_run=None)
+        score_runs = data.score_runs(root)  # newest first: the sample view shows the latest run's scores
+        clickable_table(root, head, key="export.preview",
+                        score_run=None if score_runs.empty else str(score_runs.iloc[0]["run_id"]))
     if shown.rows > PREVIEW_ROWS:
         st.caption(f"First {PREVIEW_ROWS} of {shown.rows:,} rows.")
 
@@ -170,8 +172,8 @@ def scores_section(root: str, score_runs: pd.DataFrame) -> None:
     st.caption(f"{n_rows:,} rows × {n_columns} columns: the verdict (label_issue_score, is_label_issue, "
                "suggested_label, detectors), each pruning score as <name>_score, each label-noise detector's "
                "as <detector>_issue_score and, when the run checked dataset health, its flags and scores "
-               "(is_outlier / outlier_score, is_blurry / blurry_score, duplicates, split leaks with "
-               "split_leak_source, the train sample each copies, …). "
+               "(is_outlier / outlier_score, is_blurry / blurry_score, duplicates, split leaks: is_split_leak and "
+               "split_leak_source, the train sample each copies; …). "
                "Same as `thresher export --what scores`.")
     st.download_button(
         f"Download scores {fmt.upper()}",

@@ -50,6 +50,21 @@ def score_table(root: str, score_run: str | None, sample_id: str) -> pd.DataFram
     return pd.DataFrame(out, columns=columns)
 
 
+def leak_notice(root: str, score_run: str | None, sample_id: str, split: str | None, states: pd.DataFrame) -> None:
+    """Where the score run flagged the sample as a split leak: the train sample it copies, as a
+    warning while both are in the data, as a note once either is dropped."""
+    source = curation_data.leak_source(root, score_run, sample_id)
+    if source is None:
+        return
+    copy = f"this {md(split or '')} sample is a copy of train sample **{md(source)}**"
+    gone = [s for s in (sample_id, source) if s in set(states.loc[states["decision"] == "dropped", "id"])]
+    if gone:
+        st.info(f"Split leak, resolved: {copy}; {md(', '.join(gone))} is dropped.")
+    else:
+        st.warning(f"Split leak: {copy} (both are in one group on the Duplicates page; keep one there to drop "
+                   "the other).")
+
+
 def sample_detail(root: str, sample_id: str, *, score_run: str | None, source: str = "sample") -> None:
     row = curation_data.sample_row(root, sample_id)
     if row is None:
@@ -70,6 +85,7 @@ def sample_detail(root: str, sample_id: str, *, score_run: str | None, source: s
                     f"decision **{decision or 'none'}** · tags {md(tags) if tags else 'none'}")
         if row.get("path"):
             st.caption(f"`{str(row['path']).replace('`', '')}`")
+        leak_notice(root, score_run, sample_id, row.get("split"), states)
         bulk_actions(root, [sample_id], source=source, score_run=score_run, key=f"sample.{sample_id}")
         if st.button("Find similar", key=f"sample.similar.{sample_id}"):
             st.session_state[SEARCH_LIKE] = sample_id
@@ -80,10 +96,6 @@ def sample_detail(root: str, sample_id: str, *, score_run: str | None, source: s
         st.caption("No score run stored scores for this sample: run `thresher score`.")
     else:
         st.dataframe(table, hide_index=True, column_config={"value": st.column_config.NumberColumn(format="%.4g")})
-    source = curation_data.leak_source(root, score_run, sample_id)
-    if source is not None:
-        st.warning(f"Split leak: this {md(row.get('split') or '')} sample is a copy of train sample **{md(source)}** "
-                   "(both are in one group on the Duplicates page; keep one there to drop the other).")
     st.markdown("**Decision history**")
     log = curation_data.history(root, sample_id)
     if log.empty:

@@ -15,12 +15,15 @@ st.caption("Exact copies share a content hash; near duplicates are connected by 
            "of a group writes `drop` decisions for the others, so they leave every prune and export (undo them on "
            "the sample view or with `thresher decide undo`).")
 keys = ws.embedding_keys()
-left, middle, right = st.columns([1, 1, 2])
+left, right = st.columns([1, 2])  # the toggle above the slider or the rule: its label fits a narrow window
 key = left.selectbox("Embedding", keys, index=len(keys) - 1, key="dup.embedding") if keys else None
-automatic = middle.toggle("Threshold from the data", value=True, key="dup.auto")
-chosen = None if automatic else right.slider("Near-duplicate threshold (cosine)", 0.80, 1.0, 0.995,
-                                             step=0.0005, format="%.4f", key="dup.threshold")
-groups, threshold = curation_data.duplicate_groups(root, key, chosen)
+automatic = right.toggle("Threshold from the data", value=True, key="dup.auto")
+groups, threshold = curation_data.duplicate_groups(root, key, None)  # cached: the slider starts from its threshold
+chosen = None if automatic else right.slider("Near-duplicate threshold (cosine)", 0.80, 1.0,
+                                             min(max(round(threshold, 4), 0.80), 1.0), step=0.0001, format="%.4f",
+                                             key="dup.threshold")
+if chosen is not None:
+    groups, threshold = curation_data.duplicate_groups(root, key, chosen)
 rule = f"cosine ≥ {threshold:.4f}" + (", or set apart from the rest" if automatic else "")
 if automatic:
     right.caption(f"Chosen on the data: {rule}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pyarrow as pa
+import pytest
 
 from backend.storage import Workspace, decisions, schemas
 
@@ -42,3 +43,43 @@ def test_no_duplicates_says_so(app_on, app_workspace: Path) -> None:
     # the rule chosen on the data is a threshold or a pair set apart; the page names both
     assert "or set apart from the rest" in at.info[0].value
     assert any(c.value.startswith("Chosen on the data: cosine ≥") for c in at.caption)
+
+
+def test_a_resolved_group_offers_its_kept_member_and_keeping_a_dropped_one_restores_it(
+        app_on, writable_workspace: Path) -> None:
+    """Keep the original (the copy is dropped), show resolved groups: the radio offers the original,
+    not the dropped copy. Choosing the copy then keeps it again and drops the original."""
+    original, copy = add_copy(writable_workspace)
+    at = app_on(writable_workspace, "views/duplicates.py")
+    at.radio[0].set_value(original).run()
+    next(b for b in at.button if b.label == "Keep it, drop the others").click().run()
+    at.toggle(key="dup.hide").set_value(False).run()
+    assert at.radio[0].value == original
+    assert any(f"resolved: keeps {original}" in m.value for m in at.markdown)
+    at.radio[0].set_value(copy).run()
+    next(b for b in at.button if b.label == "Keep it, drop the others").click().run()
+    assert not at.exception, at.exception
+    assert "it was dropped: now kept" in at.success[0].value
+    state = decisions.decided_states(Workspace.open(writable_workspace)).set_index("id")["decision"]
+    assert state[copy] == "kept" and state[original] == "dropped"
+
+
+def test_a_chained_near_group_has_no_keep_button(app_on, app_workspace: Path, monkeypatch) -> None:
+    """A manual threshold low enough chains samples of a class into one group: above
+    MAX_NEAR_GROUP members it is drawn in part, with a warning and no one-click resolve."""
+    from app.components import duplicates_panel
+
+    monkeypatch.setattr(duplicates_panel, "MAX_NEAR_GROUP", 3)
+    monkeypatch.setattr(duplicates_panel, "MAX_THUMBNAILS", 2)
+    at = app_on(app_workspace, "views/duplicates.py")
+    (rule,) = [c.value for c in at.caption if c.value.startswith("Chosen on the data: cosine ≥ ")]
+    chosen = float(rule.removeprefix("Chosen on the data: cosine ≥ ").split(",")[0])
+    at.toggle(key="dup.auto").set_value(False).run()
+    assert at.slider(key="dup.threshold").value == pytest.approx(chosen, abs=1e-4)  # starts where the data rule is
+    at.slider(key="dup.threshold").set_value(0.80).run()
+    assert not at.exception, at.exception
+    assert any("chains of similar pairs" in w.value for w in at.warning)
+    assert any(c.value.startswith("The first 2 of") for c in at.caption)
+    headers = [m.value for m in at.markdown if " · near duplicates · " in m.value]
+    big = [h for h in headers if int(h.split(" · ")[2].split()[0].replace(",", "")) > 3]
+    assert big and len(at.radio) == len(headers) - len(big)  # one radio per group small enough to resolve

@@ -225,3 +225,14 @@ def test_a_preview_row_opens_the_sample_view(app_on, app_workspace: Path) -> Non
     assert not at.exception, at.exception
     texts = " ".join(m.value for m in at.markdown)
     assert f"**{first}**" in texts and "Decision history" in texts
+
+
+def test_a_preview_row_shows_the_latest_score_runs_scores(app_on, scored_workspace: Path) -> None:
+    """The sample view from the preview used to get no score run: "No score run stored scores"."""
+    at = export_page(app_on, scored_workspace)
+    at.session_state["export.preview"] = {"selection": {"rows": [0], "columns": []}}
+    at.run()
+    assert not at.exception, at.exception
+    assert not any("No score run stored scores" in c.value for c in at.caption)
+    assert any("score" in list(d.value.columns) and len(d.value) for d in at.dataframe[1:])
+

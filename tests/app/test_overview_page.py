@@ -177,3 +177,11 @@ def test_a_health_count_opens_explore_coloured_by_it(app_on, writable_scored_wor
     assert at.session_state[state.EXPLORE_COLOR] == "is_outlier"
     assert at.title[0].value == "Explore"
     assert at.multiselect(key=f"{state.EXPLORE_FILTER}.flags").value == ["is_outlier"]  # just those samples
+
+
+def test_the_headline_numbers_wrap_instead_of_being_cut(app_on, app_workspace: Path) -> None:
+    """The metrics sit in a wrapping row, each as wide as its text: in equal columns a 1,000 px
+    window cut "1,797" to "1,…"."""
+    at = app_on(app_workspace)
+    assert [m.label for m in at.metric][:2] == ["Samples", "Classes"]
+    assert not any(len(column.metric) for column in at.columns)

@@ -130,6 +130,24 @@ def test_the_sample_view_names_the_train_sample_a_leak_copies(scored: Path) -> N
             assert any(f"copy of train sample **{source}**" in w for w in warnings), warnings
 
 
+def test_the_leak_notice_says_resolved_once_a_copy_is_dropped(scored: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from streamlit.testing.v1 import AppTest
+
+    from backend.storage import decisions
+    from tests.app.app_testkit import APP_TIMEOUT_S
+
+    root = Path(shutil.copytree(scored, tmp_path / "ws"))
+    run_id = runs.latest_run(Workspace.open(root), "score")["run_id"]
+    decisions.decide(Workspace.open(root), "drop", ["d0002"], source="cli")
+    at = AppTest.from_function(sample_view_script, kwargs={"root": str(root), "sample_id": "d0121", "run_id": run_id},
+                               default_timeout=APP_TIMEOUT_S).run()
+    assert not at.exception, at.exception
+    assert not any("Split leak" in w.value for w in at.warning)
+    assert any("Split leak, resolved" in i.value and "d0002 is dropped" in i.value for i in at.info)
+
+
 def test_overview_shows_the_health_counts(scored: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from streamlit.testing.v1 import AppTest
 
