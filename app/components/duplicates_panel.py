@@ -28,7 +28,7 @@ def _keep_one(root: str, group: str, members: list[str], radio_key: str, dropped
     others = [m for m in members if m != keep]
     try:
         if keep in dropped:
-            curation_data.decide(root, "keep", [keep], source="duplicates", reason=f"kept of {group}")
+            curation_data.decide(root, "keep", [keep], source="duplicates", reason=f"kept as the one of {group}")
         result = curation_data.decide(root, "drop", others, source="duplicates",
                                       reason=f"duplicate of {keep} ({group})")
     except StorageError as exc:
