@@ -39,8 +39,11 @@ def _keep_one(root: str, group: str, members: list[str], radio_key: str, dropped
                 + (f" ({len(result.unchanged)} already dropped)" if result.unchanged else "") + ". Saved.")
 
 
-def groups_view(root: str, groups: pd.DataFrame, states: pd.DataFrame) -> None:
-    """A page of groups, each with its members' thumbnails, labels and decisions."""
+def groups_view(root: str, groups: pd.DataFrame, states: pd.DataFrame, *, set_apart_under: float | None = None
+                ) -> None:
+    """A page of groups, each with its members' thumbnails, labels and decisions.
+    ``set_apart_under``: the data rule's threshold, when the groups follow that rule; a near group
+    with a member under it was joined as a pair (or small group) set apart, and says so."""
     show_acknowledgement()
     names = groups["group"].drop_duplicates().tolist()
     dropped = set(states.loc[states["decision"] == "dropped", "id"])
@@ -62,8 +65,11 @@ def groups_view(root: str, groups: pd.DataFrame, states: pd.DataFrame) -> None:
             kind = members["kind"].iloc[0]
             resolved = f" · resolved: keeps {md(standing[0])}" if len(standing) == 1 else (
                 " · resolved: all dropped" if not standing else "")
+            apart = (kind == "near" and set_apart_under is not None
+                     and float(members["similarity"].min()) < set_apart_under)
             st.markdown(f"**{group}** · {kind} {'copies' if kind == 'exact' else 'duplicates'} · "
-                        f"{len(members)} samples{resolved}")
+                        f"{len(members)} samples{resolved}"
+                        + (f" · set apart from the rest (cosine under {set_apart_under:.4f})" if apart else ""))
             chain = kind == "near" and len(members) > MAX_NEAR_GROUP
             if chain:
                 st.warning(f"{len(members):,} samples joined through chains of similar pairs, not copies of one "

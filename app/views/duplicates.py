@@ -31,4 +31,4 @@ if groups.empty:
     st.info(f"No duplicates at {rule}"
             + ("" if keys else " (and no embedding yet: `thresher embed`)") + ".")
     st.stop()
-duplicates_panel.groups_view(root, groups, curation_data.states(root))
+duplicates_panel.groups_view(root, groups, curation_data.states(root), set_apart_under=threshold if automatic else None)

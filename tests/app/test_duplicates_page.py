@@ -83,3 +83,27 @@ def test_a_chained_near_group_has_no_keep_button(app_on, app_workspace: Path, mo
     headers = [m.value for m in at.markdown if " · near duplicates · " in m.value]
     big = [h for h in headers if int(h.split(" · ")[2].split()[0].replace(",", "")) > 3]
     assert big and len(at.radio) == len(headers) - len(big)  # one radio per group small enough to resolve
+
+
+def groups_script(set_apart_under) -> None:
+    import pandas as pd
+
+    from app.components import duplicates_panel
+
+    groups = pd.DataFrame({"group": ["near-a", "near-a"], "kind": ["near", "near"], "id": ["a", "b"],
+                           "label": ["1", "1"], "split": ["test", "train"], "path": [None, None],
+                           "similarity": [1.0, 0.9949]})
+    states = pd.DataFrame({"id": pd.Series([], dtype=object), "decision": pd.Series([], dtype=object)})
+    duplicates_panel.groups_view("/nonexistent", groups, states, set_apart_under=set_apart_under)
+
+
+def test_a_group_joined_under_the_threshold_says_it_is_set_apart() -> None:
+    """The data rule joins a pair below its threshold when it is set apart from the rest; the
+    group's "sim 0.995" beside "cosine ≥ 0.9983" needs that said."""
+    from streamlit.testing.v1 import AppTest
+
+    for under, expected in ((0.9983, True), (None, False), (0.99, False)):
+        at = AppTest.from_function(groups_script, kwargs={"set_apart_under": under}).run()
+        assert not at.exception, at.exception
+        header = next(m.value for m in at.markdown if m.value.startswith("**near-a**"))
+        assert ("set apart from the rest (cosine under 0.9983)" in header) is expected, header
