@@ -70,6 +70,12 @@ def _migrate(root: Path, meta: dict) -> None:
     os.replace(tmp, root / MARKER)
 
 
+
+def _committed(folder: Path) -> bool:
+    """A Lance dataset folder with a committed version (a manifest in ``_versions``)."""
+    versions = folder / "_versions"
+    return versions.is_dir() and any(p.suffix == ".manifest" for p in versions.iterdir())
+
 class Workspace:
     """Handle on one workspace folder. Cheap to create; holds no locks."""
 
@@ -119,10 +125,13 @@ class Workspace:
     def table_names(self) -> list[str]:
         if not self.lance_dir.exists():
             return []
-        return sorted(p.name[: -len(".lance")] for p in self.lance_dir.glob("*.lance"))
+        return sorted(p.name[: -len(".lance")] for p in self.lance_dir.glob("*.lance") if _committed(p))
 
     def has_table(self, name: str) -> bool:
-        return (self.lance_dir / f"{name}.lance").exists()
+        """Whether table ``name`` exists with at least one committed version. A process killed while
+        it created a table can leave its folder without one (data files, no manifest); that is no
+        table: readers skip it and the next write creates the table over it."""
+        return _committed(self.lance_dir / f"{name}.lance")
 
     def table(self, name: str, *, schema: pa.Schema | None = None):
         """The LanceDB table ``name``; fixed tables (and any given ``schema``) are created empty."""

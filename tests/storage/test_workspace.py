@@ -159,3 +159,22 @@ def test_export_errors_leave_nothing_behind(workspace: Workspace, tmp_path: Path
     with pytest.raises(NotFoundError):
         export.export_manifest(workspace, "csv", tmp_path / "m.csv", subset="nope")
     assert not list(tmp_path.glob("*.csv")) and not list(tmp_path.glob(".*partial"))
+
+
+def test_a_table_left_without_a_committed_version_is_no_table(workspace: Workspace) -> None:
+    """A process killed while it created a table leaves its folder with data files and no manifest
+    (the crash trials hit it: every reader of the workspace then failed). Readers skip it and the
+    next write creates the table over it."""
+    ids = np.array(["a", "b"], dtype=object)
+    vectors = np.eye(2, 4, dtype=np.float32)
+    workspace.append_embeddings("m1", ids, vectors, np.ones(2, np.float32))
+    half = workspace.lance_dir / f"{embedding_table_name('m2')}.lance"
+    (half / "data").mkdir(parents=True)
+    (half / "data" / "0.lance").write_bytes(b"partial")
+    (half / "_versions").mkdir()
+    assert workspace.embedding_keys() == ["m1"] and not workspace.has_table(embedding_table_name("m2"))
+    for name in workspace.table_names():
+        workspace.read(name)  # every listed table reads
+    workspace.append_embeddings("m2", ids, vectors, np.ones(2, np.float32))
+    assert workspace.embedding_keys() == ["m1", "m2"]
+    assert sorted(workspace.load_embeddings("m2")[0]) == ["a", "b"]
