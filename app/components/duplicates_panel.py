@@ -9,6 +9,7 @@ import streamlit as st
 from app import curation_data, data
 from app.components.decision_actions import acknowledge, show_acknowledgement
 from app.components.markdown_text import md
+from backend.jobs.duplicates_job import TRAIN_SPLITS
 from backend.storage import StorageError
 
 GROUPS_PER_PAGE = 8
@@ -60,7 +61,11 @@ def groups_view(root: str, groups: pd.DataFrame, states: pd.DataFrame, *, set_ap
     for group in shown[(page - 1) * GROUPS_PER_PAGE: page * GROUPS_PER_PAGE]:
         members = groups[groups["group"] == group]
         ids = members["id"].tolist()
-        standing = [m for m in ids if m not in dropped]
+        # still standing, train members first: in a split leak the default keeps the train copy and
+        # drops the val/test one (the usual remedy: the evaluation set loses the leaked copy)
+        in_train = set(members.loc[members["split"].isin(TRAIN_SPLITS), "id"])
+        standing = [m for m in ids if m not in dropped and m in in_train]
+        standing += [m for m in ids if m not in dropped and m not in in_train]
         with st.container(border=True):
             kind = members["kind"].iloc[0]
             resolved = f" · resolved: keeps {md(standing[0])}" if len(standing) == 1 else (

@@ -15,6 +15,7 @@ import pandas as pd
 
 from backend.jobs.project_job import default_embedding_key
 from backend.scoring.duplicates import data_edges, near_duplicate_groups
+from backend.scoring.health import TRAIN_SPLITS  # noqa: F401 - the split names the Duplicates page keeps first
 from backend.scoring.knn import knn_search
 from backend.storage.workspace import Workspace
 

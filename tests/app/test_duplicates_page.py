@@ -107,3 +107,13 @@ def test_a_group_joined_under_the_threshold_says_it_is_set_apart() -> None:
         assert not at.exception, at.exception
         header = next(m.value for m in at.markdown if m.value.startswith("**near-a**"))
         assert ("set apart from the rest (cosine under 0.9983)" in header) is expected, header
+
+
+def test_a_group_across_splits_offers_to_keep_its_train_member() -> None:
+    """Near-a holds a (test, listed first) and b (train): the default Keep is b, so one click
+    drops the leaked test copy."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_function(groups_script, kwargs={"set_apart_under": None}).run()
+    assert not at.exception, at.exception
+    assert at.radio[0].options == ["a", "b"] and at.radio[0].value == "b"
