@@ -17,7 +17,7 @@ import streamlit as st
 from app import data
 from backend.jobs import review_queue
 from backend.jobs.score_catalog import ScoreMeaning, score_meanings
-from backend.storage import decisions, runs
+from backend.storage import decisions, runs, score_export
 from backend.storage.schemas import embedding_table_name
 from backend.storage.workspace import sql_string
 
@@ -208,8 +208,7 @@ def leak_source(root: str, run_id: str | None, sample_id: str) -> str | None:
         return None
     runs = data.score_runs(root)
     match = runs[runs["run_id"] == run_id]
-    summary = (match.iloc[0]["summary"] or {}) if len(match) else {}
-    return ((summary.get("health") or {}).get("leak_sources") or {}).get(sample_id)
+    return score_export.leak_sources(match.iloc[0]["summary"] if len(match) else None).get(sample_id)
 
 
 # --------------------------------------------------------------------------- neighbours

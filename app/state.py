@@ -66,6 +66,7 @@ EXPLORE_AREA = "explore.area"
 EXPLORE_AREA_BASIS = "explore.area_basis"
 EXPLORE_ZOOM = "explore.zoom"
 EXPLORE_FILTER = "explore.filter"  # + ".labels" / ".splits" / ".decisions" / ".tags" / ".flags" / ".score" / ".range"
+EXPLORE_FILTER_FLAGS = f"{EXPLORE_FILTER}.flags"  # the Overview health buttons set it
 
 # Search: the query's mode, embedding, size and inputs, the last image/text results, the gallery,
 # the actions and the save form. SEARCH_LIKE_ID is what the sample view's "Find similar" fills in.

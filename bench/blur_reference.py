@@ -32,7 +32,6 @@ Usage: ``python bench/blur_reference.py [--seeds 2 3 4] [--out bench/results/blu
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -41,7 +40,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from health import demo_embedding, precision_recall  # noqa: E402
+from health import demo_embedding, flag_metrics, write_report  # noqa: E402
 
 from backend.scoring import health  # noqa: E402
 from backend.scoring.knn import knn_search  # noqa: E402
@@ -99,18 +98,9 @@ def with_distractors(images: list[np.ndarray], rng: np.random.Generator) -> tupl
     return out, np.setdiff1d(np.arange(len(images)), chosen)
 
 
-def blur_metrics(flagged: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    """``bench/health.py``'s precision and recall, with F1 and the false alarms (what the summary
-    reads: F1 where blur is planted, false alarms where none is)."""
-    out = precision_recall(flagged, truth)
-    tp = int((flagged & truth).sum())
-    f1 = 2 * tp / (out["n_flagged"] + out["n_true"]) if out["n_true"] else 0.0
-    return {**out, "false_alarms": out["n_flagged"] - tp, "f1": round(f1, 4)}
-
-
 def run_case(images: list[np.ndarray], labels: np.ndarray, truth: np.ndarray) -> dict[str, dict]:
     scores = blur_scores(images, labels)
-    return {ref: blur_metrics(health.robust_z(scores[ref]) > health.ROBUST_Z, truth) for ref in REFERENCES}
+    return {ref: flag_metrics(health.robust_z(scores[ref]) > health.ROBUST_Z, truth) for ref in REFERENCES}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -158,14 +148,8 @@ def main(argv: list[str] | None = None) -> dict:
              for ref in REFERENCES}
     result = {"benchmark": "blur check reference (bench/blur_reference.py docstring)", "seeds": args.seeds,
               "mean": means, "summary": summary, "runs": runs}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    print("F1 where blurred images are planted, false alarms where none is (mean over seeds)")
-    print("| drawing | blur sigma | blurred | wrong labels | " + " | ".join(REFERENCES) + " |")
-    print("|---|---|---|---|" + "---|" * len(REFERENCES))
-    for key, row in summary.items():
-        print(f"| {key} | " + " | ".join(f"{row[ref]:g}" for ref in REFERENCES) + " |")
-    print(means)
+    write_report(result, args.out, title="F1 where blurred images are planted, false alarms where none is "
+                 "(mean over seeds)", key_header="drawing | blur sigma | blurred | wrong labels", names=REFERENCES)
     return result
 
 

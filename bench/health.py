@@ -41,6 +41,29 @@ def precision_recall(flagged: np.ndarray, truth: np.ndarray) -> dict[str, float]
             "n_flagged": int(flagged.sum()), "n_true": int(truth.sum())}
 
 
+def flag_metrics(flagged: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """:func:`precision_recall` with F1 and the false alarms (what the rule and reference benches
+    summarise: F1 where something is planted, false alarms where nothing is)."""
+    flagged, truth = np.asarray(flagged, bool), np.asarray(truth, bool)
+    out = precision_recall(flagged, truth)
+    tp = int((flagged & truth).sum())
+    f1 = 2 * tp / (out["n_flagged"] + out["n_true"]) if out["n_true"] else 0.0
+    return {**out, "false_alarms": out["n_flagged"] - tp, "f1": round(f1, 4)}
+
+
+def write_report(result: dict, out: str, *, title: str, key_header: str, names: tuple[str, ...]) -> None:
+    """Write ``result`` as JSON to ``out`` and print its ``summary`` ({case key: {name: value}}) as a
+    markdown table, ``key_header`` the key's columns, then its ``mean``."""
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps(result, indent=2) + "\n")
+    print(title)
+    print(f"| {key_header} | " + " | ".join(names) + " |")
+    print("|---" * (key_header.count("|") + 1) + "|" + "---|" * len(names))
+    for key, row in result["summary"].items():
+        print(f"| {key} | " + " | ".join(f"{row[name]:g}" for name in names) + " |")
+    print(json.dumps(result["mean"], indent=1))
+
+
 def planted_vectors(seed: int) -> dict:
     """Pixel vectors (N, 64) in [0, 1], labels, splits, hashes and the truth of each check."""
     from sklearn.datasets import load_digits

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import sys
 from pathlib import Path
 
@@ -44,7 +43,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from health import precision_recall  # noqa: E402
+from health import flag_metrics, write_report  # noqa: E402
 from label_noise_families import hog_features  # noqa: E402
 
 from backend.scoring.duplicates import (  # noqa: E402
@@ -132,11 +131,7 @@ def rules(neighbors: np.ndarray, sims: np.ndarray) -> dict[str, np.ndarray]:
 
 def metrics(neighbors: np.ndarray, sims: np.ndarray, edges: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     """``bench/health.py``'s precision and recall of the grouped samples, with F1 and false alarms."""
-    flagged = near_duplicate_groups(neighbors, sims, edges=edges) >= 0
-    out = precision_recall(flagged, truth)
-    tp = int((flagged & truth).sum())
-    f1 = 2 * tp / (out["n_flagged"] + out["n_true"]) if out["n_true"] else 0.0
-    return {**out, "false_alarms": out["n_flagged"] - tp, "f1": round(f1, 4)}
+    return flag_metrics(near_duplicate_groups(neighbors, sims, edges=edges) >= 0, truth)
 
 
 def cases(seeds: list[int]):
@@ -207,14 +202,8 @@ def main(argv: list[str] | None = None) -> dict | None:
              for rule in RULES}
     result = {"benchmark": "near-duplicate rule (bench/near_duplicate_rule.py docstring)", "seeds": args.seeds,
               "mean": means, "summary": summary, "runs": runs}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    print("F1 where copies are planted (mean over seeds and sizes), false alarms where none is")
-    print("| perturbation | embedding | " + " | ".join(RULES) + " |")
-    print("|---|---|" + "---|" * len(RULES))
-    for key, row in summary.items():
-        print(f"| {key} | " + " | ".join(f"{row[rule]:g}" for rule in RULES) + " |")
-    print(json.dumps(means, indent=1))
+    write_report(result, args.out, title="F1 where copies are planted (mean over seeds and sizes), false alarms "
+                 "where none is", key_header="perturbation | embedding", names=RULES)
     return result
 
 

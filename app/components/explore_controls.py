@@ -87,7 +87,7 @@ def choose_filters(labels: tuple[str, ...], splits: tuple[str, ...], tags: list[
     flags = [c for c in choices if c == "label_issue" or c in FLAG_COLUMNS]
     scores = [c for c in choices if c not in (*COLOR_CHOICES, *DECISION_COLORS, *flags, "suggested_label")
               and not c.startswith(TAG_PREFIX)]
-    flags_key = f"{FILTER}.flags"  # an Overview health button sets it: open the filters to show it
+    flags_key = state.EXPLORE_FILTER_FLAGS  # an Overview health button sets it: open the filters to show it
     with st.expander("Filters", expanded=bool(st.session_state.get(flags_key))):
         left, middle, right = st.columns(3)
         chosen_labels = left.multiselect("Labels", labels, key=f"{FILTER}.labels")

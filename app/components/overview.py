@@ -128,5 +128,5 @@ def _show_on_map(run_id: str, column: str) -> None:
     callback): a handful of flags among thousands of points is hard to find by colour alone."""
     st.session_state[state.EXPLORE_SCORE_RUN] = run_id
     st.session_state[state.EXPLORE_COLOR] = column
-    st.session_state[f"{state.EXPLORE_FILTER}.flags"] = [column]
+    st.session_state[state.EXPLORE_FILTER_FLAGS] = [column]
     st.session_state[state.OVERVIEW_GO_TO] = "views/explore.py"

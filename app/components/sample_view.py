@@ -57,7 +57,8 @@ def leak_notice(root: str, score_run: str | None, sample_id: str, split: str | N
     if source is None:
         return
     copy = f"this {md(split or '')} sample is a copy of train sample **{md(source)}**"
-    gone = [s for s in (sample_id, source) if s in set(states.loc[states["decision"] == "dropped", "id"])]
+    dropped = set(states.loc[states["decision"] == "dropped", "id"])
+    gone = [s for s in (sample_id, source) if s in dropped]
     if gone:
         st.info(f"Split leak, resolved: {copy}; {md(', '.join(gone))} is dropped.")
     else:

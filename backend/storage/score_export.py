@@ -104,11 +104,11 @@ VERDICT_COLUMNS = tuple(c for c in schemas.LABEL_ISSUES.columns if c not in ("ru
 LEAK_SOURCE_COLUMN = "split_leak_source"
 
 
-def leak_sources(ws: Workspace, run_id: str) -> dict[str, str]:
-    """{leaking sample id: the train sample it is a copy of} of a score run: its summary's
+def leak_sources(summary: dict | None) -> dict[str, str]:
+    """{leaking sample id: the train sample it is a copy of} from a score run's summary: its
     ``health.leak_sources`` (``backend.jobs.health_stage`` keeps the first 10,000); empty for a
     run without the health checks."""
-    health = (runs.get_run(ws, run_id)["summary"] or {}).get("health") or {}
+    health = (summary or {}).get("health") or {}
     return {str(k): str(v) for k, v in (health.get("leak_sources") or {}).items()}
 
 
@@ -120,10 +120,11 @@ def scores_frame(ws: Workspace, run_id: str) -> pd.DataFrame:
     verdict = results.read_label_issues(ws, run_id)
     wide = results.read_scores(ws, run_id)
     stored = [c for c in wide.columns if c != "id"]
-    wide = wide.rename(columns=score_columns(stored, runs.get_run(ws, run_id)["config"].get("scorers")))
+    run = runs.get_run(ws, run_id)
+    wide = wide.rename(columns=score_columns(stored, run["config"].get("scorers")))
     frame = samples.merge(verdict, on="id", how="inner").merge(wide, on="id", how="left")
     if "is_split_leak" in frame.columns:
-        source = frame["id"].map(leak_sources(ws, run_id)).astype(object)
+        source = frame["id"].map(leak_sources(run["summary"])).astype(object)
         frame.insert(frame.columns.get_loc("is_split_leak") + 1, LEAK_SOURCE_COLUMN,
                      source.where(source.notna(), None))
     return frame.sort_values("id", kind="stable").reset_index(drop=True)
