@@ -25,7 +25,9 @@ GROUP_COLUMNS = ["group", "kind", "id", "label", "split", "path", "similarity"]
 
 def duplicate_groups(ws: Workspace, *, embedding_key: str | None = None,
                      threshold: float | None = None) -> tuple[pd.DataFrame, float]:
-    """(groups, the threshold used). One row per sample in a group: ``group`` (a name), ``kind``
+    """(groups, the threshold used). One row per sample in a group: ``group`` (``exact-`` or
+    ``near-`` and the group's smallest id: the name the scores export gives the same group,
+    ``backend.storage.score_export.group_names``), ``kind``
     (exact / near), id, label, split, path, ``similarity`` (cosine to the group's first member;
     1 for exact copies); exact groups first, then near groups, largest first. ``threshold``:
     the least cosine of a near duplicate; ``None``: the rule chosen on the data
@@ -38,7 +40,8 @@ def duplicate_groups(ws: Workspace, *, embedding_key: str | None = None,
     hashed = samples[samples["content_hash"].notna() & (samples["content_hash"] != "")]
     copies = hashed[hashed.duplicated("content_hash", keep=False)].sort_values(["content_hash", "id"])
     if len(copies):
-        frames.append(copies.assign(group="exact-" + copies["content_hash"].str[:10], kind="exact", similarity=1.0))
+        first_id = copies.groupby("content_hash")["id"].transform(lambda ids: ids.astype(str).min())
+        frames.append(copies.assign(group="exact-" + first_id, kind="exact", similarity=1.0))
     key = embedding_key or (default_embedding_key(ws) if ws.embedding_keys() else None)
     if key is not None:
         ids, vectors, _ = ws.load_embeddings(key)
@@ -52,8 +55,10 @@ def duplicate_groups(ws: Workspace, *, embedding_key: str | None = None,
             members = np.flatnonzero(groups >= 0)
             if len(members):
                 first = groups[members]
-                near = pd.DataFrame({"id": ids[members], "group": [f"near-{ids[g]}" for g in first],
+                near = pd.DataFrame({"id": ids[members], "root": first,
                                      "similarity": np.einsum("ij,ij->i", vectors[members], vectors[first])})
+                near["group"] = "near-" + near.groupby("root")["id"].transform(lambda g: g.astype(str).min())
+                near = near.drop(columns=["root"])
                 near = near.merge(samples.drop(columns=["content_hash"]), on="id").assign(kind="near")
                 frames.append(near)
     threshold = 1.0 if threshold is None else threshold

@@ -29,11 +29,13 @@ _OTHER = {
     "suggested_probability": ("the verdict's posterior probability of the suggested label (probes and "
                               "neighbours combined)", "Northcutt et al. 2021; Zhu et al. 2022"),
     "is_exact_duplicate": ("1 = another sample has the same file content (content hash)", "-"),
-    "duplicate_group": ("number of the exact-copy group (empty when alone)", "-"),
+    "duplicate_group": ("the exact-copy group: a number in the run, exact-<smallest id> in the scores export and "
+                        "on the Duplicates page (empty when alone)", "-"),
     "is_near_duplicate": ("1 = embedding cosine to another sample above the data-chosen threshold, or the two "
                           "are each other's nearest with a gap of over 3x to the next",
                           "Abbas et al. 2023 (SemDeDup); FiftyOne Brain near duplicates; Lowe 2004 ratio test"),
-    "near_duplicate_group": ("number of the near-duplicate group (empty when alone)", "-"),
+    "near_duplicate_group": ("the near-duplicate group: a number in the run, near-<smallest id> in the scores "
+                             "export and on the Duplicates page (empty when alone)", "-"),
     "is_split_leak": ("1 = a val/test sample with an exact or near duplicate in train", "-"),
     "outlier_score": ("Mahalanobis distance to the nearest class mean, shared covariance, fitted robustly "
                       "(high = outlier)",

@@ -112,17 +112,51 @@ def leak_sources(summary: dict | None) -> dict[str, str]:
     return {str(k): str(v) for k, v in (health.get("leak_sources") or {}).items()}
 
 
+#: The health stage's group columns, stored as numbers 0..G-1 (a score is a number), exported as
+#: the names the Duplicates page gives the same groups: ``<prefix>-<smallest member id>``.
+GROUP_NAMES = {"duplicate_group": "exact", "near_duplicate_group": "near"}
+
+
+def group_names(ids: pd.Series, numbers: pd.Series, prefix: str) -> pd.Series:
+    """``<prefix>-<the group's smallest id>`` for each sample in a group (``numbers`` not NaN),
+    None for a sample alone: a name that does not depend on the order the job saw the samples
+    in, and the one ``backend.jobs.duplicates_job.duplicate_groups`` gives (so the export's
+    groups are the page's)."""
+    first = ids.astype(str).groupby(numbers).transform("min")
+    return (prefix + "-" + first).astype(object).where(numbers.notna(), None)
+
+
+def export_types(frame: pd.DataFrame) -> pd.DataFrame:
+    """The health columns in the types their meaning has: every stored ``is_*`` score (a 0 / 1
+    flag, NaN where the check cannot run) as a nullable boolean like ``is_label_issue``; the
+    :data:`GROUP_NAMES` numbers as group names."""
+    frame = frame.copy()
+    for column in frame.columns:
+        if column.startswith("is_") and column != "is_label_issue":
+            values = frame[column]
+            bad = values.notna() & ~values.isin([0, 1])
+            if bad.any():
+                raise StorageError(f"score {column!r} is not a 0 / 1 flag: sample {frame.loc[bad.idxmax(), 'id']} "
+                                   f"has {values[bad].iloc[0]!r}")
+            frame[column] = values.astype("boolean")
+    for column, prefix in GROUP_NAMES.items():
+        if column in frame.columns:
+            frame[column] = group_names(frame["id"], frame[column], prefix)
+    return frame
+
+
 def scores_frame(ws: Workspace, run_id: str) -> pd.DataFrame:
     """id, label, split, label_issue_score, is_label_issue, suggested_label, detectors, then one
-    column per stored score named by :func:`score_columns`; with the health checks,
-    :data:`LEAK_SOURCE_COLUMN` right after ``is_split_leak`` (empty where a sample leaks nothing)."""
+    column per stored score named by :func:`score_columns` (the health flags and groups typed by
+    :func:`export_types`); with the health checks, :data:`LEAK_SOURCE_COLUMN` right after
+    ``is_split_leak`` (empty where a sample leaks nothing)."""
     samples = ws.samples(columns=list(SAMPLE_COLUMNS))
     verdict = results.read_label_issues(ws, run_id)
     wide = results.read_scores(ws, run_id)
     stored = [c for c in wide.columns if c != "id"]
     run = runs.get_run(ws, run_id)
     wide = wide.rename(columns=score_columns(stored, run["config"].get("scorers")))
-    frame = samples.merge(verdict, on="id", how="inner").merge(wide, on="id", how="left")
+    frame = export_types(samples.merge(verdict, on="id", how="inner").merge(wide, on="id", how="left"))
     if "is_split_leak" in frame.columns:
         source = frame["id"].map(leak_sources(run["summary"])).astype(object)
         frame.insert(frame.columns.get_loc("is_split_leak") + 1, LEAK_SOURCE_COLUMN,

@@ -107,6 +107,38 @@ def test_the_scores_export_names_the_train_sample_each_leak_copies(scored: Path,
     assert exported.loc["d0121", "split_leak_source"] == "d0002" and pd.isna(exported.loc["d0001", "split_leak_source"])
 
 
+def test_the_scores_export_types_flags_as_booleans_and_names_groups_as_the_duplicates_page(
+        scored: Path, tmp_path: Path) -> None:
+    from backend.jobs.duplicates_job import duplicate_groups
+    from backend.storage.score_export import scores_frame
+
+    ws = Workspace.open(scored)
+    run_id = runs.latest_run(ws, "score")["run_id"]
+    frame = scores_frame(ws, run_id).set_index("id")
+    flags = [c for c in frame.columns if c.startswith("is_")]
+    assert {"is_split_leak", "is_dark", "is_outlier", "is_near_duplicate"} <= set(flags)
+    assert all(str(frame[c].dtype) in ("boolean", "bool") for c in flags)
+    assert frame.loc["d0120", "is_split_leak"] == True  # noqa: E712
+    assert frame.loc["d0001", "is_split_leak"] == False  # noqa: E712 - the train copy does not leak
+    assert frame.loc["d0124", "is_dark"] is pd.NA  # no image: the check could not run
+    assert frame.loc["d0001", "duplicate_group"] == frame.loc["d0120", "duplicate_group"] == "exact-d0001"
+    assert frame.loc["d0003", "duplicate_group"] is None
+    page, _ = duplicate_groups(ws)  # the same groups under the same names as the Duplicates page
+    exported = frame["near_duplicate_group"].dropna()
+    near = page[page["kind"] == "near"].set_index("id")["group"]
+    assert len(exported) >= 2 and exported.to_dict() == near.to_dict()
+    assert frame.loc["d0121", "near_duplicate_group"] == "near-d0002"
+    out = tmp_path / "scores.csv"
+    assert main(["export", "--workspace", str(scored), "--what", "scores", "--format", "csv", "--out", str(out)]) == 0
+    text = pd.read_csv(out, dtype=str, keep_default_na=False).set_index("id")
+    assert text.loc["d0120", "is_split_leak"] == "True" and text.loc["d0002", "is_split_leak"] == "False"
+    assert text.loc["d0124", "is_dark"] == "" and text.loc["d0121", "near_duplicate_group"] == "near-d0002"
+    out = tmp_path / "scores.parquet"
+    assert main(["export", "--workspace", str(scored), "--what", "scores", "--format", "parquet", "--out", str(out)]) == 0
+    back = pd.read_parquet(out).set_index("id")
+    assert str(back["is_dark"].dtype) == "boolean" and back.loc["d0124", "is_dark"] is pd.NA
+
+
 def sample_view_script(root: str, sample_id: str, run_id: str) -> None:
     from app.components.sample_view import sample_detail
 
