@@ -11,6 +11,7 @@ import streamlit as st
 from app import state
 from app.components.scatter import COLOR_CHOICES, TAG_PREFIX
 from app.components.score_runs import run_label as score_run_label
+from app.components.score_runs import when_text
 from app.map_data import NO_DECISION, MapFilter
 from backend.jobs.health_stage import FLAG_COLUMNS, SCORE_COLUMNS
 
@@ -27,9 +28,9 @@ COLOR_NAMES = {
 
 def run_label(run: pd.Series) -> str:
     method = (run["config"] or {}).get("method", "?")
-    when = pd.Timestamp(run["created_at"]).strftime("%Y-%m-%d %H:%M")
     points = (run["summary"] or {}).get("n_points", "?")
-    return f"{when} · {method} of {run['embedding_key']} · {points} points"
+    points = f"{points:,}" if isinstance(points, int) else points
+    return f"{when_text(run['created_at'])} · {method} of {run['embedding_key']} · {points} points"
 
 
 def choose_run(project_runs: pd.DataFrame) -> str:
@@ -46,7 +47,7 @@ def choose_score_run(score_runs: pd.DataFrame, *, key: str = state.EXPLORE_SCORE
     the same text, and a select box tells its options apart by their text."""
     if score_runs.empty:
         return None
-    labels = {row["run_id"]: score_run_label(row) for _, row in score_runs.iterrows()}  # ends with the id's tail
+    labels = {row["run_id"]: score_run_label(row) for _, row in score_runs.iterrows()}  # with the id's tail
     return st.selectbox("Score run", list(labels), format_func=labels.__getitem__, key=key)
 
 

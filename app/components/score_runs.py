@@ -17,13 +17,26 @@ def no_score_run_message(workspace_root: Path | str) -> str:
     )
 
 
+def when_text(created_at: object, now: pd.Timestamp | None = None) -> str:
+    """A run's start, short: "12-07 19:04" this year, "2025-12-07 19:04" before."""
+    when = pd.Timestamp(created_at)
+    now = pd.Timestamp.now(tz=when.tz) if now is None else now
+    return when.strftime("%m-%d %H:%M" if when.year == now.year else "%Y-%m-%d %H:%M")
+
+
+def _count(value: object) -> str:
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
 def run_label(run: pd.Series) -> str:
+    """"<when> · <id tail> · N issues / M · <embedding>": what tells runs apart comes first, since
+    a narrow select box cuts the end off (the run id's tail keeps two runs of the same minute apart:
+    a select box picks by the text)."""
     summary = run["summary"] or {}
-    when = pd.Timestamp(run["created_at"]).strftime("%Y-%m-%d %H:%M")
-    flagged = summary.get("n_label_issues", "?")
-    scored = summary.get("n_samples", "?")
-    # the run id's tail keeps two runs of the same minute apart (a select box picks by the text)
-    return f"{when} · {run['embedding_key']} · {flagged} label issues in {scored} · {str(run['run_id'])[-6:]}"
+    flagged = _count(summary.get("n_label_issues", "?"))
+    scored = _count(summary.get("n_samples", "?"))
+    return (f"{when_text(run['created_at'])} · {str(run['run_id'])[-6:]} · {flagged} issues / {scored} · "
+            f"{run['embedding_key']}")
 
 
 def require_score_run(root: str, workspace_root: Path | str, *, key: str) -> str:

@@ -102,14 +102,28 @@ def test_explore_colours_by_the_latest_score_run(app_on, scored_workspace: Path)
 
 
 def test_the_projection_and_the_score_run_share_a_row_at_half_width_each(app_on, scored_workspace: Path) -> None:
-    """A score run's label ("<date> · <embedding> · N label issues in M · <id>") was cut short in
-    a third of the row; each picker now has half."""
+    """A score run's label was cut short in a third of the row; each picker now has half."""
     at = app_on(scored_workspace)
     at.switch_page(EXPLORE).run()
     first, second = at.columns[0], at.columns[1]
     assert first.weight == second.weight == 0.5
     assert [s.label for s in first.selectbox] == ["Projection"]
     assert [s.label for s in second.selectbox] == ["Score run"]
+
+
+def test_a_score_runs_label_puts_what_tells_runs_apart_first() -> None:
+    """A narrow select box cuts a label's end off (at 1,000 px with the sidebar open the run id's
+    tail was cut), so the label leads with the time and the id's tail and leaves the year off
+    this year."""
+    from app.components.score_runs import run_label, when_text
+
+    now = pd.Timestamp.now(tz="UTC")
+    run = pd.Series({"run_id": "score-20261207-abc123", "created_at": now.replace(month=3, day=9, hour=8, minute=5),
+                     "embedding_key": "pixels16", "summary": {"n_label_issues": 4, "n_samples": 1797}})
+    assert run_label(run) == "03-09 08:05 · abc123 · 4 issues / 1,797 · pixels16"
+    assert when_text(pd.Timestamp("2019-03-09 08:05", tz="UTC"), now) == "2019-03-09 08:05"
+    unsummarised = pd.Series({**run.to_dict(), "summary": None})
+    assert run_label(unsummarised) == "03-09 08:05 · abc123 · ? issues / ? · pixels16"
 
 
 def test_flagged_samples_and_high_scores_are_drawn_on_top(app_on, scored_workspace: Path) -> None:
