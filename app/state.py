@@ -115,6 +115,8 @@ REVIEW_SKIPPED = "review.skipped"
 REVIEW_FOCUS = "review.focus"
 REVIEW_RELABEL_OPEN = "review.relabel_open"
 REVIEW_TICKED = "review.ticked"
+#: {table key: the ticks the table editor started from} (``review_panel.issue_table``).
+REVIEW_TICK_BASE = "review.tick_base"
 REVIEW_SCORE_RANGE = "review.score_range"
 REVIEW_BULK_K = "review.bulk_k"
 REVIEW_BULK_PENDING = "review.bulk_pending"

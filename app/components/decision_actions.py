@@ -14,6 +14,7 @@ import streamlit as st
 
 from app import curation_data, state
 from app.components.markdown_text import md
+from app.components.wording import count
 from backend.storage import StorageError
 from backend.storage.decisions import new_decision_id
 
@@ -70,7 +71,7 @@ def _commit(root: str, action: str, ids: list[str], *, source: str, score_run: s
         result = curation_data.decide(root, action, ids, source=source, score_run=score_run, to=to, tag=tag,
                                       decision_ids=[pending] if pending else None)
     except StorageError as exc:
-        acknowledge(f"Not saved: {exc}", error=True)
+        acknowledge(f"Not saved: {md(exc)}", error=True)
         return
     if prefix and pending:
         for key in [k for k in st.session_state if str(k).startswith(f"{prefix}.pending.{ids[0]}.")]:
@@ -85,7 +86,7 @@ def _commit(root: str, action: str, ids: list[str], *, source: str, score_run: s
         text = (f"{what}: {detail}. Saved as {written[0]}." if written
                 else f"{md(ids[0])} was already so; nothing to save.")
     else:
-        text = (f"{what}: {len(written)} sample(s) saved"
+        text = (f"{what}: {count(len(written), 'sample')} saved"
                 + (f", {len(result.unchanged)} already so" if result.unchanged else "") + ".")
     acknowledge(text)
     if focus_next:
@@ -99,7 +100,7 @@ def undo_last(root: str, *, source: str) -> None:
     try:
         undone = curation_data.undo(root, target, source=source)
     except StorageError as exc:
-        acknowledge(f"Nothing undone: {exc}", error=True)
+        acknowledge(f"Nothing undone: {md(exc)}", error=True)
         return
     st.session_state[state.REVIEW_FOCUS] = undone["sample_id"]
     st.session_state.setdefault(state.REVIEW_SKIPPED, set()).discard(undone["sample_id"])
@@ -166,12 +167,24 @@ def bulk_actions(root: str, ids: list[str], *, source: str, score_run: str | Non
         action = st.selectbox("Action", ["drop", "keep", "unsure", "relabel", "tag", "untag"], index=None,
                               placeholder="choose an action", key=f"{key}.action",
                               format_func=lambda a: {"keep": "keep (confirm label)"}.get(a, a))
-        to = tag = None
         if action == "relabel":
-            to = st.selectbox("to", classes, key=f"{key}.to")
+            st.selectbox("to", classes, key=f"{key}.to")
         elif action in ("tag", "untag"):
-            tag = st.text_input("tag", key=f"{key}.tag", placeholder="e.g. blurry")
-        st.button(f"Apply to {len(ids):,} sample(s)", key=f"{key}.apply", on_click=_commit, disabled=action is None,
-                  args=(root, action, list(ids)), kwargs={"source": source, "score_run": score_run, "to": to,
-                                                          "tag": tag or None})
+            st.text_input("tag", key=f"{key}.tag", placeholder="e.g. blurry")
+        st.button(f"Apply to {count(len(ids), 'sample')}", key=f"{key}.apply", on_click=_commit_bulk,
+                  disabled=action is None, args=(root, list(ids), key),
+                  kwargs={"source": source, "score_run": score_run})
     show_acknowledgement()
+
+
+def _commit_bulk(root: str, ids: list[str], key: str, *, source: str, score_run: str | None) -> None:
+    """The bulk Apply button's callback. It reads the action, class and tag from the widgets' state
+    now: arguments bound when the button was drawn miss a tag typed just before the click (the
+    text box commits as the click lands), which applied the previous tag, or none."""
+    action = st.session_state.get(f"{key}.action")
+    if action is None:
+        acknowledge("Not saved: choose an action first.", error=True)
+        return
+    to = st.session_state.get(f"{key}.to") if action == "relabel" else None
+    tag = ((st.session_state.get(f"{key}.tag") or "").strip() or None) if action in ("tag", "untag") else None
+    _commit(root, action, ids, source=source, score_run=score_run, to=to, tag=tag)

@@ -9,6 +9,7 @@ import streamlit as st
 from app import curation_data, data
 from app.components.decision_actions import acknowledge, show_acknowledgement
 from app.components.markdown_text import md
+from app.components.wording import count
 from backend.jobs.duplicates_job import TRAIN_SPLITS
 from backend.storage import StorageError
 
@@ -33,10 +34,10 @@ def _keep_one(root: str, group: str, members: list[str], radio_key: str, dropped
         result = curation_data.decide(root, "drop", others, source="duplicates",
                                       reason=f"duplicate of {keep} ({group})")
     except StorageError as exc:
-        acknowledge(f"Not saved: {exc}", error=True)
+        acknowledge(f"Not saved: {md(exc)}", error=True)
         return
     acknowledge(f"Kept {keep}" + (" (it was dropped: now kept)" if keep in dropped else "")
-                + f"; dropped {result.n_written} duplicate(s)"
+                + f"; dropped {count(result.n_written, 'duplicate')}"
                 + (f" ({len(result.unchanged)} already dropped)" if result.unchanged else "") + ". Saved.")
 
 
@@ -51,7 +52,7 @@ def groups_view(root: str, groups: pd.DataFrame, states: pd.DataFrame, *, set_ap
     open_groups = [g for g in names if len(set(groups.loc[groups["group"] == g, "id"]) - dropped) > 1]
     hide = st.toggle("Hide resolved groups (at most one member not dropped)", value=True, key="dup.hide")
     shown = open_groups if hide else names
-    st.caption(f"{len(names):,} groups ({len(open_groups):,} unresolved); "
+    st.caption(f"{count(len(names), 'group')} ({len(open_groups):,} unresolved); "
                f"{groups['id'].nunique():,} samples in them. \"sim\": cosine to the group's first member.")
     if not shown:
         st.success("Nothing left to resolve at this threshold.")

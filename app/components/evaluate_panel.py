@@ -9,6 +9,7 @@ import streamlit as st
 
 from app import data, jobs_data, prune_data, state
 from app.components import jobs_panel, score_charts
+from app.components.markdown_text import md
 from app.prune_data import PruneDone
 from backend.jobs.evaluate_job import ARM_TEXT, COMPARISONS, class_losses, comparison_text
 from backend.jobs.job_manager import Job
@@ -37,7 +38,7 @@ def _start(root: str, subset: str) -> Job | None:
     try:
         return prune_data.run_evaluation(root, subset)
     except (StorageError, ValueError, OSError) as exc:
-        st.error(f"The evaluation did not start: {exc}")
+        st.error(f"The evaluation did not start: {md(exc)}")
         return None
 
 

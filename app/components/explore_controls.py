@@ -20,6 +20,7 @@ DECISION_COLORS = ("decision",)
 #: Colourings a score run adds before its scores: the verdict and its score.
 LABEL_ISSUE_COLORS = ("label_issue", "label_issue_score")
 COLOR_NAMES = {
+    "label": "given label",
     "decision": "decision (kept, relabeled, dropped, unsure)",
     "label_issue": "label issue (flagged or not)",
     "label_issue_score": "label-issue score",
@@ -64,11 +65,13 @@ def color_choices(score_runs: pd.DataFrame, score_run: str | None, tags: list[st
 
 
 def color_name(choice: str) -> str:
+    if choice in COLOR_NAMES:
+        return COLOR_NAMES[choice]
     if choice in COLOR_CHOICES:
         return choice
     if choice.startswith(TAG_PREFIX):
         return f"tag: {choice.removeprefix(TAG_PREFIX)}"
-    return COLOR_NAMES.get(choice, f"score: {choice}")
+    return f"flag: {choice}" if choice in FLAG_COLUMNS else f"score: {choice}"
 
 
 def choose_color(choices: list[str] | tuple[str, ...] = COLOR_CHOICES) -> str:
@@ -91,7 +94,8 @@ def choose_filters(labels: tuple[str, ...], splits: tuple[str, ...], tags: list[
     flags_key = state.EXPLORE_FILTER_FLAGS  # an Overview health button sets it: open the filters to show it
     with st.expander("Filters", expanded=bool(st.session_state.get(flags_key))):
         left, middle, right = st.columns(3)
-        chosen_labels = left.multiselect("Labels", labels, key=f"{FILTER}.labels")
+        chosen_labels = left.multiselect("Given labels", labels, key=f"{FILTER}.labels",
+                                         help="The labels as ingested; filter by decision for relabeled samples.")
         chosen_splits = middle.multiselect("Splits", splits, key=f"{FILTER}.splits")
         decided = right.multiselect("Decisions", DECISION_FILTERS, key=f"{FILTER}.decisions")
         left, middle, right = st.columns(3)

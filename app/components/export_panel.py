@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from app import data, export_data, state
+from app.components.markdown_text import code, md
 from app.components.metric_row import metric_row
 from backend.storage import StorageError, Workspace, export, export_paths, provenance
 from backend.storage.export import FILE_FORMATS, FORMATS
@@ -141,7 +142,7 @@ def write_to_path(root: str, ws: Workspace, subset: str | None, fmt: str, *, wit
             with st.spinner("Training the teacher probe…"):
                 written = data.write_soft_labels(root, subset, fmt, str(target), include_dropped=with_dropped,
                                                  overwrite=replace)
-            st.success(f"Wrote {written}. Provenance: {provenance.sidecar_path(written, fmt)}.")
+            st.success(f"Wrote {code(written)}. Provenance: {code(provenance.sidecar_path(written, fmt))}.")
             return
         result = data.write_manifest(root, subset, fmt, str(target), include_dropped=with_dropped, copy=copy,
                                      overwrite=replace)
@@ -150,10 +151,10 @@ def write_to_path(root: str, ws: Workspace, subset: str | None, fmt: str, *, wit
                    "another name.")
         return
     except (StorageError, OSError) as exc:
-        st.error(f"Could not write {name.strip()!r}: {exc}")
+        st.error(f"Could not write {md(repr(name.strip()))}: {md(exc)}")
         return
     what = "files" if is_folder else "rows"
-    st.success(f"Wrote {result.rows:,} {what} to {result.path}. Provenance: {result.provenance_path}.")
+    st.success(f"Wrote {result.rows:,} {what} to {code(result.path)}. Provenance: {code(result.provenance_path)}.")
 
 
 def scores_section(root: str, score_runs: pd.DataFrame) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 import streamlit as st
 
 from app import data, jobs_data, state
+from app.components.markdown_text import md
 from backend.config import EmbedSettings, ProjectionSettings
 from backend.jobs import prune_job
 from backend.jobs.job_manager import Job
@@ -38,7 +39,7 @@ def _start(root: str, kind: str, params: dict[str, Any]) -> None:
     try:
         job = jobs_data.start(root, kind, params)
     except (ValueError, StorageError, OSError) as exc:
-        st.error(f"The {kind} job was not started: {exc}")
+        st.error(f"The {kind} job was not started: {md(exc)}")
         return
     st.session_state[state.JOBS_STARTED] = job.job_id
     st.rerun()
@@ -176,7 +177,7 @@ def job_card(root: str, job: Job, *, key: str = "jobs") -> None:
             try:
                 job = jobs_data.cancel(root, job.job_id)
             except StorageError as exc:  # it ended meanwhile
-                st.info(str(exc))
+                st.info(md(exc))
                 job = jobs_data.job(root, job.job_id)
         if job.active:
             progress(job)

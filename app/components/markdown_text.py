@@ -16,3 +16,9 @@ _SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
 def md(text: object) -> str:
     """``text`` as markdown shows it literally."""
     return _SPECIAL.sub(r"\\\1", str(text))
+
+
+def code(text: object) -> str:
+    """``text`` as an inline code span, which markdown shows literally (a path, an id); a backtick
+    inside would end the span early, so it shows as ``'``."""
+    return "`" + str(text).replace("`", "'") + "`"

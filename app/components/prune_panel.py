@@ -12,8 +12,10 @@ import streamlit as st
 
 from app import data, prune_data, state
 from app.components import score_charts
+from app.components.markdown_text import md
 from app.components.metric_row import metric_row
 from app.components.palette import natural_order
+from app.components.wording import count
 from backend.jobs import prune_job
 from backend.storage import StorageError
 
@@ -198,7 +200,7 @@ def run_button(root: str, request: PruneRequest, *, score_run: str) -> None:
         with st.spinner("Pruning…"):
             done = prune_data.run_prune(root, score_run=score_run, **asdict(request))
     except (StorageError, ValueError) as exc:
-        st.error(f"Nothing was saved: {exc}")
+        st.error(f"Nothing was saved: {md(exc)}")
         return
     state.set_last_prune(done)
     first = [f"{count:,} {what}" for count, what in ((done.n_label_issues_removed, "flagged label issues"),
@@ -222,7 +224,7 @@ def result(root: str, done: prune_data.PruneDone) -> None:
     try:
         outcome = prune_data.prune_outcome(root, done)
     except StorageError as exc:
-        st.info(f"The last prune's subset is gone: {exc}")
+        st.info(f"The last prune's subset is gone: {md(exc)}")
         return
     st.subheader(f"Result: subset '{done.subset}'")
     st.caption(f"{done.method} · prune run {done.run_id} · from score run {done.score_run}")
@@ -235,7 +237,7 @@ def result(root: str, done: prune_data.PruneDone) -> None:
          f"{done.n_label_issues_removed:,}" if done.label_issues == "exclude" else "off"),
     ]
     metric_row(cells)
-    st.caption(f"Decisions: {done.n_pinned:,} samples pinned by keep decisions (kept whatever the method chose), "
+    st.caption(f"Decisions: {count(done.n_pinned, 'sample')} pinned by keep decisions (kept whatever the method chose), "
                f"{done.n_dropped_by_decision:,} dropped by decisions (in no pruned subset; counted as removed).")
     left, right = st.columns(2)
     left.plotly_chart(score_charts.kept_by_class(outcome), key="prune.by_class")

@@ -110,10 +110,13 @@ def choose_filter(issues: pd.DataFrame) -> IssueFilter:
         placeholder="any detector",
         help="Show samples that any of the chosen detectors flagged.",
     )
+    in_queue = st.session_state.get(state.REVIEW_VIEW, "Queue") != "Table"  # the queue holds the flagged only
     include_unflagged = threshold_column.toggle(
         "Include unflagged samples",
         key=state.REVIEW_INCLUDE_UNFLAGGED,
-        help="Samples the combined verdict did not flag, ranked by the same label-issue score.",
+        disabled=in_queue,
+        help="Samples the combined verdict did not flag, ranked by the same label-issue score"
+        + (" (in the Table view: the queue holds the flagged samples)." if in_queue else "."),
     )
     return IssueFilter(threshold, include_unflagged, tuple(classes), tuple(detectors), max_score)
 
@@ -171,12 +174,21 @@ def issue_table(shown: pd.DataFrame, n_shown: int | None = None) -> list[str]:
     n_shown = len(shown) if n_shown is None else n_shown
     table = table_frame(shown)
     ticked: set[str] = set(st.session_state.get(state.REVIEW_TICKED, set()))
-    table.insert(0, "tick", table["id"].isin(ticked))
+    key = table_key(table["id"])
+    # The editor's data stays what it was when this key first showed: its edits are changes to
+    # that data, so feeding today's ticks back in made a second click on a ticked box a no-op
+    # (the edit "ticked" over data already ticked), and only the third click unticked it.
+    bases = st.session_state.get(state.REVIEW_TICK_BASE, {})
+    base = bases.get(key)
+    if base is None:
+        base = frozenset(ticked & set(table["id"]))
+        st.session_state[state.REVIEW_TICK_BASE] = {key: base}
+    table.insert(0, "tick", table["id"].isin(base))
     if n_shown > MAX_ROWS:
         st.caption(f"The table shows the {MAX_ROWS:,} highest-scoring of {n_shown:,} samples.")
     edited = st.data_editor(
         table,
-        key=table_key(table["id"]),
+        key=key,
         hide_index=True,
         row_height=ROW_HEIGHT,
         height=min(len(table), VISIBLE_ROWS) * ROW_HEIGHT + 40,

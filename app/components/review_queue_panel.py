@@ -13,6 +13,7 @@ from app.components.markdown_text import md
 from app.components.metric_row import metric_row
 from app.components.review_panel import IssueFilter, apply_filter
 from app.components.sample_view import image, neighbour_grid
+from app.components.wording import count
 from backend.jobs import review_queue
 from backend.storage import StorageError
 
@@ -47,7 +48,8 @@ def queue_view(root: str, run_id: str, chosen: IssueFilter) -> None:
     if todo.empty:
         skipped = len(st.session_state.get(state.REVIEW_SKIPPED, set()))
         st.success("Queue done: every flagged sample in these filters has a decision"
-                   + (f" ({skipped} skipped this session)" if skipped else "") + ".")
+                   + (f", but for {count(skipped, 'sample')} skipped this session (skipped samples come back in "
+                      "a new session: reload the page)" if skipped else "") + ".")
         st.button("Undo", shortcut="Z", key="q.undo_done", on_click=decision_actions.undo_last, args=(root,),
                   kwargs={"source": "review"})
         return
@@ -103,7 +105,7 @@ def bulk_accept(root: str, run_id: str, chosen: IssueFilter) -> None:
 
 @st.dialog("Accept suggestions", dismissible=False)
 def _confirm_bulk(root: str, run_id: str, ids: list[str], min_score: float) -> None:
-    st.write(f"Relabel {len(ids)} samples to their suggested label (scores ≥ {min_score:.3f})? "
+    st.write(f"Relabel {count(len(ids), 'sample')} to their suggested label (scores ≥ {min_score:.3f})? "
              "Each becomes one `bulk` entry in the decisions log; Undo reverses them one at a time, and "
              "`thresher decide undo ID` any of them.")
     confirm, cancel = st.columns(2)
@@ -115,8 +117,8 @@ def _confirm_bulk(root: str, run_id: str, ids: list[str], min_score: float) -> N
         try:
             result = curation_data.accept_suggestions(root, run_id, ids)
         except StorageError as exc:
-            decision_actions.acknowledge(f"Nothing saved: {exc}", error=True)
+            decision_actions.acknowledge(f"Nothing saved: {md(exc)}", error=True)
         else:
             st.session_state.setdefault(state.DECISION_UNDO_STACK, []).extend(result.entries["decision_id"])
-            decision_actions.acknowledge(f"Accepted {result.n_written} suggestion(s). Saved.")
+            decision_actions.acknowledge(f"Accepted {count(result.n_written, 'suggestion')}. Saved.")
         st.rerun()

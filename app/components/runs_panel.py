@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from app import data, state
+from app.components.markdown_text import md
 from app.components.metric_row import metric_row
 from app.components.overview import runs_frame
 from backend.jobs.run_compare import TOP_FRACTION, RunComparison
@@ -144,7 +145,7 @@ def delete_form(root: str, all_runs: pd.DataFrame) -> None:
         try:
             data.delete_run(root, run_id, force=force)
         except StorageError as exc:
-            st.error(f"Nothing was deleted: {exc}")
+            st.error(f"Nothing was deleted: {md(exc)}")
             return
         st.session_state[state.RUNS_DELETED] = run_id
         for key in (state.RUNS_DELETE, f"{state.RUNS_DELETE_CONFIRM}.{run_id}", f"{state.RUNS_DELETE_FORCE}.{run_id}"):

@@ -17,6 +17,7 @@ from app import data, search_data, state
 from app.components.decision_actions import bulk_actions
 from app.components.explore_controls import choose_score_run
 from app.components.gallery import paged_gallery
+from app.components.markdown_text import md
 from app.components.subset_form import SaveFormKeys, save_subset_form
 from backend.storage import StorageError
 
@@ -69,7 +70,7 @@ def by_sample(root: str, key: str, top: int) -> Results | None:
         return Results(BY_SAMPLE, f"most similar to sample {sample_id}", key,
                        search_data.like(root, key, sample_id, top))
     except StorageError as exc:
-        st.error(str(exc))
+        st.error(md(exc))
         return None
 
 
@@ -79,7 +80,7 @@ def _run(mode: str, query: str, key: str, search) -> None:
         with st.spinner("Embedding the query and searching…"):
             hits = search()
     except StorageError as exc:
-        st.error(f"The search failed: {exc}")
+        st.error(f"The search failed: {md(exc)}")
         return
     st.session_state[state.SEARCH_RESULTS] = Results(mode, query, key, hits)
 

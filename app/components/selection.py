@@ -103,7 +103,7 @@ def selection_panel(root: str, points: pd.DataFrame, ids: list[str], *, run_id: 
     chosen = points if gallery is not None else points[points["id"].isin(ids)]  # the caller's rows: the selection
     by_label = chosen["label"].fillna("(none)").astype(str).value_counts()
     st.subheader(f"{len(chosen)} selected")
-    st.caption(" · ".join(f"{md(label)}: {n}" for label, n in by_label.items()))
+    st.caption("Given labels: " + " · ".join(f"{md(label)}: {n}" for label, n in by_label.items()))
     chosen_ids = chosen["id"].tolist()
     st.button("Clear selection", key="explore.clear", on_click=_clear_all, args=(on_clear,))
     bulk_actions(root, chosen_ids, source="explore", score_run=score_run, key=state.EXPLORE_ACTIONS)

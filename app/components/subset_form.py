@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import streamlit as st
 
 from app import data
+from app.components.markdown_text import md
+from app.components.wording import count
 from backend.storage import ConflictError, StorageError
 
 
@@ -39,7 +41,7 @@ def save_subset_form(
     with st.form(keys.form):
         name = st.text_input(label, key=keys.name, placeholder=placeholder)
         overwrite = st.checkbox("Replace an existing subset with this name", key=keys.overwrite)
-        submitted = st.form_submit_button(f"Save {len(ids)} samples")
+        submitted = st.form_submit_button(f"Save {count(len(ids), 'sample')}")
     if not submitted:
         return
     try:
@@ -47,10 +49,10 @@ def save_subset_form(
             root, name, ids, run_id=run_id, overwrite=overwrite, origin=origin
         )
     except ConflictError as exc:
-        st.error(f"{exc}. Nothing was saved: pick a new name, or tick the box above to replace it.")
+        st.error(f"{md(exc)}. Nothing was saved: pick a new name, or tick the box above to replace it.")
         return
     except StorageError as exc:
-        st.error(f"Nothing was saved: {exc}")
+        st.error(f"Nothing was saved: {md(exc)}")
         return
     verb = "Replaced" if saved.replaced else "Saved"
     st.success(f"{verb} subset '{saved.name}' ({saved.n} samples). Export it from the Export page.")

@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from app import overview_data, state
+from app.components.markdown_text import md
 from app.components.metric_row import metric_row
 from backend.storage.errors import StorageError
 
@@ -58,7 +59,7 @@ def compare_form(root: str, saved: pd.DataFrame) -> None:
     try:
         cmp = overview_data.subset_comparison(root, a, b)
     except StorageError as exc:
-        st.error(str(exc))
+        st.error(md(exc))
         return
     counts = cmp.counts
     jaccard = "n/a" if counts["jaccard"] is None else f"{counts['jaccard']:.2f}"
@@ -81,7 +82,7 @@ def rename_form(root: str, saved: pd.DataFrame) -> None:
         try:
             n = overview_data.rename_subset(root, old, new)
         except StorageError as exc:
-            st.error(f"Nothing was renamed: {exc}")
+            st.error(f"Nothing was renamed: {md(exc)}")
             return
         _done(f"Renamed subset '{old}' to '{new.strip()}' ({n:,} samples).")
 
@@ -102,7 +103,7 @@ def delete_form(root: str, saved: pd.DataFrame) -> None:
         try:
             overview_data.delete_subset(root, name)
         except StorageError as exc:
-            st.error(f"Nothing was deleted: {exc}")
+            st.error(f"Nothing was deleted: {md(exc)}")
             return
         st.session_state.pop(f"{state.SUBSETS_DELETE_CONFIRM}.{name}", None)
         _done(f"Deleted subset '{name}' ({n:,} samples).")

@@ -8,6 +8,7 @@ import streamlit as st
 
 from app import data, state
 from app.components import jobs_panel
+from app.components.markdown_text import md
 from backend.storage import StorageError, Workspace
 
 SETUP_HINT = (
@@ -112,5 +113,5 @@ def require_workspace() -> tuple[str, Workspace]:
     try:
         return root, data.open_workspace(root)
     except StorageError as exc:
-        st.error(f"Cannot open workspace `{root}`: {exc}")
+        st.error(f"Cannot open workspace `{root}`: {md(exc)}")
         st.stop()

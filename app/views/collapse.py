@@ -4,6 +4,7 @@ import streamlit as st
 
 from app import data, state
 from app.components import collapse_panel
+from app.components.markdown_text import md
 from app.components.score_runs import require_score_run
 from app.components.workspace import require_workspace
 from backend.storage import StorageError
@@ -14,7 +15,7 @@ run_id = require_score_run(root, ws.root, key=state.COLLAPSE_RUN)
 try:
     summary = data.collapse_summary(root, run_id)
 except StorageError as exc:
-    st.info(f"{exc}: pick another score run, or rerun `thresher score --workspace {ws.root}`.")
+    st.info(f"{md(exc)}: pick another score run, or rerun `thresher score --workspace {ws.root}`.")
     st.stop()
 source_column, download_column = st.columns([3, 1])
 with source_column:

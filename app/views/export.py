@@ -5,6 +5,7 @@ import streamlit as st
 
 from app import data, export_data
 from app.components import export_panel
+from app.components.markdown_text import md
 from app.components.workspace import require_workspace
 from backend.storage import NotFoundError
 
@@ -19,7 +20,7 @@ with_dropped = export_panel.include_dropped()
 try:
     shown = export_data.manifest_preview(root, subset, with_dropped, export_panel.PREVIEW_ROWS)
 except NotFoundError as exc:
-    st.error(f"{exc}. Pick another subset.")
+    st.error(f"{md(exc)}. Pick another subset.")
     st.stop()
 if shown.head.empty and not shown.dropped:
     st.info(

@@ -4,6 +4,7 @@ import streamlit as st
 
 from app import data
 from app.components import runs_panel
+from app.components.markdown_text import md
 from app.components.workspace import require_workspace
 from backend.storage.errors import StorageError
 
@@ -24,7 +25,7 @@ if pair is not None:
     try:
         comparison = data.run_comparison(root, *pair)
     except StorageError as exc:
-        st.error(str(exc))
+        st.error(md(exc))
     else:
         runs_panel.comparison(comparison, root)
 

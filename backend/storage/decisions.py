@@ -26,6 +26,7 @@ its old versions (never a row: the log's latest version holds every entry).
 from __future__ import annotations
 
 import getpass
+import math
 import os
 import re
 import uuid
@@ -403,9 +404,12 @@ def accept_suggestions(ws: Workspace, score_run: str, *, min_score: float = 0.0,
     if ids is not None:
         candidates = candidates[candidates["id"].isin(set(ids))]
     result = DecisionResult(pd.DataFrame(columns=schemas.DECISIONS.columns))
+    # the lowest score accepted (the app picks ids, so min_score alone said "score >= 0")
+    lowest = float(candidates["label_issue_score"].min()) if len(candidates) else min_score
+    lowest = math.floor(lowest * 1000) / 1000  # printed to 3 places: rounded down, so ">=" holds
     for target, group in candidates.groupby("suggested_label", sort=True):
         part = decide(ws, "relabel", group["id"].tolist(), to=str(target), source="bulk", score_run=score_run,
-                      author=author, reason=reason or f"accepted suggestion (score >= {min_score:g})")
+                      author=author, reason=reason or f"accepted suggestion (score >= {lowest:.3f})")
         result.entries = pd.concat([result.entries, part.entries], ignore_index=True) if len(
             result.entries) else part.entries
         result.unchanged += part.unchanged

@@ -93,8 +93,12 @@ def vector_of(ws: Workspace, key: str, sample_id: str) -> np.ndarray:
     embedding_table(ws, key)
     rows = ws.read(embedding_table_name(key), columns=[VECTOR_COLUMN], where=f"id = {sql_string(sample_id)}")
     if rows.empty:
-        raise NotFoundError(f"sample {sample_id!r} has no vector in embedding {key!r}; check the id "
-                            f"(`thresher export`) or embed it (`thresher embed --workspace {ws.root}`)")
+        known = ws.read("samples", columns=["id"], where=f"id = {sql_string(sample_id)}")
+        if known.empty:
+            raise NotFoundError(f"no sample {sample_id!r} in this workspace (ids are case-sensitive; the "
+                                "sample view, Explore and `thresher export` show them)")
+        raise NotFoundError(f"sample {sample_id!r} has no vector in embedding {key!r}: embed it "
+                            f"(`thresher embed --workspace {ws.root}`)")
     return np.asarray(rows.iloc[0][VECTOR_COLUMN], dtype=np.float32)
 
 

@@ -194,7 +194,7 @@ def test_box_selection_shows_thumbnails_and_saves(app_url: str, digits_workspace
         assert thumbnails.count() == min(n_selected, PAGE_SIZE)  # the gallery's first page
 
         page.get_by_label("Save the selection as subset").fill("browser-box")
-        page.get_by_role("button", name=re.compile(r"^Save \d+ samples$")).click()
+        page.get_by_role("button", name=re.compile(r"^Save \d+ samples?$")).click()
         page.get_by_text("Saved subset 'browser-box'").wait_for()
         assert (
             page.get_by_text(SELECTED).inner_text() == f"{n_selected} selected"

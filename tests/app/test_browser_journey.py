@@ -132,3 +132,24 @@ def test_review_prune_export_journey(journey_url: str, noisy_workspace: Path, tm
     provenance = json.loads(Path(f"{out}.provenance.json").read_text())
     assert provenance["subset"]["name"] == "half" and provenance["run"]["ratio"] == 0.5
     assert provenance["run"]["n_dropped_by_decision"] == 1 and provenance["decisions"]["relabeled"] == len(expected)
+
+
+def test_each_click_on_a_review_table_tick_box_toggles_it(journey_url: str) -> None:
+    """QA: the table fed the session's ticks back into the editor's data, so a second click on a
+    ticked box changed nothing and only the third unticked it."""
+    _require_browser()
+    with browser_page(f"{journey_url}/review", height=1300) as page:
+        page.get_by_text(re.compile(r"^0 reviewed of \d+ flagged")).wait_for()
+        page.get_by_text("Table", exact=True).first.click()
+        table = page.locator('[data-testid="stDataFrame"]').first
+        table.wait_for()
+        table.scroll_into_view_if_needed()
+        box = table.bounding_box()
+        assert box is not None
+        ticked = page.get_by_text(re.compile(r"^1 ticked$"))
+        for click in range(4):
+            page.mouse.click(box["x"] + 44, box["y"] + 36 + 26)  # the first row's tick box (row height 52)
+            if click % 2 == 0:
+                ticked.wait_for()
+            else:
+                ticked.wait_for(state="detached")

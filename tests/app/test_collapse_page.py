@@ -54,7 +54,7 @@ def test_collapse_shows_headline_curve_and_per_class(app_on, scored_workspace: P
 def test_a_run_without_collapse_metrics_says_so(app_on, writable_scored_workspace: Path) -> None:
     add_score_run(Workspace.open(writable_scored_workspace), with_collapse=False)
     at = collapse_page(app_on, writable_scored_workspace)
-    assert "stored no neural-collapse metrics" in at.info[0].value
+    assert "stored no neural\\-collapse metrics" in at.info[0].value  # the error's text, escaped for markdown
 
 
 def test_a_run_without_per_sample_distances_says_how_to_get_them(app_on, writable_scored_workspace: Path) -> None:

@@ -24,7 +24,7 @@ def test_exact_copies_are_grouped_and_one_is_dropped(app_on, writable_workspace:
     original, copy = add_copy(writable_workspace)
     at = app_on(writable_workspace, "views/duplicates.py")
     assert at.title[0].value == "Duplicates"
-    assert any("1 groups (1 unresolved)" in c.value for c in at.caption)
+    assert any("1 group (1 unresolved)" in c.value for c in at.caption)
     radio = at.radio[0]
     assert sorted(radio.options) == sorted([original, copy])
     radio.set_value(original).run()

@@ -80,7 +80,7 @@ def test_explore_colours_by_the_latest_score_run(app_on, scored_workspace: Path)
     at.switch_page(EXPLORE).run()
     colour = at.selectbox(key="explore.color_by")
     assert colour.options[:5] == [
-        "label",
+        "given label",
         "split",
         "decision (kept, relabeled, dropped, unsure)",
         "label issue (flagged or not)",
@@ -370,17 +370,52 @@ def test_actions_on_a_selection_write_decisions_from_explore(app_on, writable_sc
     at.session_state["explore.selection"] = chosen
     at.run()
     assert at.selectbox(key="explore.actions.action").value is None  # nothing chosen for the curator
-    assert button(at, "Apply to 3 sample(s)").disabled
+    assert button(at, "Apply to 3 samples").disabled
     at.selectbox(key="explore.actions.action").set_value("drop").run()
-    assert not button(at, "Apply to 3 sample(s)").disabled
-    button(at, "Apply to 3 sample(s)").click().run()
+    assert not button(at, "Apply to 3 samples").disabled
+    button(at, "Apply to 3 samples").click().run()
     assert not at.exception
-    assert any("Dropped: 3 sample(s) saved" in s.value for s in at.success)
+    assert any("Dropped: 3 samples saved" in s.value for s in at.success)
     log = decisions.read_log(ws)
     assert sorted(log["sample_id"]) == chosen
     assert set(log["action"]) == {"drop"} and set(log["source"]) == {"explore"}
     assert set(log["score_run"]) == {runs.latest_run(ws, "score")["run_id"]}
     assert "3 selected" in subheaders(at)  # the selection stays for the next action
+
+
+def test_a_tag_typed_just_before_apply_is_the_one_applied(app_on, writable_scored_workspace: Path) -> None:
+    """QA: the Apply button carried the tag from when it was drawn, so a tag typed and then
+    clicked without Enter was refused as empty, and the next one applied the previous tag."""
+    ws = Workspace.open(writable_scored_workspace)
+    chosen = sorted(ws.sample_ids())[:3]
+    at = app_on(writable_scored_workspace)
+    at.switch_page(EXPLORE)
+    at.session_state["explore.selection"] = chosen
+    at.run()
+    at.selectbox(key="explore.actions.action").set_value("tag").run()
+    at.text_input(key="explore.actions.tag").input("checked")
+    button(at, "Apply to 3 samples").click().run()  # the text and the click in one rerun, as a browser sends them
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    at.text_input(key="explore.actions.tag").input("second")
+    button(at, "Apply to 3 samples").click().run()
+    log = decisions.read_log(ws)
+    assert list(log["new_value"]) == ["checked"] * 3 + ["second"] * 3
+    assert any("Tagged 'second': 3 samples saved" in s.value for s in at.success)
+
+
+def test_a_refused_tag_is_shown_as_typed_not_as_a_link(app_on, writable_scored_workspace: Path) -> None:
+    """QA: the error repeated the typed tag as markdown, so ``[x](http://…)`` became a live link."""
+    ws = Workspace.open(writable_scored_workspace)
+    at = app_on(writable_scored_workspace)
+    at.switch_page(EXPLORE)
+    at.session_state["explore.selection"] = sorted(ws.sample_ids())[:2]
+    at.run()
+    at.selectbox(key="explore.actions.action").set_value("tag").run()
+    at.text_input(key="explore.actions.tag").input("[x](http://evil.example) <b>")
+    button(at, "Apply to 2 samples").click().run()
+    (error,) = at.error
+    assert "Not saved" in error.value and "](http" not in error.value and "\\[x\\]" in error.value
+    assert decisions.read_log(ws).empty
 
 
 def test_the_selection_gallery_pages_and_sorts_by_a_score(

@@ -91,7 +91,7 @@ def test_write_into_the_export_folder_with_its_provenance(app_on, writable_works
     click(at, "Write file")
     assert not at.exception and not at.error
     out = folder / "manifest.csv"
-    assert f"to {out}. Provenance: {out}.provenance.json" in at.success[0].value
+    assert f"to `{out}`. Provenance: `{out}.provenance.json`" in at.success[0].value  # code spans: shown as typed
     assert len(pd.read_csv(out)) == N_SAMPLES
     assert json.loads((folder / "manifest.csv.provenance.json").read_text())["rows"] == N_SAMPLES
 
@@ -164,7 +164,7 @@ def test_an_image_folder_is_written_not_downloaded(app_on, writable_workspace: P
     path_box(at, fmt="imagefolder").input("folder")
     click(at, "Write folder")
     assert not at.exception and not at.error
-    assert f"Wrote {N_SAMPLES} files to {out}. Provenance: {out / 'provenance.json'}" in at.success[0].value
+    assert f"Wrote {N_SAMPLES} files to `{out}`. Provenance: `{out / 'provenance.json'}`" in at.success[0].value
     files = list(out.rglob("*.png"))
     assert len(files) == N_SAMPLES and all(p.is_symlink() for p in files)
 

@@ -69,7 +69,14 @@ def test_find_similar_switches_to_the_sample_mode(app_on, app_workspace: Path) -
 def test_an_unknown_sample_id_is_named(app_on, app_workspace: Path) -> None:
     at = open_search(app_on, app_workspace, search__like_id="no-such-id")
     assert not at.exception
-    assert "'no-such-id' has no vector" in at.error[0].value
+    assert "no sample 'no\\-such\\-id' in this workspace" in at.error[0].value  # the id as typed (escaped)
+
+
+def test_typed_text_in_an_error_stays_text(app_on, app_workspace: Path) -> None:
+    """An id typed as markdown showed as a live link in the error (QA)."""
+    at = open_search(app_on, app_workspace, search__like_id="[z](http://evil.example)")
+    assert not at.exception
+    assert "\\[z\\]\\(http\\:" in at.error[0].value and "](http" not in at.error[0].value
 
 
 def test_actions_on_results_write_decisions_from_search(app_on, writable_scored_workspace: Path) -> None:
@@ -79,7 +86,7 @@ def test_actions_on_results_write_decisions_from_search(app_on, writable_scored_
     assert at.subheader[0].value == "5 results"
     at.selectbox(key="search.actions.action").set_value("tag").run()
     at.text_input(key="search.actions.tag").input("looks-alike").run()  # the button takes the tag on redraw
-    button(at, "Apply to 5 sample(s)").click().run()
+    button(at, "Apply to 5 samples").click().run()
     assert not at.exception
     log = decisions.read_log(ws)
     assert len(log) == 5 and query in set(log["sample_id"])

@@ -113,7 +113,7 @@ def test_imported_vectors_have_no_model_for_a_query(searchable: Workspace, tmp_p
 
 
 def test_unknown_sample_is_named(searchable: Workspace) -> None:
-    with pytest.raises(NotFoundError, match="'nope' has no vector"):
+    with pytest.raises(NotFoundError, match="no sample 'nope' in this workspace"):
         like_search(searchable, "nope")
 
 

@@ -134,6 +134,9 @@ def test_accept_suggestions_leaves_reviewed_samples_alone(ws: Workspace) -> None
     # a: flagged, suggestion differs; b: a reviewer kept it; c: not flagged; d: suggestion = label
     assert result.entries["sample_id"].tolist() == ["a"]
     assert set(result.entries["source"]) == {"bulk"} and result.entries["score_run"].iloc[0] == run_id
+    # the reason names the lowest score accepted (0.9), not the floor asked for (QA: the app's
+    # pick by ids logged "score >= 0")
+    assert result.entries["reason"].iloc[0] == "accepted suggestion (score >= 0.900)"
     assert decisions.accept_suggestions(ws, run_id).n_written == 0  # a is decided now
 
 

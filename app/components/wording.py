@@ -1,0 +1,13 @@
+"""Small wording helpers for the pages' messages."""
+
+from __future__ import annotations
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``word`` for one, ``many`` (default ``word + "s"``) otherwise: "1 sample", "2 samples"."""
+    return word if n == 1 else (many or f"{word}s")
+
+
+def count(n: int, word: str, many: str | None = None) -> str:
+    """``n`` with thousands separators and the word in the right number: "1 sample", "1,797 samples"."""
+    return f"{n:,} {plural(n, word, many)}"
