@@ -362,13 +362,19 @@ def test_a_flag_filter_the_run_lacks_is_dropped_not_an_error(app_on, writable_sc
     assert at.multiselect(key="explore.filter.flags").value == ["is_outlier"]
 
 
-def test_actions_on_a_selection_write_decisions_from_explore(app_on, writable_scored_workspace: Path) -> None:
-    ws = Workspace.open(writable_scored_workspace)
-    chosen = sorted(ws.sample_ids())[:3]
-    at = app_on(writable_scored_workspace)
+def explore_with_selection(app_on, workspace: Path, n: int) -> tuple[AppTest, Workspace, list[str]]:
+    """Explore with the first ``n`` samples (by id) selected."""
+    ws = Workspace.open(workspace)
+    chosen = sorted(ws.sample_ids())[:n]
+    at = app_on(workspace)
     at.switch_page(EXPLORE)
     at.session_state["explore.selection"] = chosen
     at.run()
+    return at, ws, chosen
+
+
+def test_actions_on_a_selection_write_decisions_from_explore(app_on, writable_scored_workspace: Path) -> None:
+    at, ws, chosen = explore_with_selection(app_on, writable_scored_workspace, 3)
     assert at.selectbox(key="explore.actions.action").value is None  # nothing chosen for the curator
     assert button(at, "Apply to 3 samples").disabled
     at.selectbox(key="explore.actions.action").set_value("drop").run()
@@ -386,12 +392,7 @@ def test_actions_on_a_selection_write_decisions_from_explore(app_on, writable_sc
 def test_a_tag_typed_just_before_apply_is_the_one_applied(app_on, writable_scored_workspace: Path) -> None:
     """QA: the Apply button carried the tag from when it was drawn, so a tag typed and then
     clicked without Enter was refused as empty, and the next one applied the previous tag."""
-    ws = Workspace.open(writable_scored_workspace)
-    chosen = sorted(ws.sample_ids())[:3]
-    at = app_on(writable_scored_workspace)
-    at.switch_page(EXPLORE)
-    at.session_state["explore.selection"] = chosen
-    at.run()
+    at, ws, _ = explore_with_selection(app_on, writable_scored_workspace, 3)
     at.selectbox(key="explore.actions.action").set_value("tag").run()
     at.text_input(key="explore.actions.tag").input("checked")
     button(at, "Apply to 3 samples").click().run()  # the text and the click in one rerun, as a browser sends them
@@ -405,11 +406,7 @@ def test_a_tag_typed_just_before_apply_is_the_one_applied(app_on, writable_score
 
 def test_a_refused_tag_is_shown_as_typed_not_as_a_link(app_on, writable_scored_workspace: Path) -> None:
     """QA: the error repeated the typed tag as markdown, so ``[x](http://…)`` became a live link."""
-    ws = Workspace.open(writable_scored_workspace)
-    at = app_on(writable_scored_workspace)
-    at.switch_page(EXPLORE)
-    at.session_state["explore.selection"] = sorted(ws.sample_ids())[:2]
-    at.run()
+    at, ws, _ = explore_with_selection(app_on, writable_scored_workspace, 2)
     at.selectbox(key="explore.actions.action").set_value("tag").run()
     at.text_input(key="explore.actions.tag").input("[x](http://evil.example) <b>")
     button(at, "Apply to 2 samples").click().run()
