@@ -48,6 +48,9 @@ SUBSETS_NOTICE = "subsets.notice"
 EXPLORE_RUN = "explore.run_id"
 EXPLORE_COLOR = "explore.color_by"
 EXPLORE_MAP = "explore.map"
+#: Bumped by "Clear selection": the maps' widget keys end with it, so the charts start afresh
+#: without the box or lasso they still drew (``selection.map_key``).
+EXPLORE_MAP_GENERATION = "explore.map_generation"
 EXPLORE_SUBSET_NAME = "explore.subset_name"
 EXPLORE_OVERWRITE = "explore.overwrite"
 # Explore: the score run that colours the map, the selected ids (kept apart from the chart, so a

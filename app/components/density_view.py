@@ -32,10 +32,11 @@ from backend.jobs.health_stage import FLAG_COLUMNS
 EXACT_CAPTION, DENSITY_CAPTION = "Exact map", "Density map"
 
 
-def on_density_select(basis: str) -> None:
-    """The density chart's callback: a box or lasso replaces the kept area (its shapes); an
-    event without one (a double click) clears it. Clicks on the hidden selectable layer are ignored."""
-    event = st.session_state.get(state.EXPLORE_DENSITY_MAP) or {}
+def on_density_select(basis: str, key: str = state.EXPLORE_DENSITY_MAP) -> None:
+    """The density chart's callback (``key``: its widget key): a box or lasso replaces the kept
+    area (its shapes); an event without one (a double click) clears it. Clicks on the hidden
+    selectable layer are ignored."""
+    event = st.session_state.get(key) or {}
     area = MapArea.from_selection(event.get("selection"))
     if area is None:
         clear_area()
@@ -140,7 +141,8 @@ def _density_map(root: str, run_id: str, score_run: str | None, color_by: str, s
         for kind, xs, ys in area.shapes:  # the chart lost it with its figure: outline it
             path = "M" + "L".join(f"{x},{y}" for x, y in _corners(kind, xs, ys)) + "Z"
             figure.add_shape(type="path", path=path, xref="x", yref="y", line=dict(color="#444", dash="dot"))
-    st.plotly_chart(figure, key=state.EXPLORE_DENSITY_MAP, on_select=functools.partial(on_density_select, basis),
+    key = selection.map_key(state.EXPLORE_DENSITY_MAP)
+    st.plotly_chart(figure, key=key, on_select=functools.partial(on_density_select, basis, key),
                     selection_mode=("box", "lasso"))
     described = "filtered " if spec.active else ""
     st.caption(f"{DENSITY_CAPTION} · {n_view:,} {described}points of {len(map_data.map_points(root, run_id)):,}"

@@ -37,11 +37,19 @@ def figure_basis(points: pd.DataFrame, color_by: str) -> str:
     return hashlib.blake2b(drawn.tobytes() + color_by.encode(), digest_size=16).hexdigest()
 
 
-def on_map_select(basis: str | None = None) -> None:
-    """The chart's callback (``basis``: the :func:`figure_basis` of the figure it belongs to): a
-    box or lasso replaces the selection; a click on one point asks for its sample view (the
-    selection stays); an empty selection (double click) clears it."""
-    event = st.session_state.get(state.EXPLORE_MAP) or {}
+def map_key(base: str) -> str:
+    """A map chart's widget key: ``base``, then the generation "Clear selection" bumps. A chart
+    keeps drawing its box or lasso (and dimming the points outside) until its key changes; the
+    app cannot set a chart's selection."""
+    generation = st.session_state.get(state.EXPLORE_MAP_GENERATION, 0)
+    return base if not generation else f"{base}.{generation}"
+
+
+def on_map_select(basis: str | None = None, key: str = state.EXPLORE_MAP) -> None:
+    """The chart's callback (``basis``: the :func:`figure_basis` of the figure it belongs to;
+    ``key``: the chart's widget key): a box or lasso replaces the selection; a click on one point
+    asks for its sample view (the selection stays); an empty selection (double click) clears it."""
+    event = st.session_state.get(key) or {}
     selection = event.get("selection") or {}
     ids = scatter.selected_ids(selection)
     if scatter.is_area_selection(selection) or len(ids) > 1:
@@ -78,7 +86,8 @@ def to_highlight(points: pd.DataFrame, basis: str) -> list[str]:
 def show_map(figure: go.Figure, basis: str) -> None:
     """The map (``basis``: its :func:`figure_basis`); a click opens a sample, a box or lasso
     (from the modebar) selects."""
-    st.plotly_chart(figure, key=state.EXPLORE_MAP, on_select=functools.partial(on_map_select, basis),
+    key = map_key(state.EXPLORE_MAP)
+    st.plotly_chart(figure, key=key, on_select=functools.partial(on_map_select, basis, key),
                     selection_mode=("points", "box", "lasso"))
 
 
@@ -119,6 +128,8 @@ def _clear_all(also: Callable[[], None] | None) -> None:
     clear_selection()
     if also is not None:
         also()
+    # new chart keys: the charts drop the box they drew (the selection itself is gone already)
+    st.session_state[state.EXPLORE_MAP_GENERATION] = st.session_state.get(state.EXPLORE_MAP_GENERATION, 0) + 1
 
 
 def save_form(root: str, ids: list[str], *, run_id: str | None) -> None:

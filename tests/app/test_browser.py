@@ -208,6 +208,20 @@ def test_box_selection_shows_thumbnails_and_saves(app_url: str, digits_workspace
     assert len(saved) == n_selected
 
 
+def test_clear_selection_also_clears_the_box_the_map_drew(app_url: str) -> None:
+    """QA: "Clear selection" emptied the panel while the map kept its box and dimmed every point
+    outside it, as if the selection were still there."""
+    _require_browser()
+    with browser_page(f"{app_url}/explore") as page:
+        drag_a_box(page)
+        chart = page.locator('[data-testid="stPlotlyChart"]')
+        assert chart.locator(".selectionlayer path").count() > 0  # the box, as plotly draws it
+        page.get_by_role("button", name="Clear selection").click()
+        page.get_by_text(SELECTED).wait_for(state="detached")
+        chart.locator(".nsewdrag").first.wait_for()  # the map drawn again
+        page.wait_for_function("document.querySelectorAll('.selectionlayer path').length === 0")
+
+
 def test_colouring_keeps_the_selection_and_a_click_finds_similar(app_url: str) -> None:
     """Bug 4 in the browser (a new colouring kept the chart but lost its selection), then a click
     on a point opens its sample view, whose "Find similar" shows the Search page's results."""
