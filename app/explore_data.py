@@ -25,14 +25,14 @@ def tag_names(root: str) -> list[str]:
 
 def map_points(root: str, run_id: str, score_run: str | None, color_by: str) -> pd.DataFrame:
     """:func:`data.colored_points`, where ``color_by`` may also be ``decision`` (none / kept /
-    relabeled / dropped / unsure), ``tag:<name>`` (tagged / not tagged) or a health flag
+    relabeled / dropped / unsure), ``current_label`` (the label after relabels), ``tag:<name>`` (tagged / not tagged) or a health flag
     (flagged / not flagged / (none), from its stored 0/1)."""
     if color_by in FLAG_COLUMNS:
         points = data.colored_points(root, run_id, score_run, color_by)
         values = points[color_by].astype(float)
         named = np.where(values.isna(), map_data.NO_VALUE, np.where(values > 0, map_data.FLAGGED, map_data.NOT_FLAGGED))
         return points.assign(**{color_by: named})
-    if color_by != "decision" and not color_by.startswith(TAG_PREFIX):
+    if color_by not in ("decision", map_data.CURRENT_LABEL) and not color_by.startswith(TAG_PREFIX):
         return data.colored_points(root, run_id, score_run, color_by)
     versions = data.table_versions(root, ("projections", "samples", "decisions"))
     return _cached_decision_points(root, run_id, color_by, versions)
@@ -45,6 +45,9 @@ def _cached_decision_points(root: str, run_id: str, color_by: str, versions: Ver
     if color_by == "decision":
         decision = points["id"].map(states["decision"]).astype(object)
         return points.assign(decision=decision.where(decision.notna(), NO_DECISION))
+    if color_by == map_data.CURRENT_LABEL:  # the given label unless a relabel moved it
+        current = points["id"].map(states["current_label"]).astype(object)
+        return points.assign(**{color_by: current.where(current.notna(), points["label"])})
     tag = color_by.removeprefix(TAG_PREFIX)
     tags = points["id"].map(states["tags"]).fillna("").astype(str)
     carries = tags.map(lambda text: tag in text.split(","))

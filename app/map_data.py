@@ -41,6 +41,8 @@ NO_VALUE = "(none)"
 FLAGGED, NOT_FLAGGED = "flagged", "not flagged"
 NO_DECISION = "none"
 NOT_TAGGED = "not tagged"
+#: The colouring by each sample's label after the decisions (a relabel moves a sample).
+CURRENT_LABEL = "current_label"
 #: The verdict's columns (from ``label_issues``), as Explore names them.
 VERDICT_COLUMNS = ("label_issue", "label_issue_score", "suggested_label")
 
@@ -139,7 +141,7 @@ def map_coloring(root: str, run_id: str, score_run: str | None, color_by: str) -
         if color_by == "label":
             return MapColoring("label", points.labels, points.label_codes)
         return MapColoring("split", points.splits, points.split_codes)
-    if color_by == "decision" or color_by.startswith(TAG_PREFIX):
+    if color_by in ("decision", CURRENT_LABEL) or color_by.startswith(TAG_PREFIX):
         return _decision_coloring(root, run_id, color_by)
     if score_run is None:
         raise ValueError(f"colouring by {color_by!r} needs a score run; there is none")
@@ -165,6 +167,8 @@ def _decision_coloring(root: str, run_id: str, color_by: str) -> MapColoring:
         rank = {name: i for i, name in enumerate(categories)}
         codes[placed["pos"].to_numpy()] = [rank.get(value, 0) for value in placed["decision"].to_pylist()]
         return MapColoring("decision", categories, codes)
+    if color_by == CURRENT_LABEL:
+        return _current_label_coloring(root, points, states)
     tag = color_by.removeprefix(TAG_PREFIX)
     tags = states["tags"].fillna("").astype(str)
     carriers = states.loc[tags.map(lambda text: tag in text.split(",")), "id"].astype(str).tolist()
@@ -172,6 +176,19 @@ def _decision_coloring(root: str, run_id: str, color_by: str) -> MapColoring:
     codes = _empty_codes(len(points), 0)
     codes[placed["pos"].to_numpy()] = 1
     return MapColoring(color_by, (NOT_TAGGED, TAGGED), codes)
+
+
+def _current_label_coloring(root: str, points: MapPoints, states: pd.DataFrame) -> MapColoring:
+    """The given label, or the label a relabel decision gave (the decisions log's replay)."""
+    given = states["current_label"].notna()
+    moved = states[given]
+    categories = tuple(natural_order({*points.labels, *moved["current_label"].astype(str)}))
+    rank = {name: i for i, name in enumerate(categories)}
+    codes = np.array([rank[name] for name in points.labels], dtype=np.int32)[points.label_codes]
+    placed = _positions(root, points, pa.table({"id": moved["id"].astype(str).tolist(),
+                                                "label": moved["current_label"].astype(str).tolist()}))
+    codes[placed["pos"].to_numpy()] = [rank[name] for name in placed["label"].to_pylist()]
+    return MapColoring(CURRENT_LABEL, categories, codes)
 
 
 def _positions(root: str, points: MapPoints, ids: pa.Table) -> pa.Table:

@@ -12,16 +12,17 @@ from app import state
 from app.components.scatter import COLOR_CHOICES, TAG_PREFIX
 from app.components.score_runs import run_label as score_run_label
 from app.components.score_runs import when_text
-from app.map_data import NO_DECISION, MapFilter
+from app.map_data import CURRENT_LABEL, NO_DECISION, MapFilter
 from backend.jobs.health_stage import FLAG_COLUMNS, SCORE_COLUMNS
 
 #: Colourings from the decisions log.
-DECISION_COLORS = ("decision",)
+DECISION_COLORS = ("decision", CURRENT_LABEL)
 #: Colourings a score run adds before its scores: the verdict and its score.
 LABEL_ISSUE_COLORS = ("label_issue", "label_issue_score")
 COLOR_NAMES = {
     "label": "given label",
     "decision": "decision (kept, relabeled, dropped, unsure)",
+    CURRENT_LABEL: "current label (after relabels)",
     "label_issue": "label issue (flagged or not)",
     "label_issue_score": "label-issue score",
 }

@@ -27,7 +27,7 @@ from backend.jobs.health_stage import FLAG_COLUMNS
 
 COLOR_CHOICES = ("label", "split")
 #: Colourings that are categories; any other (numeric) column gets a continuous colour scale.
-CATEGORICAL = ("label", "split", "label_issue", "suggested_label", "decision", *FLAG_COLUMNS)
+CATEGORICAL = ("label", "current_label", "split", "label_issue", "suggested_label", "decision", *FLAG_COLUMNS)
 #: A colouring by one tag: column ``tag:<name>``, values :data:`TAGGED` / "not tagged".
 TAG_PREFIX = "tag:"
 TAGGED = "tagged"

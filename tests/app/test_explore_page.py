@@ -79,10 +79,11 @@ def test_explore_colours_by_the_latest_score_run(app_on, scored_workspace: Path)
     at = app_on(scored_workspace)
     at.switch_page(EXPLORE).run()
     colour = at.selectbox(key="explore.color_by")
-    assert colour.options[:5] == [
+    assert colour.options[:6] == [
         "given label",
         "split",
         "decision (kept, relabeled, dropped, unsure)",
+        "current label (after relabels)",
         "label issue (flagged or not)",
         "label-issue score",
     ]
@@ -99,6 +100,40 @@ def test_explore_colours_by_the_latest_score_run(app_on, scored_workspace: Path)
     (trace,) = map_spec(at)["data"]
     assert trace["marker"]["colorscale"] and len(trace["customdata"]) == N_SAMPLES
     assert "el2n: %{marker.color" in trace["hovertemplate"]
+
+
+def test_the_current_label_colouring_follows_relabels(app_on, writable_scored_workspace: Path) -> None:
+    """QA: after a relabel, Explore still coloured (and counted) the sample by its ingested label.
+    "given label" stays that; "current label" moves it, on the exact map and on the density
+    map's colouring alike."""
+    from app import map_data
+
+    ws = Workspace.open(writable_scored_workspace)
+    samples = ws.samples(columns=["id", "label"])
+    moved = samples["id"].iloc[0]
+    old = str(samples["label"].iloc[0])
+    new = next(str(label) for label in samples["label"] if str(label) != old)
+    decisions.decide(ws, "relabel", [moved], to=new)
+    at = app_on(writable_scored_workspace)
+    at.switch_page(EXPLORE).run()
+
+    def trace_of(sample_id: str) -> str:
+        return next(t["name"] for t in map_spec(at)["data"] if [sample_id] in [row[:1] for row in t["customdata"]])
+
+    at.selectbox(key="explore.color_by").set_value("label").run()
+    assert trace_of(moved) == old
+    at.selectbox(key="explore.color_by").set_value("current_label").run()
+    assert not at.exception and trace_of(moved) == new
+    other = samples["id"].iloc[1]
+    assert trace_of(other) == str(samples["label"].iloc[1])  # the rest keep their given label
+
+    run_id = runs.latest_run(ws, "project")["run_id"]
+    coloring = map_data.map_coloring(str(writable_scored_workspace), run_id, None, "current_label")
+    points = map_data.map_points(str(writable_scored_workspace), run_id)
+    position = points.ids.to_pylist().index(moved)
+    assert coloring.categories[coloring.codes[position]] == new
+    given = map_data.map_coloring(str(writable_scored_workspace), run_id, None, "label")
+    assert given.categories[given.codes[position]] == old
 
 
 def test_the_projection_and_the_score_run_share_a_row_at_half_width_each(app_on, scored_workspace: Path) -> None:
