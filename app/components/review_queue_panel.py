@@ -52,6 +52,7 @@ def queue_view(root: str, run_id: str, chosen: IssueFilter) -> None:
                       "a new session: reload the page)" if skipped else "") + ".")
         st.button("Undo", shortcut="Z", key="q.undo_done", on_click=decision_actions.undo_last, args=(root,),
                   kwargs={"source": "review"})
+        bulk_accept(root, run_id, chosen)
         return
     current = todo.iloc[0]
     probability = current.get("suggested_probability")
@@ -80,6 +81,9 @@ def queue_view(root: str, run_id: str, chosen: IssueFilter) -> None:
                 st.caption("No neighbours (no stored vector, or no sample of this class).")
             else:
                 neighbour_grid(found)
+    # in the fragment: a decision here reruns only the fragment, so the bulk box outside it showed
+    # the queue from before the decision (and came back only on a full rerun after an undo)
+    bulk_accept(root, run_id, chosen)
 
 
 def bulk_accept(root: str, run_id: str, chosen: IssueFilter) -> None:

@@ -15,8 +15,7 @@ chosen = review_panel.choose_filter(curation_data.issue_choices(root, run_id))
 view = st.segmented_control("View", ["Queue", "Table"], default="Queue", key=state.REVIEW_VIEW,
                             label_visibility="collapsed")
 if view != "Table":
-    review_queue_panel.queue_view(root, run_id, chosen)
-    review_queue_panel.bulk_accept(root, run_id, chosen)
+    review_queue_panel.queue_view(root, run_id, chosen)  # with the bulk accept, in one fragment
     st.stop()
 args = review_panel.filter_args(chosen)  # counted and paged in DuckDB: no full read at 1M rows
 counts = curation_data.issue_counts(root, run_id, *args)
