@@ -143,9 +143,10 @@ def charts(counts: IssueCounts) -> None:
 
 
 def table_frame(shown: pd.DataFrame) -> pd.DataFrame:
-    """What the table shows of the first :data:`MAX_ROWS` rows, a thumbnail first."""
+    """What the table shows of the first :data:`MAX_ROWS` rows, a thumbnail first; with the
+    decisions' ``current_label`` and ``decision`` (:func:`with_decisions`) when ``shown`` has them."""
     head = shown.head(MAX_ROWS)
-    return pd.DataFrame(
+    table = pd.DataFrame(
         {
             "image": [data.thumbnail_uri(p, THUMBNAIL_SIZE) for p in head["path"]],
             "id": head["id"],
@@ -155,7 +156,18 @@ def table_frame(shown: pd.DataFrame) -> pd.DataFrame:
             "detectors": head["detectors"],
             "split": head["split"],
         }
-    ).reset_index(drop=True)
+    )
+    if "decision" in head.columns:
+        current = head["current_label"].astype(object)
+        table.insert(4, "current_label", current.where(current.notna(), head["label"]))
+        table.insert(5, "decision", head["decision"].astype(object).where(head["decision"].notna(), ""))
+    return table.reset_index(drop=True)
+
+
+def with_decisions(shown: pd.DataFrame, states: pd.DataFrame) -> pd.DataFrame:
+    """``shown`` with each sample's ``current_label`` (None: the given label) and ``decision``
+    (None: none yet) from the decisions' states."""
+    return shown.merge(states[["id", "current_label", "decision"]], on="id", how="left")
 
 
 def table_key(ids: pd.Series) -> str:
@@ -197,6 +209,7 @@ def issue_table(shown: pd.DataFrame, n_shown: int | None = None) -> list[str]:
             "tick": st.column_config.CheckboxColumn("✓", width="small"),
             "image": st.column_config.ImageColumn("image", width="small"),
             "label": st.column_config.TextColumn("given label"),
+            "current_label": st.column_config.TextColumn("current label", help="After relabel decisions"),
             "suggested_label": st.column_config.TextColumn("suggested"),
             "label_issue_score": st.column_config.ProgressColumn(
                 "score", min_value=0.0, max_value=1.0, format="%.2f"

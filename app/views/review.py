@@ -21,7 +21,8 @@ args = review_panel.filter_args(chosen)  # counted and paged in DuckDB: no full 
 counts = curation_data.issue_counts(root, run_id, *args)
 review_panel.summary(counts)
 review_panel.charts(counts)
-head = curation_data.shown_issues(root, run_id, *args, limit=review_panel.MAX_ROWS)
+head = review_panel.with_decisions(curation_data.shown_issues(root, run_id, *args, limit=review_panel.MAX_ROWS),
+                                   curation_data.states(root))
 ticked = review_panel.issue_table(head, counts.shown)
 sample_view.open_picker(root, head["id"].tolist(), score_run=run_id,
                         source="review", key="review.table_open")

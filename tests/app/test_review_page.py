@@ -138,6 +138,25 @@ def issues_frame() -> pd.DataFrame:
     )
 
 
+def test_the_table_shows_each_samples_decision_and_current_label(app_on, writable_scored_workspace: Path) -> None:
+    """QA: decided rows looked exactly like undecided ones."""
+    from backend.storage import decisions
+
+    at = review_page(app_on, writable_scored_workspace)
+    table = at.dataframe[0].value
+    relabeled, dropped = table["id"].iloc[0], table["id"].iloc[1]
+    ws = Workspace.open(writable_scored_workspace)
+    decisions.decide(ws, "relabel", [relabeled], to=str(table["suggested_label"].iloc[0]))
+    decisions.decide(ws, "drop", [dropped])
+    at.run()
+    shown = at.dataframe[0].value.set_index("id")
+    assert shown.loc[relabeled, "decision"] == "relabeled"
+    assert shown.loc[relabeled, "current_label"] == table["suggested_label"].iloc[0] != shown.loc[relabeled, "label"]
+    assert shown.loc[dropped, "decision"] == "dropped" and shown.loc[dropped, "current_label"] == shown.loc[dropped, "label"]
+    rest = shown.drop(index=[relabeled, dropped])
+    assert (rest["decision"] == "").all() and (rest["current_label"] == rest["label"]).all()
+
+
 def test_apply_filter_and_detector_names() -> None:
     issues = issues_frame()
     assert detector_names(issues) == ["aum", "cl", "knn"]
