@@ -35,13 +35,17 @@ CAPTION_NAMES = {"similarity": "sim", "label_issue_score": "issue"}
 
 
 def caption(row: pd.Series, shown: Sequence[str]) -> str:
-    """The label, then each of ``shown`` that the row has a value for (``7 · sim 0.93 · issue 0.8``)."""
+    """The label, then each of ``shown`` that the row has a value for, then the decision when the
+    row has one (``7 · sim 0.93 · issue 0.8 · dropped``)."""
     parts = ["(none)" if pd.isna(row["label"]) else str(row["label"])]
     for column in shown:
         value = row.get(column)
         if value is not None and not pd.isna(value):
             name = CAPTION_NAMES.get(column, column)
             parts.append(f"{name} {value:.3g}" if isinstance(value, float) else f"{name} {value}")
+    decision = row.get("decision")
+    if isinstance(decision, str) and decision:
+        parts.append(decision)
     return " · ".join(parts)
 
 

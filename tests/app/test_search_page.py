@@ -7,6 +7,8 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
@@ -143,3 +145,14 @@ def test_the_app_process_never_imports_torch() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[2]).stdout
     assert out.strip() == "[]"
+
+
+def test_a_gallery_caption_names_the_samples_decision() -> None:
+    """QA: a dropped sample among the search results looked like any other."""
+    from app.components.gallery import caption
+
+    shown = ("similarity", "label_issue_score")
+    row = pd.Series({"id": "a", "label": "7", "similarity": 0.93, "label_issue_score": np.nan, "decision": "dropped"})
+    assert caption(row, shown) == "7 · sim 0.93 · dropped"
+    assert caption(row.drop("decision"), shown) == "7 · sim 0.93"
+    assert caption(pd.Series({**row.to_dict(), "decision": None}), shown) == "7 · sim 0.93"
