@@ -41,7 +41,7 @@ def queue(flagged: pd.DataFrame, *, skipped: set[str] | frozenset[str] = frozens
 @dataclass(frozen=True)
 class ReviewProgress:
     """``reviewed`` of ``flagged`` have a decision; of the decided ones (kept, relabeled or dropped:
-    ``unsure`` is no verdict) ``changed`` were relabeled or dropped. ``precision`` = changed /
+    ``unsure`` is no verdict) ``changed`` were relabeled to another label or dropped. ``precision`` = changed /
     decided (the flags' precision so far, None before the first verdict) and ``expected_errors``
     = precision x the flags not yet reviewed."""
 
@@ -71,12 +71,19 @@ class ReviewProgress:
 
 
 def progress(flagged: pd.DataFrame) -> ReviewProgress:
+    """Counted from ``flagged``'s decisions. A sample relabeled back to its given label (with
+    ``label`` and ``current_label``, :func:`with_decisions`) confirms the label: it counts as
+    decided, not as changed."""
     decision = flagged["decision"]
+    changed = decision.isin(CHANGED)
+    if {"label", "current_label"} <= set(flagged.columns):
+        restored = (decision == "relabeled") & (flagged["current_label"].astype(str) == flagged["label"].astype(str))
+        changed &= ~restored
     return ReviewProgress(
         flagged=len(flagged),
         reviewed=int(decision.isin(REVIEWED).sum()),
         decided=int(decision.isin(("relabeled", "kept", "dropped")).sum()),
-        changed=int(decision.isin(CHANGED).sum()),
+        changed=int(changed.sum()),
     )
 
 

@@ -117,6 +117,10 @@ def test_progress_counts_and_expected_errors() -> None:
     assert progress.precision == 2 / 3 and progress.remaining == 4
     assert abs(progress.expected_errors - 8 / 3) < 1e-12
     assert review_queue.progress(frame([None, None])).precision is None
+    # QA: a relabel back to the given label confirms it; it is not a changed flag
+    back = frame(["relabeled", "relabeled", None]).assign(label=["3", "3", "5"], current_label=["3", "8", "5"])
+    restored = review_queue.progress(back)
+    assert (restored.decided, restored.changed) == (2, 1)
 
 
 def test_queue_order_skips_and_focus() -> None:
