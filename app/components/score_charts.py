@@ -48,9 +48,13 @@ def counts_by_class(counts: pd.Series, totals: pd.Series) -> go.Figure:
         xaxis_title="given label",
         yaxis_title="samples",
         xaxis_type="category",
+        yaxis_tickformat="d",  # counts: no 0.5 ticks when every bar is 0 or 1
+        yaxis_rangemode="tozero",
         height=340,
         margin=MARGIN,
     )
+    if len(flagged) and flagged.max() <= 5:
+        fig.update_yaxes(dtick=1)
     return fig
 
 

@@ -67,7 +67,8 @@ class ReviewProgress:
         if self.precision is None:
             return head + " · no verdict yet"
         return (f"{head} · {100 * self.precision:.0f}% of the decided flags were changed or dropped · "
-                f"~{self.expected_errors:.0f} errors expected among the {self.remaining:,} left")
+                f"~{self.expected_errors:.0f} error{'' if round(self.expected_errors) == 1 else 's'} expected "
+                f"among the {self.remaining:,} left")
 
 
 def progress(flagged: pd.DataFrame) -> ReviewProgress:
