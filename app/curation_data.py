@@ -272,6 +272,20 @@ def undo(root: str, decision_id: str | None, *, source: str) -> pd.Series:
     return decisions.undo(ws, decision_id, source=source)
 
 
+def history_entry(root: str, decision_id: str) -> pd.Series | None:
+    """The decisions log's entry ``decision_id``; None when there is none."""
+    log = decisions.read_log(data.open_workspace(root))
+    match = log[log["decision_id"] == decision_id]
+    return None if match.empty else match.iloc[0]
+
+
+def latest_own_decision(root: str) -> pd.Series | None:
+    """This author's latest decision still in effect (what Undo reverses when this session made
+    none); None without one."""
+    ws = data.open_workspace(root)
+    return decisions.latest_in_effect(decisions.read_log(ws), by_author=decisions.author_name())
+
+
 def accept_suggestions(root: str, run_id: str, ids: list[str]) -> decisions.DecisionResult:
     """Relabel ``ids`` (flagged by ``run_id``, not yet decided) to their suggested labels (bulk)."""
     return decisions.accept_suggestions(data.open_workspace(root), run_id, ids=ids)

@@ -110,6 +110,8 @@ REVIEW_OVERWRITE = "review.overwrite"
 # Decisions (shared by every page that decides): the last outcome, this session's Undo stack.
 DECISION_ACK = "decision.ack"
 DECISION_UNDO_STACK = "decision.undo_stack"
+#: The decision Undo asks to confirm: the author's latest from before this session (``decision_actions``).
+DECISION_UNDO_CONFIRM = "decision.undo_confirm"
 
 # Review queue: the view, samples skipped this session, the sample to show first (after an undo),
 # whether the class picker is open, the table's ticked ids, the bulk-accept size, the sample view.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pandas as pd
 import streamlit as st
 
 from app import curation_data, state
@@ -95,8 +96,43 @@ def _commit(root: str, action: str, ids: list[str], *, source: str, score_run: s
 
 
 def undo_last(root: str, *, source: str) -> None:
+    """Undo this session's last decision. With none (a new session, or all undone), the author's
+    latest decision from before is only named, to be undone after a confirmation
+    (:func:`undo_confirmation`): a stray key press must not reverse older work."""
     stack = st.session_state.setdefault(state.DECISION_UNDO_STACK, [])
-    target = stack.pop() if stack else None
+    if not stack:
+        earlier = curation_data.latest_own_decision(root)
+        if earlier is None:
+            acknowledge("Nothing to undo: you have no decision in effect.", error=True)
+        else:
+            st.session_state[state.DECISION_UNDO_CONFIRM] = earlier["decision_id"]
+        return
+    _undo(root, stack.pop(), source=source)
+
+
+def undo_confirmation(root: str, *, source: str) -> None:
+    """The question :func:`undo_last` asks before undoing a decision this session did not make."""
+    pending = st.session_state.get(state.DECISION_UNDO_CONFIRM)
+    if not pending:
+        return
+    entry = curation_data.history_entry(root, pending)
+    if entry is None:
+        st.session_state.pop(state.DECISION_UNDO_CONFIRM, None)
+        return
+    when = pd.Timestamp(entry["time"]).strftime("%Y-%m-%d %H:%M")
+    change = (f" ({md(entry['old_value'])} → {md(entry['new_value'])})" if entry["action"] == "relabel" else "")
+    st.warning(f"This session made no decision yet. Undo your last one from before, **{md(entry['action'])}** of "
+               f"{md(entry['sample_id'])}{change} at {when} UTC?")
+    with st.container(horizontal=True):
+        st.button("Undo it", key="q.undo_confirm", type="primary", on_click=_undo, args=(root, pending),
+                  kwargs={"source": source, "confirmed": True})
+        st.button("Keep it", key="q.undo_cancel", on_click=st.session_state.pop,
+                  args=(state.DECISION_UNDO_CONFIRM, None))
+
+
+def _undo(root: str, target: str, *, source: str, confirmed: bool = False) -> None:
+    if confirmed:
+        st.session_state.pop(state.DECISION_UNDO_CONFIRM, None)
     try:
         undone = curation_data.undo(root, target, source=source)
     except StorageError as exc:

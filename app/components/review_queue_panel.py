@@ -43,6 +43,7 @@ def queue_view(root: str, run_id: str, chosen: IssueFilter) -> None:
     flagged = flagged_in_scope(root, run_id, chosen)
     progress_row(review_queue.progress(flagged))
     decision_actions.show_acknowledgement()
+    decision_actions.undo_confirmation(root, source="review")
     todo = review_queue.queue(flagged, skipped=st.session_state.get(state.REVIEW_SKIPPED, set()),
                               first=st.session_state.get(state.REVIEW_FOCUS))
     if todo.empty:

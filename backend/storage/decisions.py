@@ -323,6 +323,15 @@ def _append(ws: Workspace, rows: list[dict]) -> pd.DataFrame:
     return table.to_pandas()
 
 
+def latest_in_effect(log: pd.DataFrame, *, by_author: str | None = None) -> pd.Series | None:
+    """The log's latest entry still in effect (not an undo, not undone), of ``by_author`` when
+    given; None without one."""
+    candidates = log[(log["action"] != "undo") & ~log["decision_id"].isin(undone_ids(log))]
+    if by_author is not None:
+        candidates = candidates[candidates["author"] == by_author]
+    return None if candidates.empty else candidates.sort_values("seq", kind="stable").iloc[-1]
+
+
 def undo(
     ws: Workspace,
     decision_id: str | None = None,
@@ -342,13 +351,10 @@ def undo(
         log = read_log(ws)
         undone = undone_ids(log)
         if decision_id is None:
-            candidates = log[(log["action"] != "undo") & ~log["decision_id"].isin(undone)]
-            if by_author is not None:
-                candidates = candidates[candidates["author"] == by_author]
-            if candidates.empty:
+            target = latest_in_effect(log, by_author=by_author)
+            if target is None:
                 raise NotFoundError("nothing to undo: no decision in effect" +
                                     (f" by {by_author}" if by_author else ""))
-            target = candidates.iloc[-1]
         else:
             match = log[log["decision_id"] == decision_id]
             if match.empty:

@@ -81,6 +81,30 @@ def test_each_decision_is_committed_then_the_next_sample_shows(app_on, writable_
     assert decisions.decided_states(ws).set_index("id").loc[order[4], "decision"] is None
 
 
+def test_undo_in_a_new_session_asks_before_reversing_an_earlier_decision(app_on, writable_scored_workspace: Path
+                                                                         ) -> None:
+    """QA: in a new session (after a reload) each Undo press reversed the author's older
+    decisions, one per key press, without a word. Now the first press names the decision and
+    asks; "Keep it" leaves it, "Undo it" reverses it."""
+    ws = Workspace.open(writable_scored_workspace)
+    order = flagged_order(writable_scored_workspace)["id"].tolist()
+    decisions.decide(ws, "drop", [order[0]], source="review")  # made in an earlier session
+    at = queue_page(app_on, writable_scored_workspace)
+    click(at, "Undo")
+    assert len(decisions.read_log(ws)) == 1  # nothing undone yet
+    (question,) = [w.value for w in at.warning if "Undo your last one from before" in w.value]
+    assert "**drop** of" in question
+    click(at, "Keep it")
+    assert not [w for w in at.warning if "Undo your last one" in w.value] and len(decisions.read_log(ws)) == 1
+    click(at, "Undo")
+    click(at, "Undo it")
+    log = decisions.read_log(ws)
+    assert log["action"].tolist() == ["drop", "undo"] and log["new_value"].iloc[-1] == log["decision_id"].iloc[0]
+    assert any("Undid drop" in s.value for s in at.success)
+    click(at, "Undo")  # nothing left of this author's
+    assert any("Nothing to undo" in e.value for e in at.error)
+
+
 def test_relabel_picks_a_class(app_on, writable_scored_workspace: Path) -> None:
     at = queue_page(app_on, writable_scored_workspace)
     first = flagged_order(writable_scored_workspace).iloc[0]
