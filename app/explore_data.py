@@ -25,8 +25,8 @@ def tag_names(root: str) -> list[str]:
 
 def map_points(root: str, run_id: str, score_run: str | None, color_by: str) -> pd.DataFrame:
     """:func:`data.colored_points`, where ``color_by`` may also be ``decision`` (none / kept /
-    relabeled / dropped / unsure), ``current_label`` (the label after relabels), ``tag:<name>`` (tagged / not tagged) or a health flag
-    (flagged / not flagged / (none), from its stored 0/1)."""
+    relabeled / dropped / unsure), ``current_label`` (the label after relabels), ``tag:<name>``
+    (tagged / not tagged) or a health flag (flagged / not flagged / (none), from its stored 0/1)."""
     if color_by in FLAG_COLUMNS:
         points = data.colored_points(root, run_id, score_run, color_by)
         values = points[color_by].astype(float)

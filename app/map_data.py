@@ -180,8 +180,7 @@ def _decision_coloring(root: str, run_id: str, color_by: str) -> MapColoring:
 
 def _current_label_coloring(root: str, points: MapPoints, states: pd.DataFrame) -> MapColoring:
     """The given label, or the label a relabel decision gave (the decisions log's replay)."""
-    given = states["current_label"].notna()
-    moved = states[given]
+    moved = states[states["current_label"].notna()]  # the samples a relabel moved
     categories = tuple(natural_order({*points.labels, *moved["current_label"].astype(str)}))
     rank = {name: i for i, name in enumerate(categories)}
     codes = np.array([rank[name] for name in points.labels], dtype=np.int32)[points.label_codes]

@@ -121,8 +121,8 @@ def undo_confirmation(root: str, *, source: str) -> None:
         return
     when = pd.Timestamp(entry["time"]).strftime("%Y-%m-%d %H:%M")
     change = (f" ({md(entry['old_value'])} → {md(entry['new_value'])})" if entry["action"] == "relabel" else "")
-    st.warning(f"This session made no decision yet. Undo your last one from before, **{md(entry['action'])}** of "
-               f"{md(entry['sample_id'])}{change} at {when} UTC?")
+    st.warning(f"No decision of this session is left to undo. Undo your last one from before, "
+               f"**{md(entry['action'])}** of {md(entry['sample_id'])}{change} at {when} UTC?")
     with st.container(horizontal=True):
         st.button("Undo it", key="q.undo_confirm", type="primary", on_click=_undo, args=(root, pending),
                   kwargs={"source": source, "confirmed": True})

@@ -40,7 +40,7 @@ def duplicate_groups(ws: Workspace, *, embedding_key: str | None = None,
     hashed = samples[samples["content_hash"].notna() & (samples["content_hash"] != "")]
     copies = hashed[hashed.duplicated("content_hash", keep=False)].sort_values(["content_hash", "id"])
     if len(copies):
-        first_id = copies.groupby("content_hash")["id"].transform(lambda ids: ids.astype(str).min())
+        first_id = copies["id"].astype(str).groupby(copies["content_hash"]).transform("min")
         frames.append(copies.assign(group="exact-" + first_id, kind="exact", similarity=1.0))
     key = embedding_key or (default_embedding_key(ws) if ws.embedding_keys() else None)
     if key is not None:
@@ -57,7 +57,7 @@ def duplicate_groups(ws: Workspace, *, embedding_key: str | None = None,
                 first = groups[members]
                 near = pd.DataFrame({"id": ids[members], "root": first,
                                      "similarity": np.einsum("ij,ij->i", vectors[members], vectors[first])})
-                near["group"] = "near-" + near.groupby("root")["id"].transform(lambda g: g.astype(str).min())
+                near["group"] = "near-" + near["id"].astype(str).groupby(near["root"]).transform("min")
                 near = near.drop(columns=["root"])
                 near = near.merge(samples.drop(columns=["content_hash"]), on="id").assign(kind="near")
                 frames.append(near)

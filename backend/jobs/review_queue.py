@@ -41,9 +41,9 @@ def queue(flagged: pd.DataFrame, *, skipped: set[str] | frozenset[str] = frozens
 @dataclass(frozen=True)
 class ReviewProgress:
     """``reviewed`` of ``flagged`` have a decision; of the decided ones (kept, relabeled or dropped:
-    ``unsure`` is no verdict) ``changed`` were relabeled to another label or dropped. ``precision`` = changed /
-    decided (the flags' precision so far, None before the first verdict) and ``expected_errors``
-    = precision x the flags not yet reviewed."""
+    ``unsure`` is no verdict) ``changed`` were relabeled to another label or dropped.
+    ``precision`` = changed / decided (the flags' precision so far, None before the first
+    verdict) and ``expected_errors`` = precision x the flags not yet reviewed."""
 
     flagged: int
     reviewed: int
