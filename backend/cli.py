@@ -172,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "the most suspicious first when they outnumber what the ratio removes (they count towards "
                    "it; hardness scores rank mislabeled samples hardest, so keep-hard methods would keep "
                    "them); keep: leave them to the method")
-    p.add_argument("--dedup", action="store_true", help="remove SemDeDup near-duplicates first (after label issues)")
+    p.add_argument("--dedup", action="store_true", help="remove the score run's duplicates first, one kept per group (after label issues)")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", type=_key_value,
                    help="a parameter of the procedure, repeatable: sims (the default) takes its sampling "
                    "shape (e.g. knee=0.8, coverage_start=0.5, beta=0.01, class_tilt=1), ccs takes beta and "

@@ -157,9 +157,12 @@ def controls(pool: prune_data.PoolSummary) -> PruneRequest:
     dedup = first_column.checkbox(
         "Remove near-duplicates first",
         key=state.PRUNE_DEDUP,
-        disabled="semdedup" not in pool.stored,
-        help="Drop SemDeDup near-duplicates (Abbas et al. 2023) before pruning; needs the "
-        "semdedup score.",
+        disabled=not ({"near_duplicate_group", "semdedup"} & set(pool.stored)),
+        help="Remove every member of a duplicate group but one before the method ranks the rest: "
+        "the exact copies and near duplicates this score run found, the groups the Duplicates page "
+        "shows (a sample kept by a decision stays, and the rest of its group goes). They count towards "
+        "the fraction removed. Same as `thresher prune --dedup`. A run made before the duplicate "
+        "checks uses its SemDeDup score instead.",
     )
     n_pool = pool.count(split)
     kept = n_kept(n_pool, ratio)
@@ -215,8 +218,10 @@ def run_button(root: str, request: PruneRequest, *, score_run: str) -> None:
                    "Rerun `thresher score` to get one.")
     if done.exclusions_fill_budget:
         st.warning("The samples removed first fill the whole fraction removed: the method chose nothing and "
-                   "the subset is every other sample. Lower the fraction, or untick the label-issue box to "
-                   "let the method choose.")
+                   "the subset is every other sample. Lower the fraction, or untick "
+                   + " or ".join(box for box, n in (("'Remove label issues first'", done.n_label_issues_removed),
+                                                     ("'Remove near-duplicates first'", done.n_duplicates_removed)) if n)
+                   + " to let the method choose.")
 
 
 def result(root: str, done: prune_data.PruneDone) -> None:

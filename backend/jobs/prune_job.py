@@ -59,6 +59,49 @@ def latest_score_run(ws: Workspace) -> dict:
     return run
 
 
+#: The score run's duplicate groups (``backend.jobs.health_stage``): the ones the Duplicates page shows.
+GROUP_SCORES = ("near_duplicate_group", "duplicate_group")
+
+
+def duplicate_rows(keys: pd.Series, pinned: set[str]) -> np.ndarray:
+    """(N,) bool: the samples of ``keys`` (index: id; value: a group key, NaN when alone) that
+    ``--dedup`` removes. One sample per group stays: a pinned one (``pinned``: ids kept by a
+    decision, not among ``keys``) when the group has one, so the group loses all of ``keys``;
+    else the smallest id."""
+    member = keys.notna().to_numpy()
+    out = np.zeros(len(keys), dtype=bool)
+    if not member.any():
+        return out
+    frame = pd.DataFrame({"id": keys.index.astype(str), "key": keys.to_numpy()})[member]
+    first = frame.groupby("key")["id"].transform("min")
+    out[np.flatnonzero(member)] = (frame["id"] != first).to_numpy() | frame["key"].isin(pinned).to_numpy()
+    return out
+
+
+def _duplicates(scores: pd.DataFrame, ids: np.ndarray, pool: slice | np.ndarray, pinned_ids: list[str],
+                score_arrays: dict[str, np.ndarray]) -> np.ndarray:
+    """``--dedup``'s samples to remove first, over ``pool``: every member of a duplicate group but
+    one (:func:`duplicate_rows`), the groups of the score run's dataset-health stage (exact copies
+    and near duplicates under the rule chosen on the data), so the prune removes what the
+    Duplicates page and the Overview count. A run without them (made before the health stage)
+    falls back to its SemDeDup score (Abbas et al. 2023), which on tightly packed embeddings
+    marks far more than copies (80 % of the digits' pixels at its cosine of 0.95)."""
+    if not set(GROUP_SCORES) <= set(scores.columns):
+        if "semdedup" not in score_arrays:
+            raise StorageError("--dedup needs the score run's duplicate groups; rerun `thresher score`")
+        log.warning("this score run has no duplicate groups (made before the dataset-health checks): "
+                    "--dedup uses its SemDeDup score instead; rerun `thresher score` for the groups")
+        return score_arrays["semdedup"] > 0.5
+    near = scores["near_duplicate_group"].to_numpy()
+    exact = scores["duplicate_group"].to_numpy()
+    # one key per sample: its near group (exact copies are each other's nearest, so they share one)
+    key = np.where(~np.isnan(near), np.char.add("n", near.astype(str)),
+                   np.where(~np.isnan(exact), np.char.add("e", exact.astype(str)), ""))
+    keys = pd.Series(key, index=ids).replace("", np.nan)
+    pinned = set(keys.reindex(pinned_ids).dropna())  # the groups a keep decision already holds
+    return duplicate_rows(keys.iloc[pool], pinned)
+
+
 def prune(ws: Workspace, *, name: str, ratio: float, method: str | None = None, per_class: str = "proportional",
           seed: int = 0, split: str | None = None, dedup: bool = False, score_run: str | None = None,
           overwrite: bool = False, method_options: dict[str, str] | None = None,
@@ -69,8 +112,9 @@ def prune(ws: Workspace, *, name: str, ratio: float, method: str | None = None, 
     With no ``method`` the recommended default for this ratio is used
     (:func:`backend.scoring.pruning.registry.recommended_default`). ``label_issues="exclude"``
     (default) removes the samples the score run's label-noise verdict flags first, ``"keep"``
-    leaves them to the method; ``dedup`` removes SemDeDup near-duplicates first (Abbas et al.
-    2023); both count towards the ratio (:mod:`backend.scoring.pruning.exclusions`).
+    leaves them to the method; ``dedup`` removes the duplicates of the score run's duplicate
+    groups first, one kept per group (:func:`_duplicates`); both count towards the ratio
+    (:mod:`backend.scoring.pruning.exclusions`).
     ``method_options`` are the procedure's parameters as
     ``KEY=VALUE`` text (:func:`backend.scoring.pruning.options.method_options`), checked before
     anything is read or written. The curator's decisions outrank all of it (module docstring); the
@@ -117,9 +161,7 @@ def prune(ws: Workspace, *, name: str, ratio: float, method: str | None = None, 
     inputs = registry.ScoreInputs(labels=labels[pool], embeddings=data.unit[pool], norms=data.norms[pool])
     duplicates = None
     if dedup:
-        if "semdedup" not in score_arrays:
-            raise StorageError("--dedup needs the semdedup score; rerun `thresher score` with it")
-        duplicates = score_arrays["semdedup"] > 0.5
+        duplicates = _duplicates(scores, data.ids, pool, pinned_ids, score_arrays)
     flags, flag_scores = None, None
     if label_issues == "exclude":
         flags, flag_scores = _label_issues(ws, source["run_id"], data.ids, pool)

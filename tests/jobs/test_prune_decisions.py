@@ -132,3 +132,33 @@ def test_a_hand_selection_may_hold_dropped_samples(ws: Workspace) -> None:
     subsets.save_subset(ws, "picked", ids[:5])
     assert sorted(subsets.subset_ids(ws, "picked")) == ids[:5]
     assert np.isin(ids[:2], list(decisions.dropped_ids(ws))).all()
+
+
+def test_duplicate_rows_keep_one_per_group_or_none_beside_a_pinned_one() -> None:
+    from backend.jobs.prune_job import duplicate_rows
+
+    keys = pd.Series(["g1", "g1", "g1", "g2", "g2", np.nan], index=["c", "a", "b", "e", "d", "f"])
+    assert duplicate_rows(keys, set()).tolist() == [True, False, True, True, False, False]  # a and d stay
+    assert duplicate_rows(keys, {"g2"}).tolist() == [True, False, True, True, True, False]  # g2 holds a pinned one
+
+
+def test_dedup_removes_the_score_runs_duplicate_groups_not_semdedups_marks(ws: Workspace) -> None:
+    """QA: "Remove near-duplicates first" removed SemDeDup's marks (80 % of the demo digits at its
+    cosine of 0.95) while the Duplicates page and the Overview counted 4 near duplicates. It now
+    removes the run's duplicate groups (the health stage's), one kept per group."""
+    run_id = runs.latest_run(ws, "score")["run_id"]
+    ids = sorted(ws.sample_ids())
+    near = np.full(len(ids), np.nan)
+    near[[0, 1, 2]], near[[3, 4]] = 0, 1
+    exact = np.full(len(ids), np.nan)
+    exact[[3, 4]] = 0
+    results.write_scores(ws, run_id, ids, {"near_duplicate_group": near, "duplicate_group": exact})
+    result = prune(ws, name="deduped", ratio=0.5, method="random", label_issues="keep", dedup=True)
+    kept = set(subsets.subset_ids(ws, "deduped"))
+    assert result.n_duplicates_removed == 3 and not {ids[1], ids[2], ids[4]} & kept
+    semdedup = set(results.read_scores(ws, run_id).query("semdedup > 0.5")["id"])
+    assert semdedup != {ids[1], ids[2], ids[4]}  # what it removed before: other samples
+    decisions.decide(ws, "keep", [ids[3]])  # a kept copy: the rest of its group goes
+    again = prune(ws, name="deduped2", ratio=0.5, method="random", label_issues="keep", dedup=True)
+    kept = set(subsets.subset_ids(ws, "deduped2"))
+    assert ids[3] in kept and ids[4] not in kept and again.n_duplicates_removed == 3
