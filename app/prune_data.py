@@ -44,6 +44,26 @@ class PoolSummary:
         return self.n if split is None else self.n_by_split.get(split, 0)
 
 
+@cached_reader("scores", "samples", "decisions", max_entries=8)
+def decided_in_pool(root: str, score_run: str, split: str | None) -> tuple[int, int]:
+    """(dropped, pinned): the samples of ``score_run``'s pool (of ``split`` when given) a decision
+    drops or keeps (pins), counted in DuckDB over the decided samples only."""
+    from app import curation_data
+
+    states = curation_data.states(root)
+    decided = states[states["decision"].isin(["dropped", "kept"])]
+    if decided.empty:
+        return 0, 0
+    found = run_query(root, lambda q: q.sql(
+        "SELECT id, split FROM samples WHERE id IN (SELECT unnest($ids)) "
+        "AND id IN (SELECT id FROM scores WHERE run_id = $run)",
+        {"ids": decided["id"].astype(str).tolist(), "run": score_run}))
+    if split is not None:
+        found = found[found["split"] == split]
+    decision = decided.set_index("id")["decision"].reindex(found["id"].astype(str))
+    return int((decision == "dropped").sum()), int((decision == "kept").sum())
+
+
 @cached_reader("scores", "samples", max_entries=8)
 def pool_summary(root: str, score_run: str) -> PoolSummary:
     """:class:`PoolSummary` of ``score_run``'s pool (what :func:`prune_pool` would hold)."""

@@ -5,6 +5,7 @@ The ratio is the fraction of samples REMOVED, everywhere in Thresher (0.3 keeps 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import pandas as pd
@@ -99,9 +100,11 @@ def _parameters(method: str) -> tuple[tuple[str, str], ...]:
     return tuple(changed)
 
 
-def controls(pool: prune_data.PoolSummary) -> PruneRequest:
+def controls(pool: prune_data.PoolSummary,
+             decided_in: Callable[[str | None], tuple[int, int]] | None = None) -> PruneRequest:
     """Every setting of the prune (``pool``: :func:`prune_data.pool_summary`, counts only); the
-    caption under the ratio says how many samples stay."""
+    caption under the ratio says how many samples stay (``decided_in(split)``: the (dropped,
+    pinned) samples of the pool, :func:`prune_data.decided_in_pool`, which decide it too)."""
     ratio_column, method_column, score_column = st.columns([2, 2, 1])
     ratio = ratio_column.slider(
         "Fraction REMOVED",
@@ -165,8 +168,12 @@ def controls(pool: prune_data.PoolSummary) -> PruneRequest:
         "checks uses its SemDeDup score instead.",
     )
     n_pool = pool.count(split)
-    kept = n_kept(n_pool, ratio)
-    keeps.markdown(f"Keeps **{kept:,}** of {n_pool:,} samples (removes {n_pool - kept:,}).")
+    n_dropped, n_pinned = decided_in(split) if decided_in is not None else (0, 0)
+    kept = prune_job.kept_after_decisions(n_pool, ratio, n_dropped, n_pinned)
+    decided = ", ".join(part for part in (f"{n_dropped:,} dropped by decisions" if n_dropped else "",
+                                          f"{n_pinned:,} kept by decisions" if n_pinned else "") if part)
+    keeps.markdown(f"Keeps **{kept:,}** of {n_pool:,} samples (removes {n_pool - kept:,})"
+                   + (f"; {decided}." if decided else "."))
 
     name_column, overwrite_column = st.columns([2, 1])
     if state.PRUNE_SUBSET_NAME not in st.session_state:

@@ -10,7 +10,8 @@ from app.components.workspace import require_workspace
 root, ws = require_workspace()
 st.title("Prune")
 run_id = require_score_run(root, ws.root, key=state.PRUNE_RUN)
-request = prune_panel.controls(prune_data.pool_summary(root, run_id))
+request = prune_panel.controls(prune_data.pool_summary(root, run_id),
+                               lambda split: prune_data.decided_in_pool(root, run_id, split))
 prune_panel.run_button(root, request, score_run=run_id)
 done = state.last_prune(root)
 if done is not None:

@@ -243,6 +243,15 @@ def kept_count(n: int, ratio: float) -> int:
     return 0 if n < 1 else n_to_keep(n, ratio)
 
 
+def kept_after_decisions(n: int, ratio: float, n_dropped: int, n_pinned: int) -> int:
+    """How many of ``n`` samples a prune at ``ratio`` keeps when ``n_dropped`` of them are dropped
+    and ``n_pinned`` pinned by decisions: :func:`~backend.scoring.pruning.exclusions.decided_pool`'s
+    rule in counts (the target, at most the undropped samples, and never fewer than the pinned)."""
+    if n < 1:
+        return 0
+    return max(min(n_to_keep(n, ratio), n - n_dropped), n_pinned)
+
+
 def method_names() -> list[str]:
     """Registered pruning procedures (what ``--method`` and the app's Prune page offer)."""
     return sorted(registry.METHODS)

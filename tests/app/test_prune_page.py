@@ -263,3 +263,40 @@ def test_evaluation_figures_are_whole_in_a_table() -> None:
                                                    "85.50% ± 2.35", "86.25% ± 2.35"]
     assert table["vs all samples"].tolist() == ["", "-1.83 points", "-1.00 points", "-4.50 points", "-3.75 points"]
     assert table.index.tolist() == list(ARM_TEXT.values())
+
+
+def test_the_preview_counts_decisions_as_the_prune_does(app_on, writable_scored_workspace: Path) -> None:
+    """QA: at ratio 0 the preview said "Keeps 1,797 of 1,797" and the prune kept 1,795 (2 dropped)."""
+    from backend.jobs.prune_job import kept_after_decisions, prune
+
+    ws = Workspace.open(writable_scored_workspace)
+    ids = sorted(ws.sample_ids())
+    decisions.decide(ws, "drop", ids[:3])
+    decisions.decide(ws, "keep", ids[3:5])
+    at = prune_page(app_on, writable_scored_workspace)
+    at.slider(key=state.PRUNE_RATIO).set_value(0.0).run()
+    text = markdown_text(at)
+    assert f"Keeps **{N_SAMPLES - 3}** of {N_SAMPLES} samples (removes 3); 3 dropped by decisions, 2 kept" in text
+    done = prune(ws, name="all-but-dropped", ratio=0.0, method="random", label_issues="keep")
+    assert done.n_kept == N_SAMPLES - 3
+    # the rule in counts is decided_pool's: the target, at most the undropped, never fewer than the pinned
+    assert kept_after_decisions(10, 0.5, 0, 0) == 5 and kept_after_decisions(10, 0.2, 3, 0) == 7
+    assert kept_after_decisions(10, 0.9, 0, 4) == 4 and kept_after_decisions(0, 0.5, 0, 0) == 0
+
+
+def test_kept_after_decisions_is_decided_pools_rule() -> None:
+    import numpy as np
+
+    from backend.jobs.prune_job import kept_after_decisions
+    from backend.scoring.pruning.exclusions import decided_pool
+
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        n = int(rng.integers(1, 60))
+        ratio = float(rng.choice(np.arange(0, 1, 0.05)))
+        state = rng.choice(3, size=n, p=rng.dirichlet(np.ones(3)))  # 0 free, 1 dropped, 2 pinned
+        if (state == 1).all():
+            continue
+        pool = decided_pool(n, ratio, dropped=state == 1, pinned=state == 2)
+        assert kept_after_decisions(n, ratio, int((state == 1).sum()), int((state == 2).sum())) == \
+            pool.n_free_keep + pool.pinned.size
