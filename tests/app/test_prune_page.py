@@ -121,18 +121,24 @@ def test_flagged_label_issues_can_be_left_to_the_method(app_on, writable_scored_
     assert metric_values(at)["Label issues removed first"] == "off"
 
 
-def test_the_result_says_what_decisions_did(app_on, writable_scored_workspace: Path) -> None:
-    ws = Workspace.open(writable_scored_workspace)
+def decided_prune_page(app_on, workspace: Path, *, kept: slice, dropped: slice) -> tuple[AppTest, Workspace]:
+    """The Prune page after keep decisions on the ``kept`` and drop decisions on the ``dropped``
+    samples (sorted ids)."""
+    ws = Workspace.open(workspace)
     ids = sorted(ws.sample_ids())
-    decisions.decide(ws, "keep", ids[:3])
-    decisions.decide(ws, "drop", ids[3:5])
-    at = prune_page(app_on, writable_scored_workspace)
+    decisions.decide(ws, "keep", ids[kept])
+    decisions.decide(ws, "drop", ids[dropped])
+    return prune_page(app_on, workspace), ws
+
+
+def test_the_result_says_what_decisions_did(app_on, writable_scored_workspace: Path) -> None:
+    at, ws = decided_prune_page(app_on, writable_scored_workspace, kept=slice(0, 3), dropped=slice(3, 5))
     at.text_input(key=state.PRUNE_SUBSET_NAME).input("decided")
     at.button(key="prune.run").click().run()
     assert not at.exception and "Saved subset 'decided'" in at.success[0].value
     assert any("3 samples pinned by keep decisions" in c.value and "2 dropped by decisions" in c.value
                for c in at.main.caption)
-    kept = set(subsets.subset_ids(ws, "decided"))
+    kept, ids = set(subsets.subset_ids(ws, "decided")), sorted(ws.sample_ids())
     assert set(ids[:3]) <= kept and not kept & set(ids[3:5]) and len(kept) == N_SAMPLES // 2
 
 
@@ -269,11 +275,7 @@ def test_the_preview_counts_decisions_as_the_prune_does(app_on, writable_scored_
     """QA: at ratio 0 the preview said "Keeps 1,797 of 1,797" and the prune kept 1,795 (2 dropped)."""
     from backend.jobs.prune_job import kept_after_decisions, prune
 
-    ws = Workspace.open(writable_scored_workspace)
-    ids = sorted(ws.sample_ids())
-    decisions.decide(ws, "drop", ids[:3])
-    decisions.decide(ws, "keep", ids[3:5])
-    at = prune_page(app_on, writable_scored_workspace)
+    at, ws = decided_prune_page(app_on, writable_scored_workspace, kept=slice(3, 5), dropped=slice(0, 3))
     at.slider(key=state.PRUNE_RATIO).set_value(0.0).run()
     text = markdown_text(at)
     assert f"Keeps **{N_SAMPLES - 3}** of {N_SAMPLES} samples (removes 3); 3 dropped by decisions, 2 kept" in text
