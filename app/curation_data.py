@@ -258,10 +258,12 @@ def neighbours(root: str, key: str | None, sample_id: str, *, label: str | None 
 # --------------------------------------------------------------------------- writes
 def decide(root: str, action: str, ids: list[str], *, source: str, score_run: str | None = None,
            to: str | None = None, tag: str | None = None, reason: str = "",
-           decision_ids: list[str] | None = None) -> decisions.DecisionResult:
-    """Commit one decision for ``ids`` (raises ``StorageError`` with the reason)."""
+           decision_ids: list[str] | None = None,
+           expected: dict[str, tuple[str | None, str | None]] | None = None) -> decisions.DecisionResult:
+    """Commit one decision for ``ids`` (raises ``StorageError`` with the reason; ``ConflictError``
+    when a sample's decision or label is no longer the ``expected`` one the page showed)."""
     return decisions.decide(data.open_workspace(root), action, ids, to=to, tag=tag, reason=reason, source=source,
-                            score_run=score_run, decision_ids=decision_ids)
+                            score_run=score_run, decision_ids=decision_ids, expected=expected)
 
 
 def undo(root: str, decision_id: str | None, *, source: str) -> pd.Series:

@@ -66,11 +66,12 @@ def show_acknowledgement() -> None:
 
 def _commit(root: str, action: str, ids: list[str], *, source: str, score_run: str | None, to: str | None = None,
             tag: str | None = None, prefix: str | None = None, pending: str | None = None,
-            focus_next: bool = False) -> None:
-    """Button callback: commit, remember for Undo, acknowledge."""
+            focus_next: bool = False, expected: dict[str, tuple[str | None, str | None]] | None = None) -> None:
+    """Button callback: commit, remember for Undo, acknowledge. ``expected``: {id: (decision,
+    current label)} as drawn; a sample changed since (another tab, a colleague) is not overwritten."""
     try:
         result = curation_data.decide(root, action, ids, source=source, score_run=score_run, to=to, tag=tag,
-                                      decision_ids=[pending] if pending else None)
+                                      decision_ids=[pending] if pending else None, expected=expected)
     except StorageError as exc:
         acknowledge(f"Not saved: {md(exc)}", error=True)
         return
@@ -160,7 +161,9 @@ def queue_buttons(root: str, target: Target, classes: list[str], *, source: str 
     """The seven review buttons, exactly labelled, each with its shortcut; then, after
     "Relabel…", the class picker."""
     prefix = "review"
-    common = {"source": source, "score_run": target.score_run, "prefix": prefix, "focus_next": True}
+    # the queue shows undecided samples: a decision another tab made since is not overwritten
+    common = {"source": source, "score_run": target.score_run, "prefix": prefix, "focus_next": True,
+              "expected": {target.sample_id: (None, target.label)}}
     sid = target.sample_id
     can_accept = target.suggested_label not in (None, "", target.label)
     with st.container(horizontal=True, gap="small"):
@@ -193,8 +196,11 @@ def queue_buttons(root: str, target: Target, classes: list[str], *, source: str 
                       kwargs={**common, "to": choice, "pending": _pending_id(prefix, sid, f"relabel-{choice}")})
 
 
-def bulk_actions(root: str, ids: list[str], *, source: str, score_run: str | None, key: str) -> None:
-    """Tag, drop, keep or relabel every sample of ``ids`` (a selection, ticked rows, results)."""
+def bulk_actions(root: str, ids: list[str], *, source: str, score_run: str | None, key: str,
+                 expected: dict[str, tuple[str | None, str | None]] | None = None) -> None:
+    """Tag, drop, keep or relabel every sample of ``ids`` (a selection, ticked rows, results).
+    ``expected``: {id: (decision, current label)} as the page shows them (the sample view): a
+    sample changed since is refused, not overwritten."""
     if not ids:
         return
     classes = curation_data.class_names(root)
@@ -209,11 +215,12 @@ def bulk_actions(root: str, ids: list[str], *, source: str, score_run: str | Non
             st.text_input("tag", key=f"{key}.tag", placeholder="e.g. blurry")
         st.button(f"Apply to {count(len(ids), 'sample')}", key=f"{key}.apply", on_click=_commit_bulk,
                   disabled=action is None, args=(root, list(ids), key),
-                  kwargs={"source": source, "score_run": score_run})
+                  kwargs={"source": source, "score_run": score_run, "expected": expected})
     show_acknowledgement()
 
 
-def _commit_bulk(root: str, ids: list[str], key: str, *, source: str, score_run: str | None) -> None:
+def _commit_bulk(root: str, ids: list[str], key: str, *, source: str, score_run: str | None,
+                 expected: dict[str, tuple[str | None, str | None]] | None = None) -> None:
     """The bulk Apply button's callback. It reads the action, class and tag from the widgets' state
     now: arguments bound when the button was drawn miss a tag typed just before the click (the
     text box commits as the click lands), which applied the previous tag, or none."""
@@ -223,4 +230,4 @@ def _commit_bulk(root: str, ids: list[str], key: str, *, source: str, score_run:
         return
     to = st.session_state.get(f"{key}.to") if action == "relabel" else None
     tag = ((st.session_state.get(f"{key}.tag") or "").strip() or None) if action in ("tag", "untag") else None
-    _commit(root, action, ids, source=source, score_run=score_run, to=to, tag=tag)
+    _commit(root, action, ids, source=source, score_run=score_run, to=to, tag=tag, expected=expected)

@@ -87,7 +87,8 @@ def sample_detail(root: str, sample_id: str, *, score_run: str | None, source: s
         if row.get("path"):
             st.caption(f"`{str(row['path']).replace('`', '')}`")
         leak_notice(root, score_run, sample_id, row.get("split"), states)
-        bulk_actions(root, [sample_id], source=source, score_run=score_run, key=f"sample.{sample_id}")
+        bulk_actions(root, [sample_id], source=source, score_run=score_run, key=f"sample.{sample_id}",
+                     expected={sample_id: (decision, str(current))})
         if st.button("Find similar", key=f"sample.similar.{sample_id}"):
             st.session_state[SEARCH_LIKE] = sample_id
             st.switch_page("views/search.py")

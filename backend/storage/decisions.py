@@ -30,14 +30,14 @@ import math
 import os
 import re
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
 import pyarrow as pa
 
 from backend.storage import maintenance, schemas
-from backend.storage.errors import NotFoundError, StorageError
+from backend.storage.errors import ConflictError, NotFoundError, StorageError
 from backend.storage.locks import workspace_lock
 from backend.storage.workspace import Workspace, sql_string, utcnow
 
@@ -223,6 +223,7 @@ def decide(
     score_run: str | None = None,
     author: str | None = None,
     decision_ids: Sequence[str] | None = None,
+    expected: Mapping[str, tuple[str | None, str | None]] | None = None,
 ) -> DecisionResult:
     """Record ``action`` for each of ``sample_ids`` in one commit, after checking all of them.
 
@@ -230,6 +231,11 @@ def decide(
     ``tag`` / ``untag``. Unknown ids, labels, actions or sources are refused before anything is
     written, naming them. Decisions that would change nothing are skipped (:class:`DecisionResult`).
     ``undo`` goes through :func:`undo`.
+
+    ``expected``: {sample id: (decision, current label)} as the caller showed them (decision None:
+    none; label None: the given one). When another writer changed one of them since, nothing is
+    written and ``ConflictError`` says what it is now: a reviewer's stale screen must not replace
+    a colleague's decision unseen (two tabs on one sample).
     """
     if action not in ACTIONS or action == "undo":
         raise StorageError(f"unknown action {action!r}; use one of {', '.join(a for a in ACTIONS if a != 'undo')}"
@@ -261,6 +267,9 @@ def decide(
         if decision_ids is not None and not logged.issuperset(decision_ids):
             logged |= _logged_ids(ws, decision_ids)
         state = replay(log).set_index("id")
+        if expected:  # a click delivered twice (its decision id logged) is no conflict: it is skipped below
+            repeats = {i for k, i in enumerate(ids) if decision_ids is not None and decision_ids[k] in logged}
+            _check_expected(state, log, {i: v for i, v in expected.items() if i not in repeats}, given)
         rows, unchanged, already = [], [], []
         now = utcnow()
         # read whole (many ids): the next seq follows from it; read filtered: ask the seq column
@@ -286,6 +295,28 @@ def decide(
             seq += 1
         entries = _append(ws, rows)
     return DecisionResult(entries, unchanged, already)
+
+
+def _check_expected(state: pd.DataFrame, log: pd.DataFrame, expected: Mapping[str, tuple[str | None, str | None]],
+                    given: Mapping[str, str]) -> None:
+    """``ConflictError`` naming the samples whose (decision, current label) in ``state`` is not
+    the ``expected`` one (a label None: the ``given`` one), with who changed it last and when."""
+    changed = []
+    for sample_id, (decision, label) in expected.items():
+        decision = decision if isinstance(decision, str) and decision else None
+        label = label if isinstance(label, str) and label else None
+        known = state.loc[sample_id] if sample_id in state.index else None
+        now_decision = (known["decision"] if known is not None else None) or None
+        now_label = (known["current_label"] if known is not None else None) or given.get(sample_id)
+        if (now_decision, str(now_label)) == (decision or None, str(label or given.get(sample_id))):
+            continue
+        entries = log[log["sample_id"] == sample_id].sort_values("seq")
+        last = ("" if entries.empty else f" ({entries['action'].iloc[-1]} by {entries['author'].iloc[-1]} at "
+                f"{pd.Timestamp(entries['time'].iloc[-1]):%H:%M:%S})")
+        changed.append(f"{sample_id} is now {now_decision or 'undecided'} with label {now_label}{last}")
+    if changed:
+        raise ConflictError("changed since this page showed it, so nothing was saved: " + "; ".join(changed)
+                            + ". Look again and decide anew.")
 
 
 def _values(action: str, label: str | None, status: str | None, tag: str | None,

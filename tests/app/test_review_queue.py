@@ -105,6 +105,20 @@ def test_undo_in_a_new_session_asks_before_reversing_an_earlier_decision(app_on,
     assert any("Nothing to undo" in e.value for e in at.error)
 
 
+def test_a_second_tab_cannot_replace_a_decision_it_did_not_see(app_on, writable_scored_workspace: Path) -> None:
+    """QA: tabs A and B showed the same sample; A kept it, B then dropped it, and A's keep was
+    replaced without a word. B's click is now refused and says what the sample is now."""
+    first = flagged_order(writable_scored_workspace)["id"].iloc[0]
+    tab_a, tab_b = queue_page(app_on, writable_scored_workspace), queue_page(app_on, writable_scored_workspace)
+    assert shown_id(tab_a) == shown_id(tab_b) == first
+    click(tab_a, "Keep label")
+    click(tab_b, "Drop")
+    (error,) = tab_b.error
+    assert "changed since this page showed it" in error.value and "kept" in error.value
+    log = decisions.read_log(Workspace.open(writable_scored_workspace))
+    assert log["action"].tolist() == ["keep"] and log["sample_id"].tolist() == [first]
+
+
 def test_relabel_picks_a_class(app_on, writable_scored_workspace: Path) -> None:
     at = queue_page(app_on, writable_scored_workspace)
     first = flagged_order(writable_scored_workspace).iloc[0]

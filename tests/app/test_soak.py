@@ -66,13 +66,20 @@ def _browser_session(page, deadline: float, acknowledged: list[str], errors: lis
         page.wait_for_function(
             """(last) => [...document.querySelectorAll('[data-testid="stAlert"]')].some(
                 a => (a.innerText.includes('Saved as') || a.innerText.includes('already so')
-                      || a.innerText.includes('Not saved') || a.innerText.includes('Nothing undone'))
+                      || a.innerText.includes('Not saved') || a.innerText.includes('Nothing undone')
+                      || a.innerText.includes('Nothing to undo') || a.innerText.includes('from before'))
                      && a.innerText !== last)""", arg=last)
         alert = page.locator('[data-testid="stAlert"]').filter(
-            has_text=re.compile("Saved as|already so|Not saved|Nothing undone"))
+            has_text=re.compile("Saved as|already so|Not saved|Nothing undone|Nothing to undo|from before"))
         last = alert.first.inner_text()
         found = ACK.search(last)
-        if "Nothing undone" in last:  # the other session undid this author's last decision first
+        if "Nothing undone" in last or "Nothing to undo" in last:  # the other session undid it first
+            continue
+        if "from before" in last:  # this session has nothing left to undo: Undo asks; leave it
+            page.get_by_role("button", name="Keep it").click()
+            page.get_by_text("from before").wait_for(state="detached")
+            continue
+        if "changed since this page showed it" in last:  # the other session decided it first: refused
             continue
         if "Not saved" in last or not found:
             errors.append(last)

@@ -152,3 +152,22 @@ def test_a_format_1_workspace_keeps_its_subset_log_as_activity(tmp_path) -> None
     assert decisions.read_log(reopened).empty
     assert json.loads((ws.root / MARKER).read_text())["format_version"] == 2
     assert os.path.isdir(ws.root / "lance" / "activity.lance")
+
+
+def test_a_decision_on_a_stale_view_is_refused_not_written(ws: Workspace) -> None:
+    """QA: two tabs showed sample a undecided; one kept it, the other then dropped it and the keep
+    was replaced unseen. With what the page showed (``expected``) the second write is refused."""
+    from backend.storage.errors import ConflictError
+
+    shown = {"a": (None, "cat")}  # undecided, label cat, as both tabs drew it
+    decisions.decide(ws, "keep", ["a"], expected=shown, author="ann")
+    with pytest.raises(ConflictError, match=r"a is now kept with label cat \(keep by ann at"):
+        decisions.decide(ws, "drop", ["a"], expected=shown, author="bob")
+    assert decisions.read_log(ws)["action"].tolist() == ["keep"]
+    decisions.decide(ws, "relabel", ["b"], to="cat", expected={"b": (None, None)})  # None: the given label
+    with pytest.raises(ConflictError, match="b is now relabeled with label cat"):
+        decisions.decide(ws, "keep", ["b"], expected={"b": (None, "dog")})
+    # what the page shows now passes; a click delivered twice is skipped, not a conflict
+    first = decisions.decide(ws, "drop", ["a"], expected={"a": ("kept", "cat")}, decision_ids=["d-twice"])
+    again = decisions.decide(ws, "drop", ["a"], expected={"a": ("kept", "cat")}, decision_ids=["d-twice"])
+    assert first.n_written == 1 and again.n_written == 0 and again.already_logged == ["a"]
