@@ -23,11 +23,14 @@ MAX_THUMBNAILS = 24
 MAX_NEAR_GROUP = 50
 
 
-def _keep_one(root: str, group: str, members: list[str], radio_key: str, dropped: list[str]) -> None:
+def _keep_one(root: str, group: str, members: list[str], radio_key: str, dropped: list[str], *,
+              kept: list[str] | None = None) -> None:
     """Drop every member but the chosen one; the chosen one, if it was dropped, is kept again first
-    (so a failure leaves nothing more dropped than before)."""
+    (so a failure leaves nothing more dropped than before). ``kept``: members a keep decision
+    held, which the message names when they are dropped now."""
     keep = st.session_state.get(radio_key)
     others = [m for m in members if m != keep]
+    overridden = [m for m in kept or [] if m != keep]
     try:
         if keep in dropped:
             curation_data.decide(root, "keep", [keep], source="duplicates", reason=f"kept as the one of {group}")
@@ -36,9 +39,11 @@ def _keep_one(root: str, group: str, members: list[str], radio_key: str, dropped
     except StorageError as exc:
         acknowledge(f"Not saved: {md(exc)}", error=True)
         return
-    acknowledge(f"Kept {keep}" + (" (it was dropped: now kept)" if keep in dropped else "")
+    acknowledge(f"Kept {md(keep)}" + (" (it was dropped: now kept)" if keep in dropped else "")
                 + f"; dropped {count(result.n_written, 'duplicate')}"
-                + (f" ({len(result.unchanged)} already dropped)" if result.unchanged else "") + ". Saved.")
+                + (f" ({len(result.unchanged)} already dropped)" if result.unchanged else "")
+                + (f"; {md(', '.join(overridden))} had a keep decision, now dropped" if overridden else "")
+                + ". Saved.")
 
 
 def groups_view(root: str, groups: pd.DataFrame, states: pd.DataFrame, *, set_apart_under: float | None = None
@@ -49,6 +54,7 @@ def groups_view(root: str, groups: pd.DataFrame, states: pd.DataFrame, *, set_ap
     show_acknowledgement()
     names = groups["group"].drop_duplicates().tolist()
     dropped = set(states.loc[states["decision"] == "dropped", "id"])
+    decision_of = states.dropna(subset=["decision"]).set_index("id")["decision"].to_dict()
     open_groups = [g for g in names if len(set(groups.loc[groups["group"] == g, "id"]) - dropped) > 1]
     hide = st.toggle("Hide resolved groups (at most one member not dropped)", value=True, key="dup.hide")
     shown = open_groups if hide else names
@@ -67,6 +73,8 @@ def groups_view(root: str, groups: pd.DataFrame, states: pd.DataFrame, *, set_ap
         in_train = set(members.loc[members["split"].isin(TRAIN_SPLITS), "id"])
         standing = [m for m in ids if m not in dropped and m in in_train]
         standing += [m for m in ids if m not in dropped and m not in in_train]
+        # a member a keep decision holds comes first: one click must not drop what a curator kept
+        standing.sort(key=lambda m: decision_of.get(m) != "kept")
         with st.container(border=True):
             kind = members["kind"].iloc[0]
             resolved = f" · resolved: keeps {md(standing[0])}" if len(standing) == 1 else (
@@ -90,7 +98,7 @@ def groups_view(root: str, groups: pd.DataFrame, states: pd.DataFrame, *, set_ap
                     picture = data.thumbnail(row.path, THUMBNAIL) if isinstance(row.path, str) else None
                     if picture is not None:
                         st.image(picture, width=THUMBNAIL)
-                    status = "dropped" if row.id in dropped else ""
+                    status = decision_of.get(row.id, "")  # kept, relabeled, unsure or dropped
                     st.caption(f"{md(row.label)} · {md(row.split or '-')} · sim {row.similarity:.3f} {status}\n\n"
                                f"`{str(row.id).replace('`', '')}`")
             if chain:
@@ -101,4 +109,5 @@ def groups_view(root: str, groups: pd.DataFrame, states: pd.DataFrame, *, set_ap
                 st.radio("Keep", ids, index=ids.index(standing[0]) if standing else 0, key=radio_key,
                          horizontal=True)
                 st.button("Keep it, drop the others", key=f"dup.apply.{group}", on_click=_keep_one,
-                          args=(root, group, ids, radio_key, sorted(set(ids) & dropped)))
+                          args=(root, group, ids, radio_key, sorted(set(ids) & dropped)),
+                          kwargs={"kept": sorted(m for m in ids if decision_of.get(m) == "kept")})

@@ -65,9 +65,9 @@ GROUP_SCORES = ("near_duplicate_group", "duplicate_group")
 
 def duplicate_rows(keys: pd.Series, pinned: set[str]) -> np.ndarray:
     """(N,) bool: the samples of ``keys`` (index: id; value: a group key, NaN when alone) that
-    ``--dedup`` removes. One sample per group stays: a pinned one (``pinned``: ids kept by a
-    decision, not among ``keys``) when the group has one, so the group loses all of ``keys``;
-    else the smallest id."""
+    ``--dedup`` removes. One sample per group stays: in a group of ``pinned`` (the keys of the
+    groups that hold a sample kept by a decision, itself not among ``keys``) that one, so all of
+    ``keys`` in it go; else the smallest id."""
     member = keys.notna().to_numpy()
     out = np.zeros(len(keys), dtype=bool)
     if not member.any():

@@ -85,7 +85,7 @@ def test_a_chained_near_group_has_no_keep_button(app_on, app_workspace: Path, mo
     assert big and len(at.radio) == len(headers) - len(big)  # one radio per group small enough to resolve
 
 
-def groups_script(set_apart_under) -> None:
+def groups_script(set_apart_under, kept: tuple[str, ...] = ()) -> None:
     import pandas as pd
 
     from app.components import duplicates_panel
@@ -93,7 +93,8 @@ def groups_script(set_apart_under) -> None:
     groups = pd.DataFrame({"group": ["near-a", "near-a"], "kind": ["near", "near"], "id": ["a", "b"],
                            "label": ["1", "1"], "split": ["test", "train"], "path": [None, None],
                            "similarity": [1.0, 0.9949]})
-    states = pd.DataFrame({"id": pd.Series([], dtype=object), "decision": pd.Series([], dtype=object)})
+    states = pd.DataFrame({"id": pd.Series(list(kept), dtype=object),
+                           "decision": pd.Series(["kept"] * len(kept), dtype=object)})
     duplicates_panel.groups_view("/nonexistent", groups, states, set_apart_under=set_apart_under)
 
 
@@ -117,3 +118,14 @@ def test_a_group_across_splits_offers_to_keep_its_train_member() -> None:
     at = AppTest.from_function(groups_script, kwargs={"set_apart_under": None}).run()
     assert not at.exception, at.exception
     assert at.radio[0].options == ["a", "b"] and at.radio[0].value == "b"
+
+
+def test_a_member_a_keep_decision_holds_is_the_default_and_says_so() -> None:
+    """QA: a hand-kept member (test a) was dropped by one click on another member's Keep, and the
+    group card never showed its decision."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_function(groups_script, kwargs={"set_apart_under": None, "kept": ("a",)}).run()
+    assert not at.exception, at.exception
+    assert at.radio[0].value == "a"  # before the train member: a curator kept it
+    assert any("sim 1.000 kept" in c.value and "`a`" in c.value for c in at.caption)
