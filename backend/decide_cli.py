@@ -71,6 +71,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--state", action="store_true", help="the current state per decided sample instead of the log")
 
 
+def _shown(value: object) -> str:
+    """A log value as printed: '-' for none (None, NaN or empty; a tag has no old value)."""
+    return "-" if value is None or value != value or value == "" else str(value)
+
+
 def cmd_decide(args: argparse.Namespace) -> int:
     from backend.storage import Workspace, decisions
 
@@ -78,7 +83,7 @@ def cmd_decide(args: argparse.Namespace) -> int:
     if args.action == "undo":
         target = decisions.undo(ws, args.decision_id, author=args.author, source="cli", reason=args.reason)
         print(f"undid {target['decision_id']}: {target['action']} of {target['sample_id']} "
-              f"({target['old_value'] or '-'} -> {target['new_value'] or '-'})")
+              f"({_shown(target['old_value'])} -> {_shown(target['new_value'])})")
         return 0
     if args.action == "accept-suggestions":
         return _accept(ws, args)
@@ -88,7 +93,7 @@ def cmd_decide(args: argparse.Namespace) -> int:
           + (f", {len(result.unchanged)} unchanged (already so): {', '.join(result.unchanged[:10])}"
              if result.unchanged else ""))
     for row in result.entries.itertuples():
-        print(f"  {row.decision_id}  {row.sample_id}  {row.old_value or '-'} -> {row.new_value or '-'}")
+        print(f"  {row.decision_id}  {row.sample_id}  {_shown(row.old_value)} -> {_shown(row.new_value)}")
     return 0
 
 

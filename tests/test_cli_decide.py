@@ -36,7 +36,9 @@ def test_decide_forms_and_the_log(ws_root: Path, tmp_path: Path, capsys: pytest.
     assert main(["decide", "tag", *w, dogs[0], "--tag", "hard"]) == 0
     assert main(["decide", "untag", *w, dogs[0], "--tag", "hard"]) == 0
     assert main(["decide", "undo", *w]) == 0
-    assert "undid" in capsys.readouterr().out.splitlines()[-1]
+    printed = capsys.readouterr().out
+    assert "undid" in printed.splitlines()[-1] and "untag of" in printed.splitlines()[-1]
+    assert "nan" not in printed and "- -> hard" in printed  # a tag has no old value: '-', not 'nan' (QA)
     ws = Workspace.open(ws_root)
     state = decisions.decided_states(ws).set_index("id")
     assert state.loc[cats[0], "current_label"] == "dog" and state.loc[dogs[1], "decision"] == "dropped"
