@@ -53,8 +53,8 @@ def groups_view(root: str, groups: pd.DataFrame, states: pd.DataFrame, *, set_ap
     with a member under it was joined as a pair (or small group) set apart, and says so."""
     show_acknowledgement()
     names = groups["group"].drop_duplicates().tolist()
-    dropped = set(states.loc[states["decision"] == "dropped", "id"])
     decision_of = states.dropna(subset=["decision"]).set_index("id")["decision"].to_dict()
+    dropped = {sample_id for sample_id, decision in decision_of.items() if decision == "dropped"}
     open_groups = [g for g in names if len(set(groups.loc[groups["group"] == g, "id"]) - dropped) > 1]
     hide = st.toggle("Hide resolved groups (at most one member not dropped)", value=True, key="dup.hide")
     shown = open_groups if hide else names

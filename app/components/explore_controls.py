@@ -12,6 +12,7 @@ from app import state
 from app.components.scatter import COLOR_CHOICES, TAG_PREFIX
 from app.components.score_runs import run_label as score_run_label
 from app.components.score_runs import when_text
+from app.components.wording import number
 from app.map_data import CURRENT_LABEL, NO_DECISION, MapFilter
 from backend.jobs.health_stage import FLAG_COLUMNS, SCORE_COLUMNS
 
@@ -30,8 +31,7 @@ COLOR_NAMES = {
 
 def run_label(run: pd.Series) -> str:
     method = (run["config"] or {}).get("method", "?")
-    points = (run["summary"] or {}).get("n_points", "?")
-    points = f"{points:,}" if isinstance(points, int) else points
+    points = number((run["summary"] or {}).get("n_points", "?"))
     return f"{when_text(run['created_at'])} · {method} of {run['embedding_key']} · {points} points"
 
 

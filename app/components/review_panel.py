@@ -144,7 +144,8 @@ def charts(counts: IssueCounts) -> None:
 
 def table_frame(shown: pd.DataFrame) -> pd.DataFrame:
     """What the table shows of the first :data:`MAX_ROWS` rows, a thumbnail first; with the
-    decisions' ``current_label`` and ``decision`` (:func:`with_decisions`) when ``shown`` has them."""
+    decisions' ``current_label`` and ``decision`` (``review_queue.with_decisions``) when ``shown``
+    has them."""
     head = shown.head(MAX_ROWS)
     table = pd.DataFrame(
         {
@@ -158,16 +159,9 @@ def table_frame(shown: pd.DataFrame) -> pd.DataFrame:
         }
     )
     if "decision" in head.columns:
-        current = head["current_label"].astype(object)
-        table.insert(4, "current_label", current.where(current.notna(), head["label"]))
+        table.insert(4, "current_label", head["current_label"])
         table.insert(5, "decision", head["decision"].astype(object).where(head["decision"].notna(), ""))
     return table.reset_index(drop=True)
-
-
-def with_decisions(shown: pd.DataFrame, states: pd.DataFrame) -> pd.DataFrame:
-    """``shown`` with each sample's ``current_label`` (None: the given label) and ``decision``
-    (None: none yet) from the decisions' states."""
-    return shown.merge(states[["id", "current_label", "decision"]], on="id", how="left")
 
 
 def table_key(ids: pd.Series) -> str:

@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from app import data
+from app.components.wording import number
 
 
 def no_score_run_message(workspace_root: Path | str) -> str:
@@ -24,17 +25,13 @@ def when_text(created_at: object, now: pd.Timestamp | None = None) -> str:
     return when.strftime("%m-%d %H:%M" if when.year == now.year else "%Y-%m-%d %H:%M")
 
 
-def _count(value: object) -> str:
-    return f"{value:,}" if isinstance(value, int) else str(value)
-
-
 def run_label(run: pd.Series) -> str:
     """"<when> · <id tail> · N issues / M · <embedding>": what tells runs apart comes first, since
     a narrow select box cuts the end off (the run id's tail keeps two runs of the same minute apart:
     a select box picks by the text)."""
     summary = run["summary"] or {}
-    flagged = _count(summary.get("n_label_issues", "?"))
-    scored = _count(summary.get("n_samples", "?"))
+    flagged = number(summary.get("n_label_issues", "?"))
+    scored = number(summary.get("n_samples", "?"))
     return (f"{when_text(run['created_at'])} · {str(run['run_id'])[-6:]} · {flagged} issues / {scored} · "
             f"{run['embedding_key']}")
 

@@ -7,6 +7,7 @@ from app import curation_data, state
 from app.components import decision_actions, review_panel, review_queue_panel, sample_view
 from app.components.score_runs import require_score_run
 from app.components.workspace import require_workspace
+from backend.jobs import review_queue
 
 root, ws = require_workspace()
 st.title("Review label issues")
@@ -21,7 +22,7 @@ args = review_panel.filter_args(chosen)  # counted and paged in DuckDB: no full 
 counts = curation_data.issue_counts(root, run_id, *args)
 review_panel.summary(counts)
 review_panel.charts(counts)
-head = review_panel.with_decisions(curation_data.shown_issues(root, run_id, *args, limit=review_panel.MAX_ROWS),
+head = review_queue.with_decisions(curation_data.shown_issues(root, run_id, *args, limit=review_panel.MAX_ROWS),
                                    curation_data.states(root))
 ticked = review_panel.issue_table(head, counts.shown)
 sample_view.open_picker(root, head["id"].tolist(), score_run=run_id,

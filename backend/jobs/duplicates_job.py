@@ -17,6 +17,7 @@ from backend.jobs.project_job import default_embedding_key
 from backend.scoring.duplicates import data_edges, near_duplicate_groups
 from backend.scoring.health import TRAIN_SPLITS  # noqa: F401 - the split names the Duplicates page keeps first
 from backend.scoring.knn import knn_search
+from backend.storage.score_export import group_names
 from backend.storage.workspace import Workspace
 
 NEIGHBOURS = 10
@@ -40,8 +41,8 @@ def duplicate_groups(ws: Workspace, *, embedding_key: str | None = None,
     hashed = samples[samples["content_hash"].notna() & (samples["content_hash"] != "")]
     copies = hashed[hashed.duplicated("content_hash", keep=False)].sort_values(["content_hash", "id"])
     if len(copies):
-        first_id = copies["id"].astype(str).groupby(copies["content_hash"]).transform("min")
-        frames.append(copies.assign(group="exact-" + first_id, kind="exact", similarity=1.0))
+        frames.append(copies.assign(group=group_names(copies["id"], copies["content_hash"], "exact"), kind="exact",
+                                    similarity=1.0))
     key = embedding_key or (default_embedding_key(ws) if ws.embedding_keys() else None)
     if key is not None:
         ids, vectors, _ = ws.load_embeddings(key)
@@ -55,10 +56,9 @@ def duplicate_groups(ws: Workspace, *, embedding_key: str | None = None,
             members = np.flatnonzero(groups >= 0)
             if len(members):
                 first = groups[members]
-                near = pd.DataFrame({"id": ids[members], "root": first,
+                near = pd.DataFrame({"id": ids[members],
                                      "similarity": np.einsum("ij,ij->i", vectors[members], vectors[first])})
-                near["group"] = "near-" + near["id"].astype(str).groupby(near["root"]).transform("min")
-                near = near.drop(columns=["root"])
+                near["group"] = group_names(near["id"], pd.Series(first), "near")
                 near = near.merge(samples.drop(columns=["content_hash"]), on="id").assign(kind="near")
                 frames.append(near)
     threshold = 1.0 if threshold is None else threshold

@@ -26,7 +26,12 @@ from backend.jobs.tracking import recorded_run
 from backend.scoring.pruning import options as prune_options
 from backend.scoring.pruning import registry
 from backend.scoring.pruning.budgets import check_ratio, n_to_keep, parse_policy
-from backend.scoring.pruning.exclusions import RemovedFirst, decided_pool, removed_first
+from backend.scoring.pruning.exclusions import (
+    RemovedFirst,
+    decided_pool,
+    n_kept_after_decisions,
+    removed_first,
+)
 from backend.storage import decisions, results, runs, subsets
 from backend.storage.errors import NotFoundError, StorageError
 from backend.storage.workspace import Workspace
@@ -243,13 +248,9 @@ def kept_count(n: int, ratio: float) -> int:
     return 0 if n < 1 else n_to_keep(n, ratio)
 
 
-def kept_after_decisions(n: int, ratio: float, n_dropped: int, n_pinned: int) -> int:
-    """How many of ``n`` samples a prune at ``ratio`` keeps when ``n_dropped`` of them are dropped
-    and ``n_pinned`` pinned by decisions: :func:`~backend.scoring.pruning.exclusions.decided_pool`'s
-    rule in counts (the target, at most the undropped samples, and never fewer than the pinned)."""
-    if n < 1:
-        return 0
-    return max(min(n_to_keep(n, ratio), n - n_dropped), n_pinned)
+#: How many samples a prune keeps given the pool's dropped and pinned counts (the Prune page's
+#: preview; the app does not import the scorers).
+kept_after_decisions = n_kept_after_decisions
 
 
 def method_names() -> list[str]:

@@ -117,13 +117,14 @@ def leak_sources(summary: dict | None) -> dict[str, str]:
 GROUP_NAMES = {"duplicate_group": "exact", "near_duplicate_group": "near"}
 
 
-def group_names(ids: pd.Series, numbers: pd.Series, prefix: str) -> pd.Series:
-    """``<prefix>-<the group's smallest id>`` for each sample in a group (``numbers`` not NaN),
-    None for a sample alone: a name that does not depend on the order the job saw the samples
-    in, and the one ``backend.jobs.duplicates_job.duplicate_groups`` gives (so the export's
-    groups are the page's)."""
-    first = ids.astype(str).groupby(numbers).transform("min")
-    return (prefix + "-" + first).astype(object).where(numbers.notna(), None)
+def group_names(ids: pd.Series, groups: pd.Series, prefix: str) -> pd.Series:
+    """``<prefix>-<the group's smallest id>`` for each sample in a group (``groups``: any group
+    key, NaN for a sample alone, which gets None): a name that does not depend on the order the
+    job saw the samples in. The scores export and ``backend.jobs.duplicates_job.duplicate_groups``
+    (the Duplicates page) both name groups with it."""
+    groups = pd.Series(groups.to_numpy(), index=ids.index)
+    first = ids.astype(str).groupby(groups).transform("min")
+    return (prefix + "-" + first).astype(object).where(groups.notna(), None)
 
 
 def export_types(frame: pd.DataFrame) -> pd.DataFrame:

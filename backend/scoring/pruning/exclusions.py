@@ -170,6 +170,15 @@ class DecidedPool:
         return self.pinned.size > 0 and self.n_free_keep == 0
 
 
+def n_kept_after_decisions(n: int, ratio: float, n_dropped: int, n_pinned: int) -> int:
+    """How many of ``n`` rows a prune at ``ratio`` keeps when ``n_dropped`` are dropped and
+    ``n_pinned`` pinned (:func:`decided_pool`, steps 1-3, in counts): the target n_keep, at most
+    the rows not dropped, and never fewer than the pinned."""
+    if n < 1:
+        return 0
+    return max(min(n_to_keep(n, ratio), n - n_dropped), n_pinned)
+
+
 def decided_pool(n: int, ratio: float, *, dropped: np.ndarray | None = None,
                  pinned: np.ndarray | None = None) -> DecidedPool:
     """Apply a curator's decisions to a prune of ``n`` rows at ``ratio`` (fraction removed).
@@ -199,8 +208,7 @@ def decided_pool(n: int, ratio: float, *, dropped: np.ndarray | None = None,
     free = np.flatnonzero(~drop & ~pin).astype(np.int64)
     pinned_rows = np.flatnonzero(pin).astype(np.int64)
     n_dropped = int(drop.sum())
-    target = min(n_keep, n - n_dropped)
-    n_free_keep = int(min(free.size, max(0, target - pinned_rows.size)))
+    n_free_keep = n_kept_after_decisions(n, ratio, n_dropped, pinned_rows.size) - pinned_rows.size
     pool = DecidedPool(free, pinned_rows, n_dropped, n_keep, n_free_keep)
     if n_free_keep and n_to_keep(free.size, pool.free_ratio) != n_free_keep:
         raise RuntimeError(f"free ratio {pool.free_ratio!r} keeps {n_to_keep(free.size, pool.free_ratio)} "
